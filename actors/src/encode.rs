@@ -1,0 +1,281 @@
+//! The product page's record format: one JSON array per object,
+//! `[{"key","offset","overflowFlag","partition","timestamp","topic","value","valueSize"}, ...]`.
+//!
+//! - `key`: the key as a string, or `null` when the record has no key;
+//! - `value`: the value as a string, or `null` for a tombstone (null value);
+//! - `valueSize`: the value's size in UTF-8 bytes (0 for a tombstone);
+//! - `timestamp`: milliseconds since the epoch (-1 when the record carries none);
+//! - `overflowFlag`: always `false` for now.
+//!
+//! Keys and values must be valid UTF-8: the format has no binary type, and a lossy conversion
+//! would silently change data. Anything else is a [`RecordError`] naming the offset.
+
+use bytes::Bytes;
+
+use crate::record::{RecordChunk, RecordMeta};
+
+/// Which part of a record was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Key,
+    Value,
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Field::Key => "key",
+            Field::Value => "value",
+        })
+    }
+}
+
+/// Why one record cannot be written in the product page's format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("{field} at offset {offset} is not valid UTF-8 (invalid byte at position {valid_up_to})")]
+    InvalidUtf8 {
+        field: Field,
+        offset: i64,
+        valid_up_to: usize,
+    },
+}
+
+impl RecordError {
+    pub fn offset(&self) -> i64 {
+        match self {
+            RecordError::InvalidUtf8 { offset, .. } => *offset,
+        }
+    }
+
+    /// Stable error code, documented in README.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RecordError::InvalidUtf8 { .. } => "RECORD_INVALID_UTF8",
+        }
+    }
+}
+
+/// Builds one object's body incrementally.
+pub struct ObjectEncoder {
+    buf: Vec<u8>,
+    /// `,"partition":<p>,"timestamp":` is constant per partition; so is the escaped topic.
+    partition_json: Vec<u8>,
+    topic_json: Vec<u8>,
+    records: usize,
+    first_offset: i64,
+    last_offset: i64,
+    /// Smallest record timestamp in the object (for freshness reporting), if any record had one.
+    min_timestamp: Option<i64>,
+}
+
+impl ObjectEncoder {
+    pub fn new(topic: &str, partition: i32, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity);
+        buf.push(b'[');
+        let mut topic_json = Vec::with_capacity(topic.len() + 2);
+        write_json_str(&mut topic_json, topic);
+        ObjectEncoder {
+            buf,
+            partition_json: format!(",\"partition\":{partition},\"timestamp\":").into_bytes(),
+            topic_json,
+            records: 0,
+            first_offset: -1,
+            last_offset: -1,
+            min_timestamp: None,
+        }
+    }
+
+    /// Appends one record. On error nothing is appended.
+    pub fn push(&mut self, chunk: &RecordChunk, record: &RecordMeta) -> Result<(), RecordError> {
+        let key = utf8(chunk.bytes(&record.key), Field::Key, record.offset)?;
+        let value = utf8(chunk.bytes(&record.value), Field::Value, record.offset)?;
+        let mut ints = itoa::Buffer::new();
+        let buf = &mut self.buf;
+        if self.records > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"key\":");
+        match key {
+            Some(key) => write_json_str(buf, key),
+            None => buf.extend_from_slice(b"null"),
+        }
+        buf.extend_from_slice(b",\"offset\":");
+        buf.extend_from_slice(ints.format(record.offset).as_bytes());
+        buf.extend_from_slice(b",\"overflowFlag\":false");
+        buf.extend_from_slice(&self.partition_json);
+        buf.extend_from_slice(ints.format(record.timestamp).as_bytes());
+        buf.extend_from_slice(b",\"topic\":");
+        buf.extend_from_slice(&self.topic_json);
+        buf.extend_from_slice(b",\"value\":");
+        match value {
+            Some(value) => write_json_str(buf, value),
+            None => buf.extend_from_slice(b"null"),
+        }
+        buf.extend_from_slice(b",\"valueSize\":");
+        buf.extend_from_slice(ints.format(value.map_or(0, str::len)).as_bytes());
+        buf.push(b'}');
+        if self.records == 0 {
+            self.first_offset = record.offset;
+        }
+        self.records += 1;
+        self.last_offset = record.offset;
+        if record.timestamp >= 0 {
+            self.min_timestamp = Some(self.min_timestamp.map_or(record.timestamp, |t| t.min(record.timestamp)));
+        }
+        Ok(())
+    }
+
+    /// Encoded size so far, including the closing `]`.
+    pub fn len(&self) -> usize {
+        self.buf.len() + 1
+    }
+
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    pub fn first_offset(&self) -> i64 {
+        self.first_offset
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.last_offset
+    }
+
+    pub fn min_timestamp(&self) -> Option<i64> {
+        self.min_timestamp
+    }
+
+    /// Removes everything after `len` bytes (as returned by [`Self::len`] before a push) and
+    /// forgets the last record. Used to move a record that made the object too large into the
+    /// next object.
+    pub fn pop_last(&mut self, len_before: usize, records_before: usize, last_offset_before: i64) {
+        self.buf.truncate(len_before - 1);
+        self.records = records_before;
+        self.last_offset = last_offset_before;
+        if records_before == 0 {
+            self.first_offset = -1;
+        }
+    }
+
+    /// Closes the array and returns the body.
+    pub fn finish(mut self) -> Bytes {
+        self.buf.push(b']');
+        Bytes::from(self.buf)
+    }
+}
+
+fn utf8(bytes: Option<&[u8]>, field: Field, offset: i64) -> Result<Option<&str>, RecordError> {
+    match bytes {
+        None => Ok(None),
+        Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|error| RecordError::InvalidUtf8 {
+            field,
+            offset,
+            valid_up_to: error.valid_up_to(),
+        }),
+    }
+}
+
+/// Writes `s` as a JSON string literal (quotes, backslashes, control characters escaped).
+fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    // Serializing a `&str` into a `Vec` cannot fail.
+    serde_json::to_writer(buf, s).expect("writing a JSON string into a Vec cannot fail");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn encode(records: &[(i64, i64, Option<&[u8]>, Option<&[u8]>)]) -> Result<Value, RecordError> {
+        let mut chunk = RecordChunk::default();
+        for (offset, timestamp, key, value) in records {
+            chunk.push(*offset, *timestamp, *key, *value);
+        }
+        let mut encoder = ObjectEncoder::new("Test", 0, 64);
+        for record in chunk.records() {
+            encoder.push(&chunk, record)?;
+        }
+        let expected_len = encoder.len();
+        let body = encoder.finish();
+        assert_eq!(body.len(), expected_len);
+        Ok(serde_json::from_slice(&body).expect("valid JSON"))
+    }
+
+    #[test]
+    fn matches_the_product_page_format() {
+        let value = encode(&[(4, 1603779578478, Some(b"123"), Some(b"1"))]).unwrap();
+        assert_eq!(
+            value,
+            json!([{
+                "key": "123", "offset": 4, "overflowFlag": false, "partition": 0,
+                "timestamp": 1603779578478i64, "topic": "Test", "value": "1", "valueSize": 1
+            }])
+        );
+    }
+
+    #[test]
+    fn field_order_is_the_product_page_order() {
+        let mut chunk = RecordChunk::default();
+        chunk.push(0, 7, Some(b"k"), Some(b"v"));
+        let mut encoder = ObjectEncoder::new("t", 2, 64);
+        encoder.push(&chunk, &chunk.records()[0]).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&encoder.finish()).unwrap(),
+            r#"[{"key":"k","offset":0,"overflowFlag":false,"partition":2,"timestamp":7,"topic":"t","value":"v","valueSize":1}]"#
+        );
+    }
+
+    #[test]
+    fn tricky_strings_round_trip_and_value_size_counts_bytes() {
+        let tricky = "{\"a\": \"b\\\\c\"}\n\t\u{0}\u{1f} é 日本 🎉";
+        let value = encode(&[
+            (0, 1, None, Some(tricky.as_bytes())),
+            (1, 2, Some(b""), Some(b"")),
+            (2, -1, Some("ключ".as_bytes()), None),
+        ])
+        .unwrap();
+        assert_eq!(value[0]["key"], Value::Null);
+        assert_eq!(value[0]["value"], tricky);
+        assert_eq!(value[0]["valueSize"], tricky.len());
+        assert_eq!(value[1]["key"], "");
+        assert_eq!(value[1]["value"], "");
+        assert_eq!(value[1]["valueSize"], 0);
+        assert_eq!(value[2]["key"], "ключ");
+        assert_eq!(value[2]["value"], Value::Null);
+        assert_eq!(value[2]["timestamp"], -1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_naming_field_and_offset() {
+        let error = encode(&[(0, 1, None, Some(b"ok")), (17, 1, None, Some(b"ab\xffcd"))]).unwrap_err();
+        assert_eq!(
+            error,
+            RecordError::InvalidUtf8 { field: Field::Value, offset: 17, valid_up_to: 2 }
+        );
+        assert_eq!(error.to_string(), "value at offset 17 is not valid UTF-8 (invalid byte at position 2)");
+        let error = encode(&[(3, 1, Some(b"\xc3"), Some(b"ok"))]).unwrap_err();
+        assert_eq!(error.offset(), 3);
+        assert_eq!(error.code(), "RECORD_INVALID_UTF8");
+    }
+
+    #[test]
+    fn pop_last_restores_the_previous_object() {
+        let mut chunk = RecordChunk::default();
+        chunk.push(0, 1, None, Some(b"a"));
+        chunk.push(1, 1, None, Some(b"b"));
+        let mut encoder = ObjectEncoder::new("t", 0, 64);
+        encoder.push(&chunk, &chunk.records()[0]).unwrap();
+        let (len, records, last) = (encoder.len(), encoder.records(), encoder.last_offset());
+        encoder.push(&chunk, &chunk.records()[1]).unwrap();
+        encoder.pop_last(len, records, last);
+        assert_eq!((encoder.records(), encoder.first_offset(), encoder.last_offset()), (1, 0, 0));
+        let value: Value = serde_json::from_slice(&encoder.finish()).unwrap();
+        assert_eq!(value.as_array().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,109 @@
+//! Messages that flow between the actors. Data messages are nouns, commands imperatives.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use crate::kafka::PartitionQueue;
+use crate::record::RecordChunk;
+
+/// Consecutive records of one partition, from its consumer to its batcher.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Records(pub RecordChunk);
+
+/// One object ready to be written: deterministic key, encoded body and the offsets it covers.
+/// Travels through the bounded upload queue (not an actix mailbox) to whichever uploader is free.
+pub struct SealedObject {
+    pub key: String,
+    pub body: Bytes,
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// Inclusive offset range held by the object.
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub records: usize,
+    /// Where the receipt goes once the object is stored (the partition's batcher).
+    pub reply: Recipient<UploadReceipt>,
+}
+
+impl std::fmt::Debug for SealedObject {
+    /// Never prints the body.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedObject")
+            .field("key", &self.key)
+            .field("bytes", &self.body.len())
+            .field("records", &self.records)
+            .finish()
+    }
+}
+
+/// An object is durable in the bucket.
+///
+/// Sent with `do_send`: the number of receipts in flight for a partition is bounded by the
+/// number of its objects in the upload queue and in the uploaders, so this cannot grow a mailbox
+/// without bound, and a blocking send here could deadlock against a batcher waiting for room in
+/// the upload queue.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct UploadReceipt {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub key: String,
+    pub bytes: usize,
+}
+
+/// Stop consuming, upload everything buffered, and answer once it is all stored (or never, if
+/// the store stays down: the caller bounds the wait).
+#[derive(Message, Debug)]
+#[rtype(result = "DrainReport")]
+pub struct Drain;
+
+/// The outcome of a [`Drain`].
+#[derive(Debug, Clone, Copy)]
+pub struct DrainReport {
+    pub partition: i32,
+    /// `last + 1` of the last stored object, if any object was stored since assignment.
+    pub committable: Option<i64>,
+}
+
+/// Stop the actor now (after a drain, or when giving up on one).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// A partition cannot go on; sent by its batcher to the supervisor.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct PartitionFailed {
+    pub partition: i32,
+    pub offset: i64,
+    /// Stable error code (README.md lists them).
+    pub code: &'static str,
+    pub error: String,
+}
+
+/// Stop reading the partition queue; records already handed on are still uploaded.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Halt;
+
+/// Rebalance events, sent from librdkafka's rebalance callback (on the Kafka driver thread).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum KafkaEvent {
+    /// Partitions were assigned; their queues are already split off the consumer queue.
+    Assigned(Vec<(i32, PartitionQueue)>),
+    /// Partitions are being revoked. The callback blocks until `ack` is sent (or a deadline),
+    /// then commits what was stored and lets the rebalance proceed.
+    Revoked {
+        partitions: Vec<i32>,
+        ack: crossbeam_channel::Sender<()>,
+    },
+}
+
+/// Drain every partition and stop; answers `true` if everything buffered was stored in time.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct Shutdown;

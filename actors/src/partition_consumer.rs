@@ -1,0 +1,174 @@
+//! `PartitionConsumer`: reads one assigned partition's queue and feeds its batcher.
+//!
+//! - Receives: `Wake` (from librdkafka's non-empty callback, coalesced to at most one queued, and
+//!   from a slow safety tick), `Drain`, `Halt`, `Stop`.
+//! - Sends: `Records` to its batcher with `send().await` inside `ctx.wait`, so while the batcher's
+//!   small mailbox is full this actor does not read the queue. librdkafka then stops fetching the
+//!   partition once its pre-fetch queue is full: a slow bucket slows consumption instead of
+//!   growing memory, while the driver thread keeps the group membership alive.
+//! - Owns: the partition queue. Dropping it (on `Drain`, `Halt` or stop) removes the non-empty
+//!   callback; this happens before the revocation is acknowledged, so an old queue can never
+//!   outlive a newer split of the same partition.
+//! - Per poll it copies up to `CHUNK_RECORDS` records / `CHUNK_BYTES` bytes into one
+//!   [`RecordChunk`]: one message and two allocations per chunk, none per record.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::Message as _;
+use tracing::{debug, warn};
+
+use crate::batcher::Batcher;
+use crate::kafka::PartitionQueue;
+use crate::messages::{Drain, DrainReport, Halt, Records, Stop};
+use crate::record::RecordChunk;
+
+const CHUNK_RECORDS: usize = 4096;
+const CHUNK_BYTES: usize = 1 << 20;
+/// Catches a missed non-empty notification; cheap when idle.
+const SAFETY_TICK: Duration = Duration::from_millis(500);
+
+/// Read the partition queue now.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Wake;
+
+pub struct PartitionConsumer {
+    topic: Arc<str>,
+    partition: i32,
+    /// `None` once draining, halted or stopped.
+    queue: Option<PartitionQueue>,
+    batcher: Addr<Batcher>,
+    /// `true` while a `Wake` from the non-empty callback is queued, so at most one is.
+    wake_queued: Arc<AtomicBool>,
+    /// `true` while a chunk is being handed to the batcher.
+    sending: bool,
+    /// Bytes per chunk are capped at the smaller of this and `CHUNK_BYTES`.
+    chunk_records: usize,
+}
+
+impl PartitionConsumer {
+    pub fn new(topic: Arc<str>, partition: i32, queue: PartitionQueue, batcher: Addr<Batcher>, max_records: usize) -> Self {
+        PartitionConsumer {
+            topic,
+            partition,
+            queue: Some(queue),
+            batcher,
+            wake_queued: Arc::new(AtomicBool::new(false)),
+            sending: false,
+            chunk_records: max_records.clamp(1, CHUNK_RECORDS),
+        }
+    }
+
+    /// Copies what the queue holds now (up to the chunk limits) into one chunk.
+    fn poll_chunk(&mut self) -> (RecordChunk, bool) {
+        let mut chunk = RecordChunk::with_capacity(64, 0);
+        let Some(queue) = &self.queue else { return (chunk, false) };
+        while chunk.len() < self.chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
+            match queue.poll(Duration::ZERO) {
+                None => return (chunk, false),
+                Some(Ok(message)) => {
+                    let timestamp = message.timestamp().to_millis().unwrap_or(-1);
+                    chunk.push(message.offset(), timestamp, message.key(), message.payload());
+                }
+                Some(Err(error)) => warn!(
+                    code = "KAFKA_CONSUME",
+                    topic = %self.topic,
+                    partition = self.partition,
+                    %error,
+                    "error reading partition"
+                ),
+            }
+        }
+        (chunk, true)
+    }
+}
+
+impl Actor for PartitionConsumer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let weak = ctx.address().downgrade();
+        let wake_queued = self.wake_queued.clone();
+        if let Some(queue) = &mut self.queue {
+            // Runs on a librdkafka thread: keep it tiny. At most one Wake is ever queued, so
+            // `do_send` cannot grow the mailbox.
+            queue.set_nonempty_callback(move || {
+                if !wake_queued.swap(true, Ordering::AcqRel) {
+                    if let Some(addr) = weak.upgrade() {
+                        addr.do_send(Wake);
+                    }
+                }
+            });
+        }
+        ctx.run_interval(SAFETY_TICK, |_, ctx| ctx.notify(Wake));
+        // Records may have arrived before the callback was installed.
+        ctx.notify(Wake);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.queue = None;
+        debug!(topic = %self.topic, partition = self.partition, "partition consumer stopped");
+    }
+}
+
+impl Handler<Wake> for PartitionConsumer {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.wake_queued.store(false, Ordering::Release);
+        if self.sending {
+            return;
+        }
+        let (chunk, more) = self.poll_chunk();
+        if chunk.is_empty() {
+            return;
+        }
+        self.sending = true;
+        // `ctx.wait`: no other message (Drain included) is handled until the batcher took the
+        // chunk, so a drain sees every record read so far.
+        ctx.wait(self.batcher.send(Records(chunk)).into_actor(self).map(move |result, actor, ctx| {
+            actor.sending = false;
+            if result.is_err() {
+                warn!(topic = %actor.topic, partition = actor.partition, "batcher gone; partition consumer stops");
+                ctx.stop();
+            } else if more {
+                ctx.notify(Wake);
+            }
+        }));
+    }
+}
+
+impl Handler<Drain> for PartitionConsumer {
+    type Result = ResponseFuture<DrainReport>;
+
+    fn handle(&mut self, _: Drain, _ctx: &mut Self::Context) -> Self::Result {
+        self.queue = None;
+        let batcher = self.batcher.clone();
+        let partition = self.partition;
+        Box::pin(async move {
+            batcher
+                .send(Drain)
+                .await
+                .unwrap_or(DrainReport { partition, committable: None })
+        })
+    }
+}
+
+impl Handler<Halt> for PartitionConsumer {
+    type Result = ();
+
+    fn handle(&mut self, _: Halt, _ctx: &mut Self::Context) {
+        self.queue = None;
+    }
+}
+
+impl Handler<Stop> for PartitionConsumer {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,140 @@
+//! Validated settings the pipeline is built from.
+//!
+//! The binary's `config` module parses and validates the TOML file and converts it into these
+//! types; the actor crate never sees the file format. Every value here has already been checked,
+//! so the pipeline does not re-validate.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Everything one connector instance needs to run.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Connector name (1 to 48 of `[a-z0-9-]`, not starting with `-`).
+    pub connector_name: String,
+    pub source: SourceSettings,
+    pub sink: SinkSettings,
+    pub batching: RollPolicy,
+    /// How long a graceful shutdown or a revocation may take to upload what is buffered.
+    pub drain_timeout: Duration,
+}
+
+/// Where consumption starts when the group has no committed offset for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOffset {
+    Latest,
+    Earliest,
+}
+
+impl StartOffset {
+    /// The librdkafka `auto.offset.reset` value.
+    pub fn as_auto_offset_reset(self) -> &'static str {
+        match self {
+            StartOffset::Latest => "latest",
+            StartOffset::Earliest => "earliest",
+        }
+    }
+}
+
+/// The Kafka side.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub bootstrap_servers: String,
+    pub topic: String,
+    /// `connect-<name>` unless overridden.
+    pub group_id: String,
+    pub start_offset: StartOffset,
+    /// Number of threads (actix arbiters) the partition actors are spread over.
+    pub concurrency: usize,
+    /// librdkafka properties passed through as they are. Values may be secrets
+    /// (`sasl.password`), so `Debug` prints only the keys.
+    pub client_properties: ClientProperties,
+}
+
+/// Pass-through librdkafka properties; `Debug` never prints values.
+#[derive(Clone, Default)]
+pub struct ClientProperties(pub BTreeMap<String, String>);
+
+impl fmt::Debug for ClientProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Which request checksums the S3 client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumMode {
+    /// Only when the operation requires one (works with OSS and other S3-compatible stores).
+    WhenRequired,
+    /// Whenever the operation supports one (AWS's default since 2025; OSS rejects it).
+    WhenSupported,
+}
+
+/// The object-store side.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub bucket: String,
+    /// `None` uses the AWS endpoint of `region`.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Prepended to every object key; empty or ending with `/`.
+    pub key_prefix: String,
+    /// `true` for path-style addressing (local servers), `false` for virtual-hosted (OSS, AWS).
+    pub path_style: bool,
+    /// Objects larger than this go up as multipart uploads with parts of this size.
+    pub part_size: usize,
+    pub checksum: ChecksumMode,
+    /// Number of uploader actors, i.e. uploads in flight at once.
+    pub upload_concurrency: usize,
+    /// Timeout of one HTTP attempt.
+    pub request_timeout: Duration,
+    /// First delay of the uploader's own retry loop (after the SDK's attempts are spent).
+    pub retry_initial_backoff: Duration,
+    /// Cap of that delay.
+    pub retry_max_backoff: Duration,
+    pub credentials: Credentials,
+}
+
+/// When a partition's open object is sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollPolicy {
+    pub max_records: usize,
+    pub max_bytes: usize,
+    pub max_interval: Duration,
+}
+
+/// A secret string: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    /// The only way to read the value. Call it where the value is handed to a client, nowhere else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The AccessKey pair (and optional STS token), read from the environment only.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Redacted too: an AccessKey ID identifies the account.
+    pub access_key_id: Secret,
+    pub access_key_secret: Secret,
+    pub session_token: Option<Secret>,
+}

@@ -1,0 +1,129 @@
+//! `Uploader`: writes sealed objects to the bucket, one at a time.
+//!
+//! - Receives: `SealedObject`s from the shared bounded upload queue (a multi-consumer channel:
+//!   whichever uploader is free takes the next object). `ctx.wait` around each upload means an
+//!   uploader takes the next object only when the previous one is stored, so the number of
+//!   uploaders is the number of uploads in flight, and a slow store fills the queue, which
+//!   blocks the batchers, which block their consumers.
+//! - Sends: `UploadReceipt` to the object's batcher (`do_send`; see `UploadReceipt`).
+//! - Retries every failure with capped, jittered exponential backoff and never gives up: a store
+//!   error is never a reason to drop or skip data. Each failed attempt is logged with its code.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tracing::{debug, error, warn};
+
+use crate::messages::{SealedObject, UploadReceipt};
+use crate::store::{ObjectStore, StoreError};
+
+pub struct Uploader {
+    id: usize,
+    store: ObjectStore,
+    /// Boxed because the receiver is not `Unpin`; taken when the actor starts.
+    queue: Option<Pin<Box<async_channel::Receiver<SealedObject>>>>,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl Uploader {
+    pub fn new(
+        id: usize,
+        store: ObjectStore,
+        queue: async_channel::Receiver<SealedObject>,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        Uploader { id, store, queue: Some(Box::pin(queue)), initial_backoff, max_backoff }
+    }
+}
+
+impl Actor for Uploader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(queue) = self.queue.take() {
+            ctx.add_stream(queue);
+        }
+    }
+}
+
+impl StreamHandler<SealedObject> for Uploader {
+    fn handle(&mut self, object: SealedObject, ctx: &mut Self::Context) {
+        let store = self.store.clone();
+        let (initial, max) = (self.initial_backoff, self.max_backoff);
+        let id = self.id;
+        ctx.wait(
+            async move {
+                upload_with_retries(&store, &object, initial, max).await;
+                debug!(uploader = id, key = %object.key, bytes = object.body.len(), "object stored");
+                object.reply.do_send(UploadReceipt {
+                    first_offset: object.first_offset,
+                    last_offset: object.last_offset,
+                    key: object.key,
+                    bytes: object.body.len(),
+                });
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        // The queue closed: the pipeline is shutting down. Nothing to do.
+    }
+}
+
+/// Puts the object until the store accepts it.
+async fn upload_with_retries(store: &ObjectStore, object: &SealedObject, initial: Duration, max: Duration) {
+    let mut backoff = initial;
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match store.put(&object.key, object.body.clone()).await {
+            Ok(_etag) => return,
+            Err(failure) => {
+                log_failure(&failure, object, attempt, backoff);
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    }
+}
+
+fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backoff: Duration) {
+    let retry_in_ms = backoff.as_millis() as u64;
+    match failure {
+        StoreError::Transient { .. } => warn!(
+            code = failure.code(), topic = %object.topic, partition = object.partition,
+            key = %object.key, attempt, retry_in_ms, "upload failed, retrying: {failure}"
+        ),
+        _ => error!(
+            code = failure.code(), topic = %object.topic, partition = object.partition,
+            key = %object.key, attempt, retry_in_ms, "upload refused, retrying until the bucket accepts it: {failure}"
+        ),
+    }
+}
+
+/// Between 50% and 100% of `backoff`, so that uploaders that failed together do not retry together.
+fn jitter(backoff: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0);
+    let fraction = 0.5 + (nanos % 1000) as f64 / 2000.0;
+    backoff.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_full_backoff() {
+        for _ in 0..100 {
+            let delay = jitter(Duration::from_millis(1000));
+            assert!(delay >= Duration::from_millis(500) && delay <= Duration::from_millis(1000), "{delay:?}");
+        }
+    }
+}

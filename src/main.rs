@@ -1,0 +1,140 @@
+//! kafka-oss-sink: copies a Kafka topic into an Alibaba Cloud OSS or S3-compatible bucket.
+//!
+//! Exit codes: 0 clean shutdown (everything buffered stored and committed); 1 shutdown with data
+//! left uncommitted (drain deadline passed) or a fatal consumer error; 2 invalid configuration or
+//! credentials; 3 the bucket or the topic could not be reached at start.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use actors::pipeline::{self, RunOutcome};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(name = "kafka-oss-sink", version, about = "Copies a Kafka topic into an Alibaba Cloud OSS or S3-compatible bucket")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the connector until SIGINT or SIGTERM.
+    Run {
+        /// The connector's TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate the config file and the credential variables without connecting to anything;
+    /// print every problem at once, or the effective config (secrets redacted).
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => run(&config, cli.log_format),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let parsed = config::load_config(path);
+    let credentials = config::credentials_from_env(|name| std::env::var(name).ok());
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(errors) = &parsed {
+        problems.extend(errors.0.iter().map(ToString::to_string));
+    }
+    if let Err(error) = &credentials {
+        problems.push(error.to_string());
+    }
+    match parsed {
+        Ok(config) if problems.is_empty() => {
+            println!("# {}: valid", path.display());
+            print!("{}", config.to_redacted_toml());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            for problem in problems {
+                eprintln!("  error: {problem}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
+    init_logging(log_format);
+    let config = match config::load_config(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for problem in &errors.0 {
+                error!(code = "CONFIG_INVALID", "{problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let credentials = match config::credentials_from_env(|name| std::env::var(name).ok()) {
+        Ok(credentials) => credentials,
+        Err(problem) => {
+            error!(code = "CONFIG_CREDENTIALS", "{problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = config.into_settings(credentials);
+    info!(name = %settings.connector_name, topic = %settings.source.topic, bucket = %settings.sink.bucket, "starting");
+
+    let system = actix::System::new();
+    let outcome = system.block_on(pipeline::run(settings, shutdown_signal()));
+    match outcome {
+        Ok(RunOutcome::Drained) => {
+            info!("stopped: everything buffered is stored and committed");
+            ExitCode::SUCCESS
+        }
+        Ok(RunOutcome::DrainTimedOut) => {
+            error!(code = "DRAIN_TIMEOUT", "stopped with records not stored; they were not committed and will be read again");
+            ExitCode::from(1)
+        }
+        Ok(RunOutcome::Fatal(_)) => ExitCode::from(1),
+        Err(startup) => {
+            error!(code = startup.code(), "cannot start: {startup}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
