@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing::{error, info};
 
 #[derive(Parser)]
-#[command(name = "kafka-oss-sink", version, about = "Copies a Kafka topic into an Alibaba Cloud OSS or S3-compatible bucket")]
+#[command(
+    name = "kafka-oss-sink",
+    version,
+    about = "Copies a Kafka topic into an Alibaba Cloud OSS or S3-compatible bucket"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -108,7 +112,10 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(RunOutcome::DrainTimedOut) => {
-            error!(code = "DRAIN_TIMEOUT", "stopped with records not stored; they were not committed and will be read again");
+            error!(
+                code = "DRAIN_TIMEOUT",
+                "stopped with records not stored; they were not committed and will be read again"
+            );
             ExitCode::from(1)
         }
         Ok(RunOutcome::Fatal(_)) => ExitCode::from(1),
@@ -132,7 +139,9 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -24,7 +24,9 @@ use tracing::{debug, warn};
 use crate::commit::CommitTracker;
 use crate::encode::ObjectEncoder;
 use crate::kafka::SinkConsumer;
-use crate::messages::{Drain, DrainReport, PartitionFailed, Records, SealedObject, Stop, UploadReceipt};
+use crate::messages::{
+    Drain, DrainReport, PartitionFailed, Records, SealedObject, Stop, UploadReceipt,
+};
 use crate::object_key::object_key;
 use crate::settings::RollPolicy;
 
@@ -92,7 +94,11 @@ impl Batcher {
 
     fn new_encoder(&self) -> ObjectEncoder {
         // Start small and let the Vec grow: most partitions never fill an object.
-        ObjectEncoder::new(&self.topic, self.partition, self.policy.max_bytes.min(64 * 1024))
+        ObjectEncoder::new(
+            &self.topic,
+            self.partition,
+            self.policy.max_bytes.min(64 * 1024),
+        )
     }
 
     /// Closes the open object, registers it with the tracker and returns it for upload.
@@ -102,7 +108,11 @@ impl Batcher {
             ctx.cancel_future(timer);
         }
         self.opened_at = None;
-        let (first, last, records) = (encoder.first_offset(), encoder.last_offset(), encoder.records());
+        let (first, last, records) = (
+            encoder.first_offset(),
+            encoder.last_offset(),
+            encoder.records(),
+        );
         let body = encoder.finish();
         debug!(topic = %self.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
         self.tracker.sealed(first, last);
@@ -192,7 +202,8 @@ impl Handler<Records> for Batcher {
                     self.open.as_mut().expect("just opened")
                 }
             };
-            let (len_before, records_before, last_before) = (encoder.len(), encoder.records(), encoder.last_offset());
+            let (len_before, records_before, last_before) =
+                (encoder.len(), encoder.records(), encoder.last_offset());
             if let Err(error) = encoder.push(&chunk, record) {
                 self.failed = true;
                 sealed.extend(self.seal(SealReason::RecordError, ctx));
@@ -209,7 +220,8 @@ impl Handler<Records> for Batcher {
                 encoder.pop_last(len_before, records_before, last_before);
                 sealed.extend(self.seal(SealReason::Bytes, ctx));
                 let mut next = self.new_encoder();
-                next.push(&chunk, record).expect("the record was just encoded once");
+                next.push(&chunk, record)
+                    .expect("the record was just encoded once");
                 self.open = Some(next);
                 self.arm_interval_timer(ctx);
             }
@@ -228,7 +240,10 @@ impl Handler<UploadReceipt> for Batcher {
     type Result = ();
 
     fn handle(&mut self, receipt: UploadReceipt, _ctx: &mut Self::Context) {
-        if let Some(next_offset) = self.tracker.stored(receipt.first_offset, receipt.last_offset) {
+        if let Some(next_offset) = self
+            .tracker
+            .stored(receipt.first_offset, receipt.last_offset)
+        {
             // In memory only; the driver thread commits. Fails with `_STATE` if the partition was
             // revoked meanwhile: then the new owner re-reads from the last commit.
             if let Err(error) = self
@@ -252,7 +267,12 @@ impl Handler<Drain> for Batcher {
         self.drain_waiters.push(sender);
         self.answer_drain_waiters();
         let partition = self.partition;
-        Box::pin(async move { receiver.await.unwrap_or(DrainReport { partition, committable: None }) })
+        Box::pin(async move {
+            receiver.await.unwrap_or(DrainReport {
+                partition,
+                committable: None,
+            })
+        })
     }
 }
 

@@ -26,8 +26,15 @@ impl CommitTracker {
     /// Registers an object when it is sealed. Objects must be sealed in offset order.
     pub fn sealed(&mut self, first: i64, last: i64) {
         debug_assert!(first <= last);
-        debug_assert!(self.pending.back().is_none_or(|previous| previous.last < first));
-        self.pending.push_back(Pending { first, last, stored: false });
+        debug_assert!(self
+            .pending
+            .back()
+            .is_none_or(|previous| previous.last < first));
+        self.pending.push_back(Pending {
+            first,
+            last,
+            stored: false,
+        });
     }
 
     /// Marks an object stored. Returns the new committable offset if the prefix advanced.
@@ -71,10 +78,18 @@ mod tests {
         tracker.sealed(0, 9);
         tracker.sealed(10, 19);
         tracker.sealed(25, 30); // a gap (compaction, control records) is fine
-        assert_eq!(tracker.stored(10, 19), None, "later object first: no commit");
+        assert_eq!(
+            tracker.stored(10, 19),
+            None,
+            "later object first: no commit"
+        );
         assert_eq!(tracker.stored(25, 30), None);
         assert_eq!(tracker.in_flight(), 3);
-        assert_eq!(tracker.stored(0, 9), Some(31), "prefix complete: jump to the end");
+        assert_eq!(
+            tracker.stored(0, 9),
+            Some(31),
+            "prefix complete: jump to the end"
+        );
         assert_eq!(tracker.in_flight(), 0);
         assert_eq!(tracker.committable(), Some(31));
     }

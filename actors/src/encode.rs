@@ -33,7 +33,9 @@ impl std::fmt::Display for Field {
 /// Why one record cannot be written in the product page's format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
-    #[error("{field} at offset {offset} is not valid UTF-8 (invalid byte at position {valid_up_to})")]
+    #[error(
+        "{field} at offset {offset} is not valid UTF-8 (invalid byte at position {valid_up_to})"
+    )]
     InvalidUtf8 {
         field: Field,
         offset: i64,
@@ -121,7 +123,10 @@ impl ObjectEncoder {
         self.records += 1;
         self.last_offset = record.offset;
         if record.timestamp >= 0 {
-            self.min_timestamp = Some(self.min_timestamp.map_or(record.timestamp, |t| t.min(record.timestamp)));
+            self.min_timestamp = Some(
+                self.min_timestamp
+                    .map_or(record.timestamp, |t| t.min(record.timestamp)),
+            );
         }
         Ok(())
     }
@@ -173,11 +178,15 @@ impl ObjectEncoder {
 fn utf8(bytes: Option<&[u8]>, field: Field, offset: i64) -> Result<Option<&str>, RecordError> {
     match bytes {
         None => Ok(None),
-        Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|error| RecordError::InvalidUtf8 {
-            field,
-            offset,
-            valid_up_to: error.valid_up_to(),
-        }),
+        Some(bytes) => {
+            std::str::from_utf8(bytes)
+                .map(Some)
+                .map_err(|error| RecordError::InvalidUtf8 {
+                    field,
+                    offset,
+                    valid_up_to: error.valid_up_to(),
+                })
+        }
     }
 }
 
@@ -253,12 +262,20 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_an_error_naming_field_and_offset() {
-        let error = encode(&[(0, 1, None, Some(b"ok")), (17, 1, None, Some(b"ab\xffcd"))]).unwrap_err();
+        let error =
+            encode(&[(0, 1, None, Some(b"ok")), (17, 1, None, Some(b"ab\xffcd"))]).unwrap_err();
         assert_eq!(
             error,
-            RecordError::InvalidUtf8 { field: Field::Value, offset: 17, valid_up_to: 2 }
+            RecordError::InvalidUtf8 {
+                field: Field::Value,
+                offset: 17,
+                valid_up_to: 2
+            }
         );
-        assert_eq!(error.to_string(), "value at offset 17 is not valid UTF-8 (invalid byte at position 2)");
+        assert_eq!(
+            error.to_string(),
+            "value at offset 17 is not valid UTF-8 (invalid byte at position 2)"
+        );
         let error = encode(&[(3, 1, Some(b"\xc3"), Some(b"ok"))]).unwrap_err();
         assert_eq!(error.offset(), 3);
         assert_eq!(error.code(), "RECORD_INVALID_UTF8");
@@ -274,7 +291,14 @@ mod tests {
         let (len, records, last) = (encoder.len(), encoder.records(), encoder.last_offset());
         encoder.push(&chunk, &chunk.records()[1]).unwrap();
         encoder.pop_last(len, records, last);
-        assert_eq!((encoder.records(), encoder.first_offset(), encoder.last_offset()), (1, 0, 0));
+        assert_eq!(
+            (
+                encoder.records(),
+                encoder.first_offset(),
+                encoder.last_offset()
+            ),
+            (1, 0, 0)
+        );
         let value: Value = serde_json::from_slice(&encoder.finish()).unwrap();
         assert_eq!(value.as_array().unwrap().len(), 1);
     }

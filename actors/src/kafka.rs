@@ -40,7 +40,11 @@ pub enum KafkaSetupError {
     #[error("kafka client configuration rejected: {0}")]
     Client(#[source] KafkaError),
     #[error("cannot read metadata of topic `{topic}` from {servers}: {error}")]
-    Metadata { topic: String, servers: String, error: KafkaError },
+    Metadata {
+        topic: String,
+        servers: String,
+        error: KafkaError,
+    },
     #[error("topic `{topic}` does not exist on {servers}")]
     TopicMissing { topic: String, servers: String },
     #[error("cannot subscribe to topic `{topic}`: {error}")]
@@ -74,11 +78,18 @@ pub struct SinkContext {
 impl ClientContext for SinkContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 error!(target: "librdkafka", facility = fac, "{log_message}")
             }
-            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", facility = fac, "{log_message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => info!(target: "librdkafka", facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Warning => {
+                warn!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", facility = fac, "{log_message}")
+            }
             RDKafkaLogLevel::Debug => debug!(target: "librdkafka", facility = fac, "{log_message}"),
         }
     }
@@ -92,7 +103,9 @@ impl ClientContext for SinkContext {
 
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &SinkConsumer, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else { return };
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
         let partitions: Vec<i32> = list
             .elements()
             .iter()
@@ -119,7 +132,9 @@ impl ConsumerContext for SinkContext {
     fn post_rebalance(&self, _consumer: &SinkConsumer, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
-                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else { return };
+                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+                    return;
+                };
                 let mut queues = Vec::new();
                 for element in list.elements() {
                     if element.topic() != self.topic {
@@ -148,7 +163,10 @@ impl ConsumerContext for SinkContext {
 }
 
 /// Creates the group consumer (not yet subscribed) and checks that the topic exists.
-pub fn create_consumer(source: &SourceSettings, drain_timeout: Duration) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
+pub fn create_consumer(
+    source: &SourceSettings,
+    drain_timeout: Duration,
+) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
     let mut config = ClientConfig::new();
     // Pass-through properties first, so the settings the connector owns win. The config module
     // already rejects the reserved keys.
@@ -158,7 +176,10 @@ pub fn create_consumer(source: &SourceSettings, drain_timeout: Duration) -> Resu
     config
         .set("bootstrap.servers", &source.bootstrap_servers)
         .set("group.id", &source.group_id)
-        .set("auto.offset.reset", source.start_offset.as_auto_offset_reset())
+        .set(
+            "auto.offset.reset",
+            source.start_offset.as_auto_offset_reset(),
+        )
         // Offsets are stored only once the data is in the bucket, and committed by the driver.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -170,8 +191,11 @@ pub fn create_consumer(source: &SourceSettings, drain_timeout: Duration) -> Resu
         drain_timeout,
         fenced: AtomicBool::new(false),
     };
-    let consumer: Arc<SinkConsumer> =
-        Arc::new(config.create_with_context(context).map_err(KafkaSetupError::Client)?);
+    let consumer: Arc<SinkConsumer> = Arc::new(
+        config
+            .create_with_context(context)
+            .map_err(KafkaSetupError::Client)?,
+    );
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
 
     let metadata = consumer
@@ -181,10 +205,9 @@ pub fn create_consumer(source: &SourceSettings, drain_timeout: Duration) -> Resu
             servers: source.bootstrap_servers.clone(),
             error,
         })?;
-    let found = metadata
-        .topics()
-        .iter()
-        .any(|topic| topic.name() == source.topic && topic.error().is_none() && !topic.partitions().is_empty());
+    let found = metadata.topics().iter().any(|topic| {
+        topic.name() == source.topic && topic.error().is_none() && !topic.partitions().is_empty()
+    });
     if !found {
         return Err(KafkaSetupError::TopicMissing {
             topic: source.topic.clone(),
@@ -195,7 +218,10 @@ pub fn create_consumer(source: &SourceSettings, drain_timeout: Duration) -> Resu
 }
 
 /// Connects the consumer to the supervisor and subscribes.
-pub fn subscribe(consumer: &SinkConsumer, supervisor: Recipient<KafkaEvent>) -> Result<(), KafkaSetupError> {
+pub fn subscribe(
+    consumer: &SinkConsumer,
+    supervisor: Recipient<KafkaEvent>,
+) -> Result<(), KafkaSetupError> {
     let topic = consumer.context().topic.clone();
     let _ = consumer.context().supervisor.set(supervisor);
     consumer
@@ -223,14 +249,20 @@ pub struct Driver {
 
 impl Driver {
     /// Starts polling. `on_fatal` is called (once) if the consumer cannot go on.
-    pub fn spawn(consumer: Arc<SinkConsumer>, on_fatal: impl FnOnce(String) + Send + 'static) -> Driver {
+    pub fn spawn(
+        consumer: Arc<SinkConsumer>,
+        on_fatal: impl FnOnce(String) + Send + 'static,
+    ) -> Driver {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("kafka-driver".into())
             .spawn(move || drive(consumer, stop_flag, on_fatal))
             .expect("spawning the kafka driver thread");
-        Driver { stop, thread: Some(thread) }
+        Driver {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Commits what is stored, leaves the group and joins the thread. Blocking.
@@ -259,7 +291,10 @@ fn drive(consumer: Arc<SinkConsumer>, stop: Arc<AtomicBool>, on_fatal: impl FnOn
                     message.offset()
                 );
                 consumer.context().fenced.store(true, Ordering::SeqCst);
-                error!(code = "KAFKA_QUEUE_LEAK", "{reason}; stopping without further commits");
+                error!(
+                    code = "KAFKA_QUEUE_LEAK",
+                    "{reason}; stopping without further commits"
+                );
                 if let Some(on_fatal) = on_fatal.take() {
                     on_fatal(reason);
                 }
@@ -287,7 +322,12 @@ fn drive(consumer: Arc<SinkConsumer>, stop: Arc<AtomicBool>, on_fatal: impl FnOn
     commit_stored(&consumer, CommitMode::Sync);
     consumer.unsubscribe();
     let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline && !consumer.assignment().map(|list| list.count() == 0).unwrap_or(true) {
+    while Instant::now() < deadline
+        && !consumer
+            .assignment()
+            .map(|list| list.count() == 0)
+            .unwrap_or(true)
+    {
         let _ = consumer.poll(Duration::from_millis(50));
     }
 }

@@ -45,7 +45,10 @@ mod tests {
             object_key("kafka/", "orders", 3, 42, 99),
             "kafka/orders/3/00000000000000000042-00000000000000000099.json"
         );
-        assert_eq!(object_key("", "t.x_y-z", 0, 0, 0), "t.x_y-z/0/00000000000000000000-00000000000000000000.json");
+        assert_eq!(
+            object_key("", "t.x_y-z", 0, 0, 0),
+            "t.x_y-z/0/00000000000000000000-00000000000000000000.json"
+        );
     }
 
     #[test]

@@ -50,7 +50,13 @@ pub struct PartitionConsumer {
 }
 
 impl PartitionConsumer {
-    pub fn new(topic: Arc<str>, partition: i32, queue: PartitionQueue, batcher: Addr<Batcher>, max_records: usize) -> Self {
+    pub fn new(
+        topic: Arc<str>,
+        partition: i32,
+        queue: PartitionQueue,
+        batcher: Addr<Batcher>,
+        max_records: usize,
+    ) -> Self {
         PartitionConsumer {
             topic,
             partition,
@@ -65,13 +71,20 @@ impl PartitionConsumer {
     /// Copies what the queue holds now (up to the chunk limits) into one chunk.
     fn poll_chunk(&mut self) -> (RecordChunk, bool) {
         let mut chunk = RecordChunk::with_capacity(64, 0);
-        let Some(queue) = &self.queue else { return (chunk, false) };
+        let Some(queue) = &self.queue else {
+            return (chunk, false);
+        };
         while chunk.len() < self.chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
             match queue.poll(Duration::ZERO) {
                 None => return (chunk, false),
                 Some(Ok(message)) => {
                     let timestamp = message.timestamp().to_millis().unwrap_or(-1);
-                    chunk.push(message.offset(), timestamp, message.key(), message.payload());
+                    chunk.push(
+                        message.offset(),
+                        timestamp,
+                        message.key(),
+                        message.payload(),
+                    );
                 }
                 Some(Err(error)) => warn!(
                     code = "KAFKA_CONSUME",
@@ -149,10 +162,10 @@ impl Handler<Drain> for PartitionConsumer {
         let batcher = self.batcher.clone();
         let partition = self.partition;
         Box::pin(async move {
-            batcher
-                .send(Drain)
-                .await
-                .unwrap_or(DrainReport { partition, committable: None })
+            batcher.send(Drain).await.unwrap_or(DrainReport {
+                partition,
+                committable: None,
+            })
         })
     }
 }

@@ -44,19 +44,25 @@ pub enum RunOutcome {
 }
 
 /// Runs the connector inside the current actix system until `shutdown` resolves.
-pub async fn run(settings: PipelineSettings, shutdown: impl Future<Output = ()>) -> Result<RunOutcome, StartupError> {
+pub async fn run(
+    settings: PipelineSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunOutcome, StartupError> {
     let store = ObjectStore::new(&settings.sink);
     store.probe().await?;
     info!(bucket = %settings.sink.bucket, "bucket reachable");
 
     let source = settings.source.clone();
     let drain_timeout = settings.drain_timeout;
-    let consumer = tokio::task::spawn_blocking(move || kafka::create_consumer(&source, drain_timeout))
-        .await
-        .expect("consumer setup does not panic")?;
+    let consumer =
+        tokio::task::spawn_blocking(move || kafka::create_consumer(&source, drain_timeout))
+            .await
+            .expect("consumer setup does not panic")?;
     info!(topic = %settings.source.topic, group = %settings.source.group_id, "topic found");
 
-    let arbiters: Vec<Arbiter> = (0..settings.source.concurrency).map(|_| Arbiter::new()).collect();
+    let arbiters: Vec<Arbiter> = (0..settings.source.concurrency)
+        .map(|_| Arbiter::new())
+        .collect();
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
 
     // Room for one object per uploader waiting: enough to keep them busy, small enough that a
@@ -64,8 +70,13 @@ pub async fn run(settings: PipelineSettings, shutdown: impl Future<Output = ()>)
     let (upload_tx, upload_rx) = async_channel::bounded(settings.sink.upload_concurrency);
     for id in 0..settings.sink.upload_concurrency {
         let (store, queue) = (store.clone(), upload_rx.clone());
-        let (initial, max) = (settings.sink.retry_initial_backoff, settings.sink.retry_max_backoff);
-        Uploader::start_in_arbiter(&handles[id % handles.len()], move |_| Uploader::new(id, store, queue, initial, max));
+        let (initial, max) = (
+            settings.sink.retry_initial_backoff,
+            settings.sink.retry_max_backoff,
+        );
+        Uploader::start_in_arbiter(&handles[id % handles.len()], move |_| {
+            Uploader::new(id, store, queue, initial, max)
+        });
     }
     drop(upload_rx);
 
@@ -95,7 +106,9 @@ pub async fn run(settings: PipelineSettings, shutdown: impl Future<Output = ()>)
         info!("shutdown requested: no more records are read; uploading what is buffered");
     }
     let drained = supervisor.send(Shutdown).await.unwrap_or(false);
-    tokio::task::spawn_blocking(move || driver.shutdown()).await.ok();
+    tokio::task::spawn_blocking(move || driver.shutdown())
+        .await
+        .ok();
     for arbiter in arbiters {
         arbiter.stop();
     }

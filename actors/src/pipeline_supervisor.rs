@@ -26,7 +26,11 @@ use crate::settings::RollPolicy;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionState {
     Running,
-    Failed { code: &'static str, offset: i64, error: String },
+    Failed {
+        code: &'static str,
+        offset: i64,
+        error: String,
+    },
 }
 
 struct PartitionHandle {
@@ -77,7 +81,15 @@ impl PipelineSupervisor {
         let (consumer, upload_queue) = (self.consumer.clone(), self.upload_queue.clone());
         let supervisor = ctx.address().recipient();
         let batcher = Batcher::start_in_arbiter(arbiter, move |_| {
-            Batcher::new(topic, partition, prefix, policy, consumer, upload_queue, supervisor)
+            Batcher::new(
+                topic,
+                partition,
+                prefix,
+                policy,
+                consumer,
+                upload_queue,
+                supervisor,
+            )
         });
         let topic = self.topic.clone();
         let batcher_addr = batcher.clone();
@@ -87,7 +99,11 @@ impl PipelineSupervisor {
         });
         if let Some(old) = self.partitions.insert(
             partition,
-            PartitionHandle { consumer: partition_consumer, batcher, state: PartitionState::Running },
+            PartitionHandle {
+                consumer: partition_consumer,
+                batcher,
+                state: PartitionState::Running,
+            },
         ) {
             // Assigned twice without a revocation in between: stop the old pair.
             warn!(topic = %self.topic, partition, "partition assigned again; replacing its actors");
@@ -101,17 +117,26 @@ impl PipelineSupervisor {
     fn drain(&mut self, partitions: &[i32]) -> impl Future<Output = bool> + 'static {
         let handles: Vec<(i32, PartitionHandle)> = partitions
             .iter()
-            .filter_map(|partition| self.partitions.remove(partition).map(|handle| (*partition, handle)))
+            .filter_map(|partition| {
+                self.partitions
+                    .remove(partition)
+                    .map(|handle| (*partition, handle))
+            })
             .collect();
         // `send` enqueues at once, so every partition starts draining now.
-        let requests: Vec<_> = handles.iter().map(|(partition, handle)| (*partition, handle.consumer.send(Drain))).collect();
+        let requests: Vec<_> = handles
+            .iter()
+            .map(|(partition, handle)| (*partition, handle.consumer.send(Drain)))
+            .collect();
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         let topic = self.topic.clone();
         async move {
             let mut all_drained = true;
             for (partition, request) in requests {
                 match tokio::time::timeout_at(deadline, request).await {
-                    Ok(Ok(report)) => info!(topic = %topic, partition, committed_offset = ?report.committable, "partition drained"),
+                    Ok(Ok(report)) => {
+                        info!(topic = %topic, partition, committed_offset = ?report.committable, "partition drained")
+                    }
                     Ok(Err(_)) => {
                         all_drained = false;
                         warn!(topic = %topic, partition, "partition actors gone before draining");
@@ -173,7 +198,11 @@ impl Handler<PartitionFailed> for PipelineSupervisor {
         );
         if let Some(handle) = self.partitions.get_mut(&failure.partition) {
             handle.consumer.do_send(Halt);
-            handle.state = PartitionState::Failed { code: failure.code, offset: failure.offset, error: failure.error };
+            handle.state = PartitionState::Failed {
+                code: failure.code,
+                offset: failure.offset,
+                error: failure.error,
+            };
         }
     }
 }

@@ -42,7 +42,12 @@ impl RecordChunk {
         debug_assert!(self.records.last().is_none_or(|last| last.offset < offset));
         let key = key.map(|bytes| self.copy_in(bytes));
         let value = value.map(|bytes| self.copy_in(bytes));
-        self.records.push(RecordMeta { offset, timestamp, key, value });
+        self.records.push(RecordMeta {
+            offset,
+            timestamp,
+            key,
+            value,
+        });
     }
 
     fn copy_in(&mut self, bytes: &[u8]) -> Range<u32> {
@@ -72,7 +77,8 @@ impl RecordChunk {
 
     /// The bytes of a key or value slot.
     pub fn bytes(&self, slot: &Slot) -> Option<&[u8]> {
-        slot.as_ref().map(|range| &self.arena[range.start as usize..range.end as usize])
+        slot.as_ref()
+            .map(|range| &self.arena[range.start as usize..range.end as usize])
     }
 
     pub fn first_offset(&self) -> Option<i64> {
@@ -113,7 +119,10 @@ mod tests {
         assert_eq!(chunk.bytes(&records[1].value), Some(&b""[..]));
         assert_eq!(chunk.bytes(&records[2].key), Some(&b""[..]));
         assert_eq!(chunk.bytes(&records[2].value), None);
-        assert_eq!((chunk.first_offset(), chunk.last_offset()), (Some(5), Some(9)));
+        assert_eq!(
+            (chunk.first_offset(), chunk.last_offset()),
+            (Some(5), Some(9))
+        );
         assert_eq!(chunk.payload_bytes(), 6);
     }
 }

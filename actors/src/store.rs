@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -32,7 +34,12 @@ pub enum StoreError {
     )]
     AccessDenied { bucket: String, code: String },
     #[error("bucket `{bucket}` rejected the request: HTTP {status} {code}: {message}")]
-    Rejected { bucket: String, status: u16, code: String, message: String },
+    Rejected {
+        bucket: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("bucket `{bucket}` is unreachable or failing: {detail}")]
     Transient { bucket: String, detail: String },
 }
@@ -63,7 +70,11 @@ impl ObjectStore {
         let credentials = Credentials::new(
             settings.credentials.access_key_id.expose(),
             settings.credentials.access_key_secret.expose(),
-            settings.credentials.session_token.as_ref().map(|token| token.expose().to_owned()),
+            settings
+                .credentials
+                .session_token
+                .as_ref()
+                .map(|token| token.expose().to_owned()),
             None,
             "environment",
         );
@@ -158,7 +169,12 @@ impl ObjectStore {
         result
     }
 
-    async fn upload_parts(&self, key: &str, upload_id: &str, body: &Bytes) -> Result<String, StoreError> {
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        body: &Bytes,
+    ) -> Result<String, StoreError> {
         let mut parts = Vec::with_capacity(body.len().div_ceil(self.part_size));
         for (index, start) in (0..body.len()).step_by(self.part_size).enumerate() {
             let part_number = index as i32 + 1;
@@ -175,7 +191,12 @@ impl ObjectStore {
                 .send()
                 .await
                 .map_err(|error| self.classify(error))?;
-            parts.push(CompletedPart::builder().part_number(part_number).set_e_tag(uploaded.e_tag).build());
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(part_number)
+                    .set_e_tag(uploaded.e_tag)
+                    .build(),
+            );
         }
         let completed = self
             .client
@@ -183,7 +204,11 @@ impl ObjectStore {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await
             .map_err(|error| self.classify(error))?;
@@ -204,7 +229,11 @@ impl ObjectStore {
                 .send()
                 .await
                 .map_err(|error| self.classify(error))?;
-            keys.extend(page.contents().iter().filter_map(|object| object.key().map(str::to_owned)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|object| object.key().map(str::to_owned)),
+            );
             match page.next_continuation_token {
                 Some(next) if page.is_truncated == Some(true) => token = Some(next),
                 _ => return Ok(keys),
@@ -212,7 +241,10 @@ impl ObjectStore {
         }
     }
 
-    fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(&self, error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError {
+    fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+        &self,
+        error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StoreError {
         let bucket = self.bucket.clone();
         match &error {
             SdkError::ServiceError(service) => {
@@ -232,19 +264,36 @@ impl ObjectStore {
 
 /// Maps an HTTP status and S3 error code to a [`StoreError`]. Pure, so it is unit-tested.
 fn classify_status(bucket: String, status: u16, code: String, message: String) -> StoreError {
-    let throttled = matches!(code.as_str(), "SlowDown" | "Throttling" | "RequestLimitExceeded" | "RequestTimeout");
+    let throttled = matches!(
+        code.as_str(),
+        "SlowDown" | "Throttling" | "RequestLimitExceeded" | "RequestTimeout"
+    );
     match status {
         404 if code.is_empty() || code == "NoSuchBucket" => StoreError::NoSuchBucket { bucket },
         401 | 403 => StoreError::AccessDenied {
             bucket,
-            code: if code.is_empty() { format!("HTTP {status}") } else { code },
+            code: if code.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                code
+            },
         },
         408 | 429 | 500..=599 => StoreError::Transient {
             bucket,
-            detail: format!("HTTP {status} {code} {message}").trim_end().to_owned(),
+            detail: format!("HTTP {status} {code} {message}")
+                .trim_end()
+                .to_owned(),
         },
-        _ if throttled => StoreError::Transient { bucket, detail: format!("HTTP {status} {code}") },
-        _ => StoreError::Rejected { bucket, status, code, message },
+        _ if throttled => StoreError::Transient {
+            bucket,
+            detail: format!("HTTP {status} {code}"),
+        },
+        _ => StoreError::Rejected {
+            bucket,
+            status,
+            code,
+            message,
+        },
     }
 }
 
@@ -259,8 +308,14 @@ mod tests {
     #[test]
     fn statuses_map_to_the_documented_codes() {
         assert_eq!(classify(404, "").code(), "UPLOAD_NO_SUCH_BUCKET");
-        assert_eq!(classify(404, "NoSuchBucket").code(), "UPLOAD_NO_SUCH_BUCKET");
-        assert_eq!(classify(403, "SignatureDoesNotMatch").code(), "UPLOAD_ACCESS_DENIED");
+        assert_eq!(
+            classify(404, "NoSuchBucket").code(),
+            "UPLOAD_NO_SUCH_BUCKET"
+        );
+        assert_eq!(
+            classify(403, "SignatureDoesNotMatch").code(),
+            "UPLOAD_ACCESS_DENIED"
+        );
         assert_eq!(classify(403, "").code(), "UPLOAD_ACCESS_DENIED");
         assert_eq!(classify(503, "SlowDown").code(), "UPLOAD_UNAVAILABLE");
         assert_eq!(classify(500, "InternalError").code(), "UPLOAD_UNAVAILABLE");
@@ -270,8 +325,16 @@ mod tests {
 
     #[test]
     fn messages_name_the_bucket() {
-        let error = classify_status("my-bucket".into(), 403, "SignatureDoesNotMatch".into(), String::new());
+        let error = classify_status(
+            "my-bucket".into(),
+            403,
+            "SignatureDoesNotMatch".into(),
+            String::new(),
+        );
         assert!(error.to_string().contains("`my-bucket`"), "{error}");
-        assert!(error.to_string().contains("SignatureDoesNotMatch"), "{error}");
+        assert!(
+            error.to_string().contains("SignatureDoesNotMatch"),
+            "{error}"
+        );
     }
 }

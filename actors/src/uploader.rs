@@ -35,7 +35,13 @@ impl Uploader {
         initial_backoff: Duration,
         max_backoff: Duration,
     ) -> Self {
-        Uploader { id, store, queue: Some(Box::pin(queue)), initial_backoff, max_backoff }
+        Uploader {
+            id,
+            store,
+            queue: Some(Box::pin(queue)),
+            initial_backoff,
+            max_backoff,
+        }
     }
 }
 
@@ -75,7 +81,12 @@ impl StreamHandler<SealedObject> for Uploader {
 }
 
 /// Puts the object until the store accepts it.
-async fn upload_with_retries(store: &ObjectStore, object: &SealedObject, initial: Duration, max: Duration) {
+async fn upload_with_retries(
+    store: &ObjectStore,
+    object: &SealedObject,
+    initial: Duration,
+    max: Duration,
+) {
     let mut backoff = initial;
     let mut attempt: u32 = 0;
     loop {
@@ -123,7 +134,10 @@ mod tests {
     fn jitter_stays_between_half_and_full_backoff() {
         for _ in 0..100 {
             let delay = jitter(Duration::from_millis(1000));
-            assert!(delay >= Duration::from_millis(500) && delay <= Duration::from_millis(1000), "{delay:?}");
+            assert!(
+                delay >= Duration::from_millis(500) && delay <= Duration::from_millis(1000),
+                "{delay:?}"
+            );
         }
     }
 }

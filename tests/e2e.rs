@@ -1,0 +1,227 @@
+//! End-to-end tests against a real Kafka-API broker (tansu) and a real S3-API server (s3s-fs).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{unique, Produced, Stack};
+
+/// Checks the bucket against what was produced: every record exactly once, in offset order
+/// within its partition, with every field right. Returns the number of objects.
+fn assert_exactly_once(objects: &[(String, Vec<Value>)], topic: &str, produced: &BTreeMap<(i32, i64), Produced>) -> usize {
+    let mut seen: BTreeMap<(i32, i64), &Value> = BTreeMap::new();
+    let mut last_per_partition: BTreeMap<i32, i64> = BTreeMap::new();
+    for (key, records) in objects {
+        assert!(!records.is_empty(), "object {key} is empty");
+        let first = records[0]["offset"].as_i64().unwrap();
+        let last = records[records.len() - 1]["offset"].as_i64().unwrap();
+        let partition = records[0]["partition"].as_i64().unwrap() as i32;
+        assert!(
+            key.ends_with(&format!("{topic}/{partition}/{first:020}-{last:020}.json")),
+            "key {key} does not name its partition and offsets {first}-{last}"
+        );
+        for record in records {
+            let partition = record["partition"].as_i64().unwrap() as i32;
+            let offset = record["offset"].as_i64().unwrap();
+            if let Some(previous) = last_per_partition.insert(partition, offset) {
+                assert!(offset > previous, "partition {partition}: offset {offset} after {previous} (object {key})");
+            }
+            assert!(seen.insert((partition, offset), record).is_none(), "partition {partition} offset {offset} written twice");
+        }
+    }
+    let missing: Vec<_> = produced.keys().filter(|id| !seen.contains_key(id)).collect();
+    assert!(missing.is_empty(), "{} records missing from the bucket, first: {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert_eq!(seen.len(), produced.len(), "the bucket holds records that were never produced");
+    for ((partition, offset), expected) in produced {
+        let record = seen[&(*partition, *offset)];
+        let text = |bytes: &Option<Vec<u8>>| match bytes {
+            Some(bytes) => Value::String(String::from_utf8(bytes.clone()).unwrap()),
+            None => Value::Null,
+        };
+        let expected_json = serde_json::json!({
+            "key": text(&expected.key),
+            "offset": offset,
+            "overflowFlag": false,
+            "partition": partition,
+            "timestamp": expected.timestamp,
+            "topic": topic,
+            "value": text(&expected.value),
+            "valueSize": expected.value.as_ref().map_or(0, Vec::len),
+        });
+        assert_eq!(record, &expected_json, "record at partition {partition} offset {offset}");
+    }
+    objects.len()
+}
+
+/// Values users send: unicode, empty, JSON-looking text with quotes, backslashes and newlines.
+fn tricky_value(index: usize) -> Option<Vec<u8>> {
+    let value = match index % 8 {
+        0 => format!("plain value {index}"),
+        1 => String::new(),
+        2 => format!("{{\"id\": {index}, \"text\": \"quote \\\" backslash \\\\ end\"}}"),
+        3 => format!("line one\nline two\r\n\ttabbed {index}"),
+        4 => format!("unicode é ü 日本語 🎉 {index}"),
+        5 => format!("control \u{1} \u{1f} {index}"),
+        6 => return None, // a tombstone
+        _ => "x".repeat(index % 500),
+    };
+    Some(value.into_bytes())
+}
+
+fn tricky_key(index: usize) -> Option<Vec<u8>> {
+    match index % 5 {
+        0 => None,
+        1 => Some(Vec::new()),
+        2 => Some(format!("key-{index}").into_bytes()),
+        3 => Some(format!("ключ \"{index}\"").into_bytes()),
+        _ => Some(index.to_string().into_bytes()),
+    }
+}
+
+/// A user's promise: every record of the topic lands in the bucket exactly once, in the product
+/// page's format, and the group's offsets are committed past it after a graceful stop.
+#[test]
+fn every_record_lands_once_in_offset_order_with_every_field_right() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("orders"), "e2e-bucket", unique("copy-all"));
+    stack.create_topic(&topic, 4);
+    stack.create_bucket(bucket);
+    let records: Vec<_> = (0..4000).map(|index| ((index % 4) as i32, tricky_key(index), tricky_value(index))).collect();
+    let produced = stack.produce(&topic, &records);
+    assert_eq!(produced.len(), 4000);
+
+    let config = stack.config(&name, &topic, bucket, "max_records = 300\nmax_bytes = 65536\nmax_interval_ms = 500", "");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_for_log("partitions assigned", Duration::from_secs(30));
+    let objects = stack.wait_for_records(bucket, &format!("e2e/{topic}/"), 4000, Duration::from_secs(90));
+    let count = assert_exactly_once(&objects, &topic, &produced);
+    assert!(count >= 4000 / 300, "objects are cut at max_records: {count} objects");
+    for (key, records) in &objects {
+        assert!(records.len() <= 300, "{key} holds {} records, over max_records", records.len());
+    }
+
+    connector.terminate();
+    let status = connector.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "graceful stop exits 0, got {status}:\n{}", connector.logs());
+    let committed = stack.committed(&format!("connect-{name}"), &topic, 4);
+    for partition in 0..4 {
+        let end = produced.keys().filter(|(p, _)| *p == partition).map(|(_, offset)| offset + 1).max();
+        assert_eq!(committed.get(&partition).copied(), end, "partition {partition} committed to its end");
+    }
+    assert!(!connector.logs().contains(&stack.secret), "the secret appears in the log");
+}
+
+/// Stopping the connector mid-stream and starting it again loses nothing and duplicates nothing.
+#[test]
+fn restart_mid_stream_loses_and_duplicates_nothing() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("events"), "restart-bucket", unique("restart"));
+    stack.create_topic(&topic, 3);
+    stack.create_bucket(bucket);
+    let config = stack.config(&name, &topic, bucket, "max_records = 50\nmax_interval_ms = 300", "");
+    let prefix = format!("e2e/{topic}/");
+
+    let first: Vec<_> = (0..1500).map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index))).collect();
+    let mut produced = stack.produce(&topic, &first);
+    let mut connector = stack.connector(&config, None);
+    connector.wait_for_log("partitions assigned", Duration::from_secs(30));
+    // Stop while the backlog is still being copied.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stack.objects(bucket, &prefix).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no object appeared:\n{}", connector.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    connector.terminate();
+    let status = connector.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "graceful stop exits 0, got {status}:\n{}", connector.logs());
+
+    // More records while it is down, then start again.
+    let second: Vec<_> = (1500..3000).map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index))).collect();
+    produced.extend(stack.produce(&topic, &second));
+    let mut restarted = stack.connector(&config, None);
+    restarted.wait_for_log("partitions assigned", Duration::from_secs(60));
+    let objects = stack.wait_for_records(bucket, &prefix, 3000, Duration::from_secs(90));
+    assert_exactly_once(&objects, &topic, &produced);
+    restarted.terminate();
+    assert!(restarted.wait_exit(Duration::from_secs(30)).success(), "{}", restarted.logs());
+}
+
+/// A wrong secret is a clear startup error naming the bucket, never the secret.
+#[test]
+fn wrong_secret_names_the_bucket_never_the_secret() {
+    let stack = Stack::start();
+    let topic = unique("auth");
+    stack.create_topic(&topic, 1);
+    stack.create_bucket("auth-bucket");
+    let config = stack.config(&unique("auth"), &topic, "auth-bucket", "", "");
+    let wrong = format!("wrong-{}", unique("secret"));
+    let mut connector = stack.connector(&config, Some(&wrong));
+    let status = connector.wait_exit(Duration::from_secs(60));
+    let logs = connector.logs();
+    assert_eq!(status.code(), Some(3), "startup failure exit code:\n{logs}");
+    assert!(logs.contains("`auth-bucket`"), "the error names the bucket:\n{logs}");
+    assert!(logs.contains("UPLOAD_ACCESS_DENIED"), "the error carries its code:\n{logs}");
+    assert!(logs.contains("OSS_ACCESS_KEY_SECRET"), "the error says where the credentials come from:\n{logs}");
+    assert!(!logs.contains(&wrong), "the wrong secret appears in the log");
+    assert!(!logs.contains(&stack.secret), "the real secret appears in the log");
+}
+
+/// A missing bucket is a clear startup error naming the bucket.
+#[test]
+fn missing_bucket_is_a_clear_error() {
+    let stack = Stack::start();
+    let topic = unique("nobucket");
+    stack.create_topic(&topic, 1);
+    let config = stack.config(&unique("nobucket"), &topic, "no-such-bucket", "", "");
+    let mut connector = stack.connector(&config, None);
+    let status = connector.wait_exit(Duration::from_secs(60));
+    let logs = connector.logs();
+    assert_eq!(status.code(), Some(3), "startup failure exit code:\n{logs}");
+    assert!(logs.contains("bucket `no-such-bucket` does not exist"), "{logs}");
+    assert!(logs.contains("UPLOAD_NO_SUCH_BUCKET"), "{logs}");
+    assert!(!logs.contains(&stack.secret), "the secret appears in the log");
+}
+
+/// A record that is not UTF-8 is never mangled: its partition stops exactly before it, with an
+/// error naming topic, partition and offset, while the other partitions keep flowing.
+#[test]
+fn invalid_utf8_stops_its_partition_exactly_at_the_record() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("binary"), "utf8-bucket", unique("utf8"));
+    stack.create_topic(&topic, 2);
+    stack.create_bucket(bucket);
+    let mut records: Vec<(i32, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+    for index in 0..200 {
+        records.push((0, None, Some(format!("p0-{index}").into_bytes())));
+        let value = if index == 120 { b"bad \xff\xfe bytes".to_vec() } else { format!("p1-{index}").into_bytes() };
+        records.push((1, Some(b"k".to_vec()), Some(value)));
+    }
+    let produced = stack.produce(&topic, &records);
+    let bad_offset = produced
+        .iter()
+        .find(|(_, record)| record.value.as_deref().is_some_and(|value| std::str::from_utf8(value).is_err()))
+        .map(|((_, offset), _)| *offset)
+        .unwrap();
+
+    let config = stack.config(&name, &topic, bucket, "max_records = 25\nmax_interval_ms = 300", "");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_for_log("partition stopped", Duration::from_secs(60));
+    let logs = connector.logs();
+    assert!(logs.contains("RECORD_INVALID_UTF8"), "{logs}");
+    assert!(logs.contains(&format!("offset={bad_offset}")) && logs.contains("partition=1"), "{logs}");
+
+    let expected: BTreeMap<_, _> = produced.into_iter().filter(|((partition, offset), _)| *partition == 0 || *offset < bad_offset).collect();
+    let objects = stack.wait_for_records(bucket, &format!("e2e/{topic}/"), expected.len(), Duration::from_secs(60));
+    assert_exactly_once(&objects, &topic, &expected);
+
+    connector.terminate();
+    assert!(connector.wait_exit(Duration::from_secs(30)).success(), "{}", connector.logs());
+    let committed = stack.committed(&format!("connect-{name}"), &topic, 2);
+    assert_eq!(committed.get(&1), Some(&bad_offset), "partition 1 committed exactly up to the bad record");
+    let end0 = expected.keys().filter(|(p, _)| *p == 0).map(|(_, offset)| offset + 1).max();
+    assert_eq!(committed.get(&0).copied(), end0, "partition 0 committed to its end");
+    let partitions: BTreeSet<i64> = objects.iter().map(|(_, records)| records[0]["partition"].as_i64().unwrap()).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1]));
+}
