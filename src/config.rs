@@ -226,6 +226,21 @@ impl ConnectorConfig {
         &self.source.group_id
     }
 
+    /// The source topic (`source.topic`).
+    pub fn topic(&self) -> &str {
+        &self.source.topic
+    }
+
+    /// `source.bootstrap_servers`.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.source.bootstrap_servers
+    }
+
+    /// `source.properties`, passed through to librdkafka.
+    pub fn client_properties(&self) -> &ClientProperties {
+        &self.source.properties
+    }
+
     /// The pipeline settings, with the credentials read from the environment.
     pub fn into_settings(self, credentials: Credentials) -> PipelineSettings {
         let ConnectorConfig {

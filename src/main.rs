@@ -5,6 +5,7 @@
 //! credentials; 3 the bucket or the topic could not be reached at start.
 
 mod config;
+mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,24 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Send one test record to the config's source topic (the product page's "Send Message"),
+    /// wait for the broker's acknowledgement and print its partition and offset.
+    Send {
+        #[arg(long)]
+        config: PathBuf,
+        /// Partition to send to; the producer's partitioner picks one when omitted.
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Record key (UTF-8); no key when omitted.
+        #[arg(long)]
+        key: Option<String>,
+        /// Record value (UTF-8).
+        #[arg(long)]
+        value: String,
+        /// How long to wait for the acknowledgement, in milliseconds.
+        #[arg(long, default_value_t = 30000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -54,6 +73,51 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config, cli.log_format),
+        Command::Send {
+            config,
+            partition,
+            key,
+            value,
+            timeout_ms,
+        } => send_one(&config, partition, key.as_deref(), &value, timeout_ms),
+    }
+}
+
+fn send_one(
+    path: &std::path::Path,
+    partition: Option<i32>,
+    key: Option<&str>,
+    value: &str,
+    timeout_ms: u64,
+) -> ExitCode {
+    let config = match config::load_config(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            for problem in &errors.0 {
+                eprintln!("  error: {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match send::send(
+        &config,
+        partition,
+        key,
+        value,
+        std::time::Duration::from_millis(timeout_ms),
+    ) {
+        Ok(sent) => {
+            println!(
+                "sent to topic {} partition {} offset {}",
+                sent.topic, sent.partition, sent.offset
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(3)
+        }
     }
 }
 
@@ -139,8 +203,10 @@ async fn shutdown_signal() {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

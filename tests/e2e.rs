@@ -10,7 +10,11 @@ use support::{unique, Produced, Stack};
 
 /// Checks the bucket against what was produced: every record exactly once, in offset order
 /// within its partition, with every field right. Returns the number of objects.
-fn assert_exactly_once(objects: &[(String, Vec<Value>)], topic: &str, produced: &BTreeMap<(i32, i64), Produced>) -> usize {
+fn assert_exactly_once(
+    objects: &[(String, Vec<Value>)],
+    topic: &str,
+    produced: &BTreeMap<(i32, i64), Produced>,
+) -> usize {
     let mut seen: BTreeMap<(i32, i64), &Value> = BTreeMap::new();
     let mut last_per_partition: BTreeMap<i32, i64> = BTreeMap::new();
     for (key, records) in objects {
@@ -26,14 +30,32 @@ fn assert_exactly_once(objects: &[(String, Vec<Value>)], topic: &str, produced: 
             let partition = record["partition"].as_i64().unwrap() as i32;
             let offset = record["offset"].as_i64().unwrap();
             if let Some(previous) = last_per_partition.insert(partition, offset) {
-                assert!(offset > previous, "partition {partition}: offset {offset} after {previous} (object {key})");
+                assert!(
+                    offset > previous,
+                    "partition {partition}: offset {offset} after {previous} (object {key})"
+                );
             }
-            assert!(seen.insert((partition, offset), record).is_none(), "partition {partition} offset {offset} written twice");
+            assert!(
+                seen.insert((partition, offset), record).is_none(),
+                "partition {partition} offset {offset} written twice"
+            );
         }
     }
-    let missing: Vec<_> = produced.keys().filter(|id| !seen.contains_key(id)).collect();
-    assert!(missing.is_empty(), "{} records missing from the bucket, first: {:?}", missing.len(), &missing[..missing.len().min(5)]);
-    assert_eq!(seen.len(), produced.len(), "the bucket holds records that were never produced");
+    let missing: Vec<_> = produced
+        .keys()
+        .filter(|id| !seen.contains_key(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} records missing from the bucket, first: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(
+        seen.len(),
+        produced.len(),
+        "the bucket holds records that were never produced"
+    );
     for ((partition, offset), expected) in produced {
         let record = seen[&(*partition, *offset)];
         let text = |bytes: &Option<Vec<u8>>| match bytes {
@@ -50,7 +72,10 @@ fn assert_exactly_once(objects: &[(String, Vec<Value>)], topic: &str, produced: 
             "value": text(&expected.value),
             "valueSize": expected.value.as_ref().map_or(0, Vec::len),
         });
-        assert_eq!(record, &expected_json, "record at partition {partition} offset {offset}");
+        assert_eq!(
+            record, &expected_json,
+            "record at partition {partition} offset {offset}"
+        );
     }
     objects.len()
 }
@@ -88,29 +113,64 @@ fn every_record_lands_once_in_offset_order_with_every_field_right() {
     let (topic, bucket, name) = (unique("orders"), "e2e-bucket", unique("copy-all"));
     stack.create_topic(&topic, 4);
     stack.create_bucket(bucket);
-    let records: Vec<_> = (0..4000).map(|index| ((index % 4) as i32, tricky_key(index), tricky_value(index))).collect();
+    let records: Vec<_> = (0..4000)
+        .map(|index| ((index % 4) as i32, tricky_key(index), tricky_value(index)))
+        .collect();
     let produced = stack.produce(&topic, &records);
     assert_eq!(produced.len(), 4000);
 
-    let config = stack.config(&name, &topic, bucket, "max_records = 300\nmax_bytes = 65536\nmax_interval_ms = 500", "");
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 300\nmax_bytes = 65536\nmax_interval_ms = 500",
+        "",
+    );
     let mut connector = stack.connector(&config, None);
     connector.wait_for_log("partitions assigned", Duration::from_secs(30));
-    let objects = stack.wait_for_records(bucket, &format!("e2e/{topic}/"), 4000, Duration::from_secs(90));
+    let objects = stack.wait_for_records(
+        bucket,
+        &format!("e2e/{topic}/"),
+        4000,
+        Duration::from_secs(90),
+    );
     let count = assert_exactly_once(&objects, &topic, &produced);
-    assert!(count >= 4000 / 300, "objects are cut at max_records: {count} objects");
+    assert!(
+        count >= 4000 / 300,
+        "objects are cut at max_records: {count} objects"
+    );
     for (key, records) in &objects {
-        assert!(records.len() <= 300, "{key} holds {} records, over max_records", records.len());
+        assert!(
+            records.len() <= 300,
+            "{key} holds {} records, over max_records",
+            records.len()
+        );
     }
 
     connector.terminate();
     let status = connector.wait_exit(Duration::from_secs(30));
-    assert!(status.success(), "graceful stop exits 0, got {status}:\n{}", connector.logs());
+    assert!(
+        status.success(),
+        "graceful stop exits 0, got {status}:\n{}",
+        connector.logs()
+    );
     let committed = stack.committed(&format!("connect-{name}"), &topic, 4);
     for partition in 0..4 {
-        let end = produced.keys().filter(|(p, _)| *p == partition).map(|(_, offset)| offset + 1).max();
-        assert_eq!(committed.get(&partition).copied(), end, "partition {partition} committed to its end");
+        let end = produced
+            .keys()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, offset)| offset + 1)
+            .max();
+        assert_eq!(
+            committed.get(&partition).copied(),
+            end,
+            "partition {partition} committed to its end"
+        );
     }
-    assert!(!connector.logs().contains(&stack.secret), "the secret appears in the log");
+    assert!(
+        !connector.logs().contains(&stack.secret),
+        "the secret appears in the log"
+    );
 }
 
 /// Stopping the connector mid-stream and starting it again loses nothing and duplicates nothing.
@@ -120,32 +180,54 @@ fn restart_mid_stream_loses_and_duplicates_nothing() {
     let (topic, bucket, name) = (unique("events"), "restart-bucket", unique("restart"));
     stack.create_topic(&topic, 3);
     stack.create_bucket(bucket);
-    let config = stack.config(&name, &topic, bucket, "max_records = 50\nmax_interval_ms = 300", "");
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 50\nmax_interval_ms = 300",
+        "",
+    );
     let prefix = format!("e2e/{topic}/");
 
-    let first: Vec<_> = (0..1500).map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index))).collect();
+    let first: Vec<_> = (0..1500)
+        .map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index)))
+        .collect();
     let mut produced = stack.produce(&topic, &first);
     let mut connector = stack.connector(&config, None);
     connector.wait_for_log("partitions assigned", Duration::from_secs(30));
     // Stop while the backlog is still being copied.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while stack.objects(bucket, &prefix).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no object appeared:\n{}", connector.logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no object appeared:\n{}",
+            connector.logs()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     connector.terminate();
     let status = connector.wait_exit(Duration::from_secs(30));
-    assert!(status.success(), "graceful stop exits 0, got {status}:\n{}", connector.logs());
+    assert!(
+        status.success(),
+        "graceful stop exits 0, got {status}:\n{}",
+        connector.logs()
+    );
 
     // More records while it is down, then start again.
-    let second: Vec<_> = (1500..3000).map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index))).collect();
+    let second: Vec<_> = (1500..3000)
+        .map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index)))
+        .collect();
     produced.extend(stack.produce(&topic, &second));
     let mut restarted = stack.connector(&config, None);
     restarted.wait_for_log("partitions assigned", Duration::from_secs(60));
     let objects = stack.wait_for_records(bucket, &prefix, 3000, Duration::from_secs(90));
     assert_exactly_once(&objects, &topic, &produced);
     restarted.terminate();
-    assert!(restarted.wait_exit(Duration::from_secs(30)).success(), "{}", restarted.logs());
+    assert!(
+        restarted.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        restarted.logs()
+    );
 }
 
 /// A wrong secret is a clear startup error naming the bucket, never the secret.
@@ -161,11 +243,26 @@ fn wrong_secret_names_the_bucket_never_the_secret() {
     let status = connector.wait_exit(Duration::from_secs(60));
     let logs = connector.logs();
     assert_eq!(status.code(), Some(3), "startup failure exit code:\n{logs}");
-    assert!(logs.contains("`auth-bucket`"), "the error names the bucket:\n{logs}");
-    assert!(logs.contains("UPLOAD_ACCESS_DENIED"), "the error carries its code:\n{logs}");
-    assert!(logs.contains("OSS_ACCESS_KEY_SECRET"), "the error says where the credentials come from:\n{logs}");
-    assert!(!logs.contains(&wrong), "the wrong secret appears in the log");
-    assert!(!logs.contains(&stack.secret), "the real secret appears in the log");
+    assert!(
+        logs.contains("`auth-bucket`"),
+        "the error names the bucket:\n{logs}"
+    );
+    assert!(
+        logs.contains("UPLOAD_ACCESS_DENIED"),
+        "the error carries its code:\n{logs}"
+    );
+    assert!(
+        logs.contains("OSS_ACCESS_KEY_SECRET"),
+        "the error says where the credentials come from:\n{logs}"
+    );
+    assert!(
+        !logs.contains(&wrong),
+        "the wrong secret appears in the log"
+    );
+    assert!(
+        !logs.contains(&stack.secret),
+        "the real secret appears in the log"
+    );
 }
 
 /// A missing bucket is a clear startup error naming the bucket.
@@ -179,9 +276,15 @@ fn missing_bucket_is_a_clear_error() {
     let status = connector.wait_exit(Duration::from_secs(60));
     let logs = connector.logs();
     assert_eq!(status.code(), Some(3), "startup failure exit code:\n{logs}");
-    assert!(logs.contains("bucket `no-such-bucket` does not exist"), "{logs}");
+    assert!(
+        logs.contains("bucket `no-such-bucket` does not exist"),
+        "{logs}"
+    );
     assert!(logs.contains("UPLOAD_NO_SUCH_BUCKET"), "{logs}");
-    assert!(!logs.contains(&stack.secret), "the secret appears in the log");
+    assert!(
+        !logs.contains(&stack.secret),
+        "the secret appears in the log"
+    );
 }
 
 /// A record that is not UTF-8 is never mangled: its partition stops exactly before it, with an
@@ -195,33 +298,78 @@ fn invalid_utf8_stops_its_partition_exactly_at_the_record() {
     let mut records: Vec<(i32, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
     for index in 0..200 {
         records.push((0, None, Some(format!("p0-{index}").into_bytes())));
-        let value = if index == 120 { b"bad \xff\xfe bytes".to_vec() } else { format!("p1-{index}").into_bytes() };
+        let value = if index == 120 {
+            b"bad \xff\xfe bytes".to_vec()
+        } else {
+            format!("p1-{index}").into_bytes()
+        };
         records.push((1, Some(b"k".to_vec()), Some(value)));
     }
     let produced = stack.produce(&topic, &records);
     let bad_offset = produced
         .iter()
-        .find(|(_, record)| record.value.as_deref().is_some_and(|value| std::str::from_utf8(value).is_err()))
+        .find(|(_, record)| {
+            record
+                .value
+                .as_deref()
+                .is_some_and(|value| std::str::from_utf8(value).is_err())
+        })
         .map(|((_, offset), _)| *offset)
         .unwrap();
 
-    let config = stack.config(&name, &topic, bucket, "max_records = 25\nmax_interval_ms = 300", "");
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 25\nmax_interval_ms = 300",
+        "",
+    );
     let mut connector = stack.connector(&config, None);
     connector.wait_for_log("partition stopped", Duration::from_secs(60));
     let logs = connector.logs();
     assert!(logs.contains("RECORD_INVALID_UTF8"), "{logs}");
-    assert!(logs.contains(&format!("offset={bad_offset}")) && logs.contains("partition=1"), "{logs}");
+    assert!(
+        logs.contains(&format!("offset={bad_offset}")) && logs.contains("partition=1"),
+        "{logs}"
+    );
 
-    let expected: BTreeMap<_, _> = produced.into_iter().filter(|((partition, offset), _)| *partition == 0 || *offset < bad_offset).collect();
-    let objects = stack.wait_for_records(bucket, &format!("e2e/{topic}/"), expected.len(), Duration::from_secs(60));
+    let expected: BTreeMap<_, _> = produced
+        .into_iter()
+        .filter(|((partition, offset), _)| *partition == 0 || *offset < bad_offset)
+        .collect();
+    let objects = stack.wait_for_records(
+        bucket,
+        &format!("e2e/{topic}/"),
+        expected.len(),
+        Duration::from_secs(60),
+    );
     assert_exactly_once(&objects, &topic, &expected);
 
     connector.terminate();
-    assert!(connector.wait_exit(Duration::from_secs(30)).success(), "{}", connector.logs());
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
     let committed = stack.committed(&format!("connect-{name}"), &topic, 2);
-    assert_eq!(committed.get(&1), Some(&bad_offset), "partition 1 committed exactly up to the bad record");
-    let end0 = expected.keys().filter(|(p, _)| *p == 0).map(|(_, offset)| offset + 1).max();
-    assert_eq!(committed.get(&0).copied(), end0, "partition 0 committed to its end");
-    let partitions: BTreeSet<i64> = objects.iter().map(|(_, records)| records[0]["partition"].as_i64().unwrap()).collect();
+    assert_eq!(
+        committed.get(&1),
+        Some(&bad_offset),
+        "partition 1 committed exactly up to the bad record"
+    );
+    let end0 = expected
+        .keys()
+        .filter(|(p, _)| *p == 0)
+        .map(|(_, offset)| offset + 1)
+        .max();
+    assert_eq!(
+        committed.get(&0).copied(),
+        end0,
+        "partition 0 committed to its end"
+    );
+    let partitions: BTreeSet<i64> = objects
+        .iter()
+        .map(|(_, records)| records[0]["partition"].as_i64().unwrap())
+        .collect();
     assert_eq!(partitions, BTreeSet::from([0, 1]));
 }

@@ -177,6 +177,22 @@ impl Batcher {
     }
 }
 
+/// Stores `next_offset` (the offset of the next record to read) as the partition's position.
+///
+/// Not `Consumer::store_offset`: that one wraps `rd_kafka_offset_store`, which stores its
+/// argument *plus one* and would skip a record on restart. `store_offsets` stores the list's
+/// offsets as given.
+pub fn store_next_offset(
+    consumer: &SinkConsumer,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+) -> rdkafka::error::KafkaResult<()> {
+    let mut list = rdkafka::TopicPartitionList::with_capacity(1);
+    list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(next_offset))?;
+    consumer.store_offsets(&list)
+}
+
 impl Actor for Batcher {
     type Context = Context<Self>;
 
@@ -246,9 +262,8 @@ impl Handler<UploadReceipt> for Batcher {
         {
             // In memory only; the driver thread commits. Fails with `_STATE` if the partition was
             // revoked meanwhile: then the new owner re-reads from the last commit.
-            if let Err(error) = self
-                .consumer
-                .store_offset(&self.topic, self.partition, next_offset)
+            if let Err(error) =
+                store_next_offset(&self.consumer, &self.topic, self.partition, next_offset)
             {
                 warn!(code = "KAFKA_COMMIT", topic = %self.topic, partition = self.partition, next_offset, %error, "cannot store offset");
             }

@@ -269,7 +269,10 @@ fn classify_status(bucket: String, status: u16, code: String, message: String) -
         "SlowDown" | "Throttling" | "RequestLimitExceeded" | "RequestTimeout"
     );
     match status {
-        404 if code.is_empty() || code == "NoSuchBucket" => StoreError::NoSuchBucket { bucket },
+        // HeadBucket answers a bodiless 404, which the SDK reports as `NotFound`.
+        404 if matches!(code.as_str(), "" | "NoSuchBucket" | "NotFound") => {
+            StoreError::NoSuchBucket { bucket }
+        }
         401 | 403 => StoreError::AccessDenied {
             bucket,
             code: if code.is_empty() {
@@ -308,6 +311,8 @@ mod tests {
     #[test]
     fn statuses_map_to_the_documented_codes() {
         assert_eq!(classify(404, "").code(), "UPLOAD_NO_SUCH_BUCKET");
+        assert_eq!(classify(404, "NotFound").code(), "UPLOAD_NO_SUCH_BUCKET");
+        assert_eq!(classify(404, "NoSuchKey").code(), "UPLOAD_REJECTED");
         assert_eq!(
             classify(404, "NoSuchBucket").code(),
             "UPLOAD_NO_SUCH_BUCKET"

@@ -28,7 +28,9 @@ fn cached_binary(env: &str, relative: &str) -> PathBuf {
     }
     let cache = std::env::var("KOS_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/kafka-oss-sink"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/kafka-oss-sink")
+        });
     let path = cache.join(relative);
     assert!(
         path.exists(),
@@ -39,20 +41,30 @@ fn cached_binary(env: &str, relative: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// A unique name per test run, so tests can share nothing by accident.
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}-{}", nanos % 1_000_000_000)
 }
 
@@ -77,7 +89,13 @@ impl Stack {
         let kafka_port = free_port();
         let listener = format!("tcp://127.0.0.1:{kafka_port}");
         let broker = Command::new(tansu)
-            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(std::fs::File::create(dir.join("broker.log")).unwrap())
             .stderr(Stdio::null())
@@ -94,8 +112,20 @@ impl Stack {
             .expect("starting s3s-fs");
         wait_port(kafka_port, "tansu");
         wait_port(s3_port, "s3s-fs");
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        Stack { broker, s3, kafka_port, s3_port, dir, secret, runtime }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        Stack {
+            broker,
+            s3,
+            kafka_port,
+            s3_port,
+            dir,
+            secret,
+            runtime,
+        }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -108,7 +138,13 @@ impl Stack {
 
     pub fn create_topic(&self, topic: &str, partitions: u32) {
         let status = Command::new(cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu"))
-            .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
             .args(["--broker", &format!("tcp://127.0.0.1:{}", self.kafka_port)])
             .stdout(Stdio::null())
             .status()
@@ -127,17 +163,26 @@ impl Stack {
 
     /// Produces records (in order) and returns them keyed by the `(partition, offset)` the
     /// broker assigned, read from the delivery reports.
-    pub fn produce(&self, topic: &str, records: &[(i32, Option<Vec<u8>>, Option<Vec<u8>>)]) -> BTreeMap<(i32, i64), Produced> {
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: &[(i32, Option<Vec<u8>>, Option<Vec<u8>>)],
+    ) -> BTreeMap<(i32, i64), Produced> {
         let producer: ThreadedProducer<Capture> = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("linger.ms", "5")
             .set("acks", "all")
             .create_with_context(Capture::default())
             .expect("producer");
-        let base_ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let base_ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
         for (index, (partition, key, value)) in records.iter().enumerate() {
             let mut record: BaseRecord<'_, [u8], [u8], Box<usize>> =
-                BaseRecord::with_opaque_to(topic, Box::new(index)).partition(*partition).timestamp(base_ts + index as i64);
+                BaseRecord::with_opaque_to(topic, Box::new(index))
+                    .partition(*partition)
+                    .timestamp(base_ts + index as i64);
             if let Some(key) = key {
                 record = record.key(key.as_slice());
             }
@@ -148,7 +193,12 @@ impl Stack {
             loop {
                 match producer.send(pending) {
                     Ok(()) => break,
-                    Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        back,
+                    )) => {
                         pending = back;
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -164,7 +214,14 @@ impl Stack {
             .map(|(index, partition, offset)| {
                 let (expected_partition, key, value) = &records[index];
                 assert_eq!(partition, *expected_partition);
-                ((partition, offset), Produced { key: key.clone(), value: value.clone(), timestamp: base_ts + index as i64 })
+                (
+                    (partition, offset),
+                    Produced {
+                        key: key.clone(),
+                        value: value.clone(),
+                        timestamp: base_ts + index as i64,
+                    },
+                )
             })
             .collect()
     }
@@ -182,7 +239,9 @@ impl Stack {
         for partition in 0..partitions {
             list.add_partition(topic, partition);
         }
-        let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+        let committed = consumer
+            .committed_offsets(list, Duration::from_secs(10))
+            .unwrap();
         committed
             .elements()
             .iter()
@@ -199,7 +258,13 @@ impl Stack {
             .region(Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
             .force_path_style(true)
-            .credentials_provider(Credentials::new(ACCESS_KEY_ID, &self.secret, None, None, "test"))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                &self.secret,
+                None,
+                None,
+                "test",
+            ))
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
@@ -219,7 +284,11 @@ impl Stack {
                     .send()
                     .await
                     .expect("list objects");
-                keys.extend(page.contents().iter().filter_map(|object| object.key().map(str::to_owned)));
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|object| object.key().map(str::to_owned)),
+                );
                 match page.next_continuation_token {
                     Some(next) if page.is_truncated == Some(true) => token = Some(next),
                     _ => break,
@@ -228,7 +297,13 @@ impl Stack {
             keys.sort();
             let mut objects = Vec::new();
             for key in keys {
-                let body = client.get_object().bucket(bucket).key(&key).send().await.expect("get object");
+                let body = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .expect("get object");
                 let bytes = body.body.collect().await.unwrap().into_bytes();
                 let array: Vec<Value> = serde_json::from_slice(&bytes)
                     .unwrap_or_else(|error| panic!("object {key} is not a JSON array: {error}"));
@@ -239,7 +314,13 @@ impl Stack {
     }
 
     /// Polls the bucket until `count` records are in it (or the deadline passes), returns them.
-    pub fn wait_for_records(&self, bucket: &str, prefix: &str, count: usize, timeout: Duration) -> Vec<(String, Vec<Value>)> {
+    pub fn wait_for_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<(String, Vec<Value>)> {
         let deadline = Instant::now() + timeout;
         loop {
             let objects = self.objects(bucket, prefix);
@@ -252,7 +333,14 @@ impl Stack {
     }
 
     /// Writes a connector config for this stack. `extra` is appended verbatim (TOML tables).
-    pub fn config(&self, name: &str, topic: &str, bucket: &str, batching: &str, extra: &str) -> PathBuf {
+    pub fn config(
+        &self,
+        name: &str,
+        topic: &str,
+        bucket: &str,
+        batching: &str,
+        extra: &str,
+    ) -> PathBuf {
         let path = self.dir.join(format!("{name}.toml"));
         let text = format!(
             r#"name = "{name}"
@@ -318,7 +406,12 @@ impl rdkafka::producer::ProducerContext for Capture {
     fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, index: Box<usize>) {
         use rdkafka::Message;
         match result {
-            Ok(message) => self.0.lock().unwrap().push((*index, message.partition(), message.offset())),
+            Ok(message) => {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((*index, message.partition(), message.offset()))
+            }
             Err((error, _)) => panic!("record {index} not delivered: {error}"),
         }
     }
@@ -364,15 +457,25 @@ impl Connector {
         let deadline = Instant::now() + timeout;
         while !self.logs().contains(needle) {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("connector exited ({status}) before logging {needle:?}:\n{}", self.logs());
+                panic!(
+                    "connector exited ({status}) before logging {needle:?}:\n{}",
+                    self.logs()
+                );
             }
-            assert!(Instant::now() < deadline, "no {needle:?} in the log after {timeout:?}:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log after {timeout:?}:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     pub fn terminate(&mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -384,7 +487,10 @@ impl Connector {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("connector still running after {timeout:?}:\n{}", self.logs());
+                panic!(
+                    "connector still running after {timeout:?}:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
