@@ -10,8 +10,8 @@ set -euo pipefail
 KOS_CACHE="${KOS_CACHE:-$HOME/.cache/kafka-oss-sink}"
 TANSU_VERSION=0.6.0
 S3S_FS_VERSION=0.14.1
-TANSU_BIN="$KOS_CACHE/tansu-$TANSU_VERSION/bin/tansu"
-S3S_FS_BIN="$KOS_CACHE/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs"
+TANSU_BIN="${TANSU_BIN:-$KOS_CACHE/tansu-$TANSU_VERSION/bin/tansu}"
+S3S_FS_BIN="${S3S_FS_BIN:-$KOS_CACHE/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs}"
 export TANSU_BIN S3S_FS_BIN
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -165,8 +165,13 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    info!(
+        name = config.name(),
+        group = config.group_id(),
+        topic = config.topic(),
+        "starting"
+    );
     let settings = config.into_settings(credentials);
-    info!(name = %settings.connector_name, topic = %settings.source.topic, bucket = %settings.sink.bucket, "starting");
 
     let system = actix::System::new();
     let outcome = system.block_on(pipeline::run(settings, shutdown_signal()));

@@ -373,3 +373,59 @@ fn invalid_utf8_stops_its_partition_exactly_at_the_record() {
         .collect();
     assert_eq!(partitions, BTreeSet::from([0, 1]));
 }
+
+/// An object larger than the part size goes up as a multipart upload and reads back intact.
+#[test]
+fn objects_over_the_part_size_go_up_as_multipart_and_read_back_intact() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("large"), "large-bucket", unique("large"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    // 800 values of 16 KiB: about 13 MiB, cut into one object of at most 12 MiB and a rest.
+    let records: Vec<_> = (0..800)
+        .map(|index| {
+            (
+                0,
+                Some(format!("k{index}").into_bytes()),
+                Some(format!("{index:05}-{}", "v".repeat(16 * 1024 - 6)).into_bytes()),
+            )
+        })
+        .collect();
+    let produced = stack.produce(&topic, &records);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_bytes = 12582912\nmax_interval_ms = 2000",
+        "",
+    );
+    let config_text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[sink]\n", "[sink]\npart_size_bytes = 5242880\n");
+    std::fs::write(&config, config_text).unwrap();
+    let mut connector = stack.connector(&config, None);
+    let objects = stack.wait_for_records(
+        bucket,
+        &format!("e2e/{topic}/"),
+        800,
+        Duration::from_secs(120),
+    );
+    assert_exactly_once(&objects, &topic, &produced);
+    let sizes = stack.object_sizes(bucket, &format!("e2e/{topic}/"));
+    let largest = sizes.iter().map(|(_, size, _)| *size).max().unwrap();
+    assert!(
+        largest > 10 * 1024 * 1024 && largest <= 12582912,
+        "the large object is cut at max_bytes: {sizes:?}"
+    );
+    let (_, _, etag) = sizes.iter().find(|(_, size, _)| *size == largest).unwrap();
+    assert!(
+        etag.trim_matches('"').ends_with("-3"),
+        "a 12 MiB object in 5 MiB parts is a 3-part multipart upload (ETag {etag})"
+    );
+    connector.terminate();
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
+}

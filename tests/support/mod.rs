@@ -313,6 +313,37 @@ impl Stack {
         })
     }
 
+    /// `(key, size, ETag)` of every object under `prefix`, in key order.
+    pub fn object_sizes(&self, bucket: &str, prefix: &str) -> Vec<(String, i64, String)> {
+        let client = self.s3();
+        self.runtime.block_on(async {
+            let page = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .expect("list objects");
+            let mut out = Vec::new();
+            for object in page.contents() {
+                let key = object.key().unwrap().to_owned();
+                let head = client
+                    .head_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .expect("head object");
+                out.push((
+                    key,
+                    head.content_length().unwrap_or(-1),
+                    head.e_tag().unwrap_or("").to_owned(),
+                ));
+            }
+            out
+        })
+    }
+
     /// Polls the bucket until `count` records are in it (or the deadline passes), returns them.
     pub fn wait_for_records(
         &self,
