@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{unique, Produced, Stack};
+use support::{unique, Produced, Stack, TestRecord};
 
 /// Checks the bucket against what was produced: every record exactly once, in offset order
 /// within its partition, with every field right. Returns the number of objects.
@@ -295,7 +295,7 @@ fn invalid_utf8_stops_its_partition_exactly_at_the_record() {
     let (topic, bucket, name) = (unique("binary"), "utf8-bucket", unique("utf8"));
     stack.create_topic(&topic, 2);
     stack.create_bucket(bucket);
-    let mut records: Vec<(i32, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+    let mut records: Vec<TestRecord> = Vec::new();
     for index in 0..200 {
         records.push((0, None, Some(format!("p0-{index}").into_bytes())));
         let value = if index == 120 {

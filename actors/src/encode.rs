@@ -201,7 +201,10 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn encode(records: &[(i64, i64, Option<&[u8]>, Option<&[u8]>)]) -> Result<Value, RecordError> {
+    /// `(offset, timestamp, key, value)`.
+    type Input<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+    fn encode(records: &[Input<'_>]) -> Result<Value, RecordError> {
         let mut chunk = RecordChunk::default();
         for (offset, timestamp, key, value) in records {
             chunk.push(*offset, *timestamp, *key, *value);

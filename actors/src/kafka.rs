@@ -43,7 +43,7 @@ pub enum KafkaSetupError {
     Metadata {
         topic: String,
         servers: String,
-        error: KafkaError,
+        error: Box<KafkaError>,
     },
     #[error("topic `{topic}` does not exist on {servers}")]
     TopicMissing { topic: String, servers: String },
@@ -203,7 +203,7 @@ pub fn create_consumer(
         .map_err(|error| KafkaSetupError::Metadata {
             topic: source.topic.clone(),
             servers: source.bootstrap_servers.clone(),
-            error,
+            error: Box::new(error),
         })?;
     let found = metadata.topics().iter().any(|topic| {
         topic.name() == source.topic && topic.error().is_none() && !topic.partitions().is_empty()

@@ -20,6 +20,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde_json::Value;
 
+/// `(partition, key, value)` of a record to produce.
+pub type TestRecord = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
+
 pub const ACCESS_KEY_ID: &str = "test-access-key";
 
 fn cached_binary(env: &str, relative: &str) -> PathBuf {
@@ -163,11 +166,7 @@ impl Stack {
 
     /// Produces records (in order) and returns them keyed by the `(partition, offset)` the
     /// broker assigned, read from the delivery reports.
-    pub fn produce(
-        &self,
-        topic: &str,
-        records: &[(i32, Option<Vec<u8>>, Option<Vec<u8>>)],
-    ) -> BTreeMap<(i32, i64), Produced> {
+    pub fn produce(&self, topic: &str, records: &[TestRecord]) -> BTreeMap<(i32, i64), Produced> {
         let producer: ThreadedProducer<Capture> = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("linger.ms", "5")
