@@ -14,8 +14,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use actors::settings::{
-    ChecksumMode, ClientProperties, Credentials, PipelineSettings, RollPolicy, Secret,
-    SinkSettings, SourceSettings, StartOffset,
+    ChecksumMode, ClientProperties, CreateMode, Credentials, FailurePolicy, FailureSettings,
+    PipelineSettings, ResourceSettings, RollPolicy, Secret, SinkSettings, SourceSettings,
+    StartOffset,
 };
 use toml::{Table, Value};
 
@@ -33,6 +34,12 @@ const RETRY_MAX_BACKOFF_MS: (u64, u64, u64) = (30_000, 10, 600_000);
 const MAX_RECORDS: (u64, u64, u64) = (10_000, 1, 10_000_000);
 const MAX_BYTES: (u64, u64, u64) = (16 * MIB, 1_024, 5 * GIB);
 const MAX_INTERVAL_MS: (u64, u64, u64) = (10_000, 100, 86_400_000);
+const MAX_UPLOAD_ATTEMPTS: (u64, u64, u64) = (10, 0, 1_000_000); // 0: unlimited
+const MAX_VALUE_BYTES: (u64, u64, u64) = (0, 0, 5 * GIB); // 0: no limit
+const OFFSET_TOPIC_PARTITIONS: (u64, u64, u64) = (12, 2, 10_000);
+const STATUS_TOPIC_PARTITIONS: (u64, u64, u64) = (6, 1, 10_000);
+const ERROR_TOPIC_PARTITIONS: (u64, u64, u64) = (6, 1, 10_000);
+const REPLICATION_FACTOR: (i64, i64, i64) = (-1, -1, 32); // -1: the broker's default
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
@@ -67,6 +74,19 @@ const ALL_KEYS: &[&str] = &[
     "batching.max_records",
     "batching.max_bytes",
     "batching.max_interval_ms",
+    "sink.max_upload_attempts",
+    "failure.policy",
+    "failure.max_value_bytes",
+    "resources.create",
+    "resources.offset_topic",
+    "resources.offset_topic_partitions",
+    "resources.config_topic",
+    "resources.status_topic",
+    "resources.status_topic_partitions",
+    "resources.abnormal_topic",
+    "resources.dead_letter_topic",
+    "resources.error_topic_partitions",
+    "resources.replication_factor",
 ];
 
 /// librdkafka properties the connector sets itself: (property, what to use instead).
@@ -153,6 +173,8 @@ pub struct ConnectorConfig {
     source: SourceConfig,
     sink: SinkConfig,
     batching: BatchingConfig,
+    failure: FailureSettings,
+    resources: ResourceSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +201,7 @@ struct SinkConfig {
     request_timeout_ms: u64,
     retry_initial_backoff_ms: u64,
     retry_max_backoff_ms: u64,
+    max_upload_attempts: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -205,6 +228,12 @@ const ADDRESSINGS: &[(&str, Addressing)] = &[
 const CHECKSUMS: &[(&str, ChecksumMode)] = &[
     ("when_required", ChecksumMode::WhenRequired),
     ("when_supported", ChecksumMode::WhenSupported),
+];
+const POLICIES: &[(&str, FailurePolicy)] =
+    &[("log", FailurePolicy::Log), ("fail", FailurePolicy::Fail)];
+const CREATE_MODES: &[(&str, CreateMode)] = &[
+    ("automatic", CreateMode::Automatic),
+    ("manual", CreateMode::Manual),
 ];
 
 fn option_name<T: PartialEq + Copy>(options: &[(&'static str, T)], value: T) -> &'static str {
@@ -236,30 +265,35 @@ impl ConnectorConfig {
         &self.source.bootstrap_servers
     }
 
-    /// `source.properties`, passed through to librdkafka.
-    pub fn client_properties(&self) -> &ClientProperties {
-        &self.source.properties
+    /// The Kafka side as the pipeline sees it.
+    pub fn source_settings(&self) -> SourceSettings {
+        let source = &self.source;
+        SourceSettings {
+            bootstrap_servers: source.bootstrap_servers.clone(),
+            topic: source.topic.clone(),
+            group_id: source.group_id.clone(),
+            start_offset: source.start_offset,
+            concurrency: to_usize(source.concurrency),
+            client_properties: source.properties.clone(),
+        }
     }
 
     /// The pipeline settings, with the credentials read from the environment.
     pub fn into_settings(self, credentials: Credentials) -> PipelineSettings {
+        let redacted_config = self.to_redacted_toml();
+        let source = self.source_settings();
         let ConnectorConfig {
             name,
             drain_timeout_ms,
-            source,
             sink,
             batching,
+            failure,
+            resources,
+            ..
         } = self;
         PipelineSettings {
             connector_name: name,
-            source: SourceSettings {
-                bootstrap_servers: source.bootstrap_servers,
-                topic: source.topic,
-                group_id: source.group_id,
-                start_offset: source.start_offset,
-                concurrency: to_usize(source.concurrency),
-                client_properties: source.properties,
-            },
+            source,
             sink: SinkSettings {
                 bucket: sink.bucket,
                 endpoint: sink.endpoint,
@@ -272,6 +306,10 @@ impl ConnectorConfig {
                 request_timeout: Duration::from_millis(sink.request_timeout_ms),
                 retry_initial_backoff: Duration::from_millis(sink.retry_initial_backoff_ms),
                 retry_max_backoff: Duration::from_millis(sink.retry_max_backoff_ms),
+                max_upload_attempts: match sink.max_upload_attempts {
+                    0 => None,
+                    attempts => Some(u32::try_from(attempts).unwrap_or(u32::MAX)),
+                },
                 credentials,
             },
             batching: RollPolicy {
@@ -280,6 +318,9 @@ impl ConnectorConfig {
                 max_interval: Duration::from_millis(batching.max_interval_ms),
             },
             drain_timeout: Duration::from_millis(drain_timeout_ms),
+            failure,
+            resources,
+            redacted_config,
         }
     }
 
@@ -348,11 +389,42 @@ impl ConnectorConfig {
             k.retry_initial_backoff_ms
         );
         let _ = writeln!(out, "retry_max_backoff_ms = {}", k.retry_max_backoff_ms);
+        let _ = writeln!(out, "max_upload_attempts = {}", k.max_upload_attempts);
         let _ = writeln!(out);
         let _ = writeln!(out, "[batching]");
         let _ = writeln!(out, "max_records = {}", b.max_records);
         let _ = writeln!(out, "max_bytes = {}", b.max_bytes);
         let _ = writeln!(out, "max_interval_ms = {}", b.max_interval_ms);
+        let f = &self.failure;
+        let _ = writeln!(out);
+        let _ = writeln!(out, "[failure]");
+        let _ = writeln!(out, "policy = {}", quote(option_name(POLICIES, f.policy)));
+        let _ = writeln!(out, "max_value_bytes = {}", f.max_value_bytes.unwrap_or(0));
+        let r = &self.resources;
+        let _ = writeln!(out);
+        let _ = writeln!(out, "[resources]");
+        let _ = writeln!(
+            out,
+            "create = {}",
+            quote(option_name(CREATE_MODES, r.create))
+        );
+        let _ = writeln!(out, "offset_topic = {}", quote(&r.offset_topic));
+        let _ = writeln!(
+            out,
+            "offset_topic_partitions = {}",
+            r.offset_topic_partitions
+        );
+        let _ = writeln!(out, "config_topic = {}", quote(&r.config_topic));
+        let _ = writeln!(out, "status_topic = {}", quote(&r.status_topic));
+        let _ = writeln!(
+            out,
+            "status_topic_partitions = {}",
+            r.status_topic_partitions
+        );
+        let _ = writeln!(out, "abnormal_topic = {}", quote(&r.abnormal_topic));
+        let _ = writeln!(out, "dead_letter_topic = {}", quote(&r.dead_letter_topic));
+        let _ = writeln!(out, "error_topic_partitions = {}", r.error_topic_partitions);
+        let _ = writeln!(out, "replication_factor = {}", r.replication_factor);
         out
     }
 }
@@ -397,6 +469,8 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
     let source = root.section("source", true);
     let sink = root.section("sink", true);
     let batching = root.section("batching", false);
+    let failure = root.section("failure", false);
+    let resources = root.section("resources", false);
     let mut errors = root.finish();
 
     let source = source.and_then(|section| parse_source(section, name.as_deref(), &mut errors));
@@ -409,19 +483,35 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
             max_interval_ms: MAX_INTERVAL_MS.0,
         }),
     };
+    let failure = parse_failure(failure, &mut errors);
+    let resources = parse_resources(resources, name.as_deref(), &mut errors);
 
-    match (name, drain_timeout_ms, source, sink, batching) {
-        (Some(name), Some(drain_timeout_ms), Some(source), Some(sink), Some(batching))
-            if errors.is_empty() =>
-        {
-            Ok(ConnectorConfig {
-                name,
-                drain_timeout_ms,
-                source,
-                sink,
-                batching,
-            })
-        }
+    match (
+        name,
+        drain_timeout_ms,
+        source,
+        sink,
+        batching,
+        failure,
+        resources,
+    ) {
+        (
+            Some(name),
+            Some(drain_timeout_ms),
+            Some(source),
+            Some(sink),
+            Some(batching),
+            Some(failure),
+            Some(resources),
+        ) if errors.is_empty() => Ok(ConnectorConfig {
+            name,
+            drain_timeout_ms,
+            source,
+            sink,
+            batching,
+            failure,
+            resources,
+        }),
         _ => {
             debug_assert!(
                 !errors.is_empty(),
@@ -578,6 +668,7 @@ fn parse_sink(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<SinkConfi
     let request_timeout_ms = s.int("request_timeout_ms", REQUEST_TIMEOUT_MS);
     let retry_initial_backoff_ms = s.int("retry_initial_backoff_ms", RETRY_INITIAL_BACKOFF_MS);
     let retry_max_backoff_ms = s.int("retry_max_backoff_ms", RETRY_MAX_BACKOFF_MS);
+    let max_upload_attempts = s.int("max_upload_attempts", MAX_UPLOAD_ATTEMPTS);
     if let (Some(initial), Some(max)) = (retry_initial_backoff_ms, retry_max_backoff_ms) {
         if max < initial {
             let key = s.key("retry_max_backoff_ms");
@@ -603,6 +694,66 @@ fn parse_sink(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<SinkConfi
         request_timeout_ms: request_timeout_ms?,
         retry_initial_backoff_ms: retry_initial_backoff_ms?,
         retry_max_backoff_ms: retry_max_backoff_ms?,
+        max_upload_attempts: max_upload_attempts?,
+    })
+}
+
+/// `[failure]`; every key has a default, so a missing section is all defaults.
+fn parse_failure(
+    section: Option<Section>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<FailureSettings> {
+    let mut s = section.unwrap_or_else(|| Section::new("failure".into(), Table::new()));
+    let policy = s.choice("policy", POLICIES, FailurePolicy::Log);
+    let max_value_bytes = s.int("max_value_bytes", MAX_VALUE_BYTES);
+    errors.extend(s.finish());
+    Some(FailureSettings {
+        policy: policy?,
+        max_value_bytes: match max_value_bytes? {
+            0 => None,
+            limit => Some(to_usize(limit)),
+        },
+    })
+}
+
+/// `[resources]`; topic names default to the product page's `connect-<kind>-<name>`.
+fn parse_resources(
+    section: Option<Section>,
+    name: Option<&str>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ResourceSettings> {
+    let mut s = section.unwrap_or_else(|| Section::new("resources".into(), Table::new()));
+    let create = s.choice("create", CREATE_MODES, CreateMode::Automatic);
+    let topic = |s: &mut Section, key: &'static str, kind: &str| {
+        let default = name.map(|name| format!("connect-{kind}-{name}"));
+        match s.string(key, TOPIC_RULE, valid_topic) {
+            Got::Value(topic) => Some(topic),
+            Got::Missing => default,
+            Got::Invalid => None,
+        }
+    };
+    let offset_topic = topic(&mut s, "offset_topic", "offset");
+    let config_topic = topic(&mut s, "config_topic", "config");
+    let status_topic = topic(&mut s, "status_topic", "status");
+    let abnormal_topic = topic(&mut s, "abnormal_topic", "error");
+    let dead_letter_topic = topic(&mut s, "dead_letter_topic", "error");
+    let offset_topic_partitions = s.int("offset_topic_partitions", OFFSET_TOPIC_PARTITIONS);
+    let status_topic_partitions = s.int("status_topic_partitions", STATUS_TOPIC_PARTITIONS);
+    let error_topic_partitions = s.int("error_topic_partitions", ERROR_TOPIC_PARTITIONS);
+    let replication_factor = s.signed_int("replication_factor", REPLICATION_FACTOR);
+    errors.extend(s.finish());
+    let as_i32 = |value: u64| i32::try_from(value).unwrap_or(i32::MAX);
+    Some(ResourceSettings {
+        create: create?,
+        offset_topic: offset_topic?,
+        offset_topic_partitions: as_i32(offset_topic_partitions?),
+        config_topic: config_topic?,
+        status_topic: status_topic?,
+        status_topic_partitions: as_i32(status_topic_partitions?),
+        abnormal_topic: abnormal_topic?,
+        dead_letter_topic: dead_letter_topic?,
+        error_topic_partitions: as_i32(error_topic_partitions?),
+        replication_factor: replication_factor? as i32,
     })
 }
 
@@ -824,6 +975,23 @@ impl Section {
             Some(Value::Integer(i)) if (min as i128..=max as i128).contains(&(i as i128)) => {
                 Some(i as u64)
             }
+            Some(other) => {
+                let rule = format!("must be an integer from {min} to {max}");
+                self.invalid::<()>(name, &rule, &other);
+                None
+            }
+        }
+    }
+
+    /// A signed integer in `min..=max`, the default if missing. `None` if invalid (error recorded).
+    fn signed_int(
+        &mut self,
+        name: &'static str,
+        (default, min, max): (i64, i64, i64),
+    ) -> Option<i64> {
+        match self.take(name) {
+            None => Some(default),
+            Some(Value::Integer(i)) if (min..=max).contains(&i) => Some(i),
             Some(other) => {
                 let rule = format!("must be an integer from {min} to {max}");
                 self.invalid::<()>(name, &rule, &other);

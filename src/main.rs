@@ -174,7 +174,7 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
     let settings = config.into_settings(credentials);
 
     let system = actix::System::new();
-    let outcome = system.block_on(pipeline::run(settings, shutdown_signal()));
+    let outcome = system.block_on(pipeline::run(settings, shutdown_signal(), |_running| {}));
     match outcome {
         Ok(RunOutcome::Drained) => {
             info!("stopped: everything buffered is stored and committed");

@@ -5,31 +5,10 @@
 
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::ClientContext;
 
 use crate::config::ConnectorConfig;
-
-/// Consumer-only librdkafka properties that a producer would warn about; not passed on.
-fn is_consumer_only(property: &str) -> bool {
-    property.starts_with("fetch.")
-        || property.starts_with("session.")
-        || property.starts_with("heartbeat.")
-        || matches!(
-            property,
-            "max.poll.interval.ms"
-                | "partition.assignment.strategy"
-                | "isolation.level"
-                | "auto.commit.interval.ms"
-                | "group.instance.id"
-                | "group.protocol"
-                | "queued.min.messages"
-                | "queued.max.messages.kbytes"
-                | "max.partition.fetch.bytes"
-                | "check.crcs"
-        )
-}
 
 /// Where the record landed.
 pub struct Sent {
@@ -64,14 +43,8 @@ pub fn send(
     value: &str,
     timeout: Duration,
 ) -> Result<Sent, String> {
-    let mut client = ClientConfig::new();
-    for (name, setting) in &config.client_properties().0 {
-        if !is_consumer_only(name) {
-            client.set(name, setting);
-        }
-    }
+    let mut client = actors::kafka::producer_config(&config.source_settings());
     client
-        .set("bootstrap.servers", config.bootstrap_servers())
         .set("acks", "all")
         .set("message.timeout.ms", timeout.as_millis().to_string());
     let producer: ThreadedProducer<Delivery> = client

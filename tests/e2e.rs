@@ -322,7 +322,7 @@ fn invalid_utf8_stops_its_partition_exactly_at_the_record() {
         &topic,
         bucket,
         "max_records = 25\nmax_interval_ms = 300",
-        "",
+        "[failure]\npolicy = \"fail\"",
     );
     let mut connector = stack.connector(&config, None);
     connector.wait_for_log("partition stopped", Duration::from_secs(60));

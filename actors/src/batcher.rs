@@ -1,38 +1,53 @@
-//! `Batcher`: turns one partition's records into objects and commits what is stored.
+//! `Batcher`: turns one partition's records into objects, applies the failure policy to the
+//! records and objects that cannot be delivered, and stores the offset that may be committed.
 //!
 //! - Receives: `Records` (mailbox capacity `MAILBOX`, so a blocked batcher blocks its consumer),
-//!   `UploadReceipt` from the uploaders, `Drain`, `Stop`.
+//!   `UploadOutcome` from the uploaders, `Drain`, `ResumeBatcher`, `Stop`.
 //! - Sends: `SealedObject`s into the shared bounded upload queue (awaited inside `ctx.wait`: while
-//!   the queue is full the batcher takes no more records), and `PartitionFailed` to the supervisor.
+//!   the queue is full the batcher takes no more records), failed records to the dead-letter or
+//!   abnormal-data topic (acknowledgements awaited), and `PartitionFailed` to the supervisor.
 //! - Owns: the open object's encoder and the partition's [`CommitTracker`]. When the contiguous
-//!   prefix of objects is stored, it stores `last + 1` as the partition's offset (the driver
-//!   thread commits stored offsets).
+//!   prefix of units is done, it stores that offset (the driver thread commits stored offsets).
 //! - Seals an object when it reaches `max_records` or `max_bytes`, when `max_interval` has passed
 //!   since its first record, and on drain.
-//! - A record that cannot be encoded (not UTF-8) stops the partition: the records before it are
-//!   sealed and uploaded, so the committed offset ends exactly at the bad record; the records
-//!   after it are never written and the supervisor reports the error with its code.
+//!
+//! Failure policy:
+//! - A record that cannot be converted (key or value not UTF-8): `log` sends it to the
+//!   dead-letter topic and goes on; `fail` seals the records before it (so the commit ends exactly
+//!   at the bad record), holds it and everything after it, and reports the partition failed.
+//! - A value over `max_value_bytes` is written with `"value": null, "overflowFlag": true`, and the
+//!   whole record also goes to the dead-letter topic, under either policy.
+//! - An object the bucket refused after the upload attempts: `log` forwards its records (read
+//!   again from Kafka) to the abnormal-data topic; `fail` holds the object and stops the partition.
+//! - A held partition goes on with `ResumeBatcher`: held objects are uploaded again, a held bad
+//!   record goes to the dead-letter topic (the operator chose to skip it), held records follow.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::prelude::*;
 use rdkafka::consumer::Consumer;
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::commit::CommitTracker;
-use crate::encode::ObjectEncoder;
+use crate::commit::{CommitTracker, UnitId};
+use crate::encode::{ObjectEncoder, Pushed, RecordError};
+use crate::error_topics::{Destination, ErrorTopics, Failure};
 use crate::kafka::SinkConsumer;
 use crate::messages::{
-    Drain, DrainReport, PartitionFailed, Records, SealedObject, Stop, UploadReceipt,
+    Drain, DrainReport, PartitionFailed, Records, ResumeBatcher, SealedObject, Stop, UploadOutcome,
 };
 use crate::object_key::object_key;
-use crate::settings::RollPolicy;
+use crate::record::RecordChunk;
+use crate::settings::{FailurePolicy, FailureSettings, RollPolicy};
+use crate::store::StoreError;
 
 /// Records messages buffered ahead of the batcher: enough to overlap polling and encoding,
 /// small enough that backpressure reaches the consumer quickly.
 const MAILBOX: usize = 2;
+
+/// How long re-reading a refused object's records from Kafka may take.
+const REREAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Why an object was sealed (logged; a metric later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,88 +59,169 @@ pub enum SealReason {
     RecordError,
 }
 
+/// The object being built and the commit unit it belongs to.
+struct OpenObject {
+    encoder: ObjectEncoder,
+    unit: UnitId,
+    /// Last offset handled in this unit (written, or sent to the dead-letter topic).
+    last_seen: i64,
+    /// Offsets of this unit that went to the dead-letter topic instead of the object.
+    skipped: Vec<i64>,
+}
+
+/// Whether the partition goes on.
+#[derive(Debug, Clone)]
+enum Mode {
+    Running,
+    /// Stopped by the failure policy; holds records and/or objects until resumed.
+    Failed {
+        /// The held first record failed conversion: on resume it goes to the dead-letter topic.
+        bad_record: Option<Failure>,
+        /// `false` when resuming in-process cannot help (an error topic refused a record): the
+        /// partition restarts from its committed offset after a restart of the connector.
+        resumable: bool,
+    },
+}
+
+/// Everything the batcher needs besides its partition.
+#[derive(Clone)]
+pub struct BatcherContext {
+    pub topic: Arc<str>,
+    pub key_prefix: Arc<str>,
+    pub policy: RollPolicy,
+    pub failure: FailureSettings,
+    pub consumer: Arc<SinkConsumer>,
+    pub upload_queue: async_channel::Sender<SealedObject>,
+    pub error_topics: ErrorTopics,
+    pub supervisor: Recipient<PartitionFailed>,
+}
+
 pub struct Batcher {
-    topic: Arc<str>,
+    cx: BatcherContext,
     partition: i32,
-    key_prefix: Arc<str>,
-    policy: RollPolicy,
-    consumer: Arc<SinkConsumer>,
-    upload_queue: async_channel::Sender<SealedObject>,
-    supervisor: Recipient<PartitionFailed>,
-    /// The object being built, if it holds at least one record.
-    open: Option<ObjectEncoder>,
-    /// When the open object got its first record.
-    opened_at: Option<Instant>,
+    open: Option<OpenObject>,
     /// The interval timer of the open object.
     interval_timer: Option<SpawnHandle>,
     tracker: CommitTracker,
+    /// Objects handed to the uploaders (or being forwarded to the abnormal-data topic) whose
+    /// outcome is not known yet.
+    pending: usize,
     /// Answered once nothing is buffered or in flight.
     drain_waiters: Vec<oneshot::Sender<DrainReport>>,
-    /// Set at the first record error; later records are ignored.
-    failed: bool,
+    mode: Mode,
+    /// Records not processed because the partition failed: (chunk, index of the first one).
+    held_records: VecDeque<(RecordChunk, usize)>,
+    /// Objects the bucket refused under the `fail` policy, uploaded again on resume.
+    held_objects: Vec<SealedObject>,
 }
 
 impl Batcher {
-    pub fn new(
-        topic: Arc<str>,
-        partition: i32,
-        key_prefix: Arc<str>,
-        policy: RollPolicy,
-        consumer: Arc<SinkConsumer>,
-        upload_queue: async_channel::Sender<SealedObject>,
-        supervisor: Recipient<PartitionFailed>,
-    ) -> Self {
+    pub fn new(cx: BatcherContext, partition: i32) -> Self {
         Batcher {
-            topic,
+            cx,
             partition,
-            key_prefix,
-            policy,
-            consumer,
-            upload_queue,
-            supervisor,
             open: None,
-            opened_at: None,
             interval_timer: None,
             tracker: CommitTracker::default(),
+            pending: 0,
             drain_waiters: Vec::new(),
-            failed: false,
+            mode: Mode::Running,
+            held_records: VecDeque::new(),
+            held_objects: Vec::new(),
         }
     }
 
-    fn new_encoder(&self) -> ObjectEncoder {
-        // Start small and let the Vec grow: most partitions never fill an object.
-        ObjectEncoder::new(
-            &self.topic,
-            self.partition,
-            self.policy.max_bytes.min(64 * 1024),
-        )
+    fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {
+        if self.open.is_none() {
+            // Start small and let the Vec grow: most partitions never fill an object.
+            let encoder = ObjectEncoder::new(
+                &self.cx.topic,
+                self.partition,
+                self.cx.policy.max_bytes.min(64 * 1024),
+            );
+            let unit = self.tracker.open();
+            self.open = Some(OpenObject {
+                encoder,
+                unit,
+                last_seen: -1,
+                skipped: Vec::new(),
+            });
+            let timer = ctx.run_later(self.cx.policy.max_interval, |actor, ctx| {
+                actor.interval_timer = None;
+                if let Some(object) = actor.seal(SealReason::Interval, ctx) {
+                    actor.enqueue(vec![object], ctx);
+                }
+            });
+            self.interval_timer = Some(timer);
+        }
+        self.open.as_mut().expect("just opened")
     }
 
-    /// Closes the open object, registers it with the tracker and returns it for upload.
+    /// Closes the open unit; returns its object for upload if it holds any record.
     fn seal(&mut self, reason: SealReason, ctx: &mut Context<Self>) -> Option<SealedObject> {
-        let encoder = self.open.take()?;
+        let open = self.open.take()?;
         if let Some(timer) = self.interval_timer.take() {
             ctx.cancel_future(timer);
         }
-        self.opened_at = None;
-        let (first, last, records) = (
-            encoder.first_offset(),
-            encoder.last_offset(),
-            encoder.records(),
-        );
-        let body = encoder.finish();
-        debug!(topic = %self.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
-        self.tracker.sealed(first, last);
-        Some(SealedObject {
-            key: object_key(&self.key_prefix, &self.topic, self.partition, first, last),
-            body,
-            topic: self.topic.clone(),
-            partition: self.partition,
-            first_offset: first,
-            last_offset: last,
-            records,
-            reply: ctx.address().recipient(),
-        })
+        let OpenObject {
+            encoder,
+            unit,
+            last_seen,
+            skipped,
+        } = open;
+        let object = if encoder.is_empty() {
+            None
+        } else {
+            let (first, last, records) = (
+                encoder.first_offset(),
+                encoder.last_offset(),
+                encoder.records(),
+            );
+            let body = encoder.finish();
+            debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
+            self.tracker.expect(unit);
+            self.pending += 1;
+            Some(SealedObject {
+                key: object_key(
+                    &self.cx.key_prefix,
+                    &self.cx.topic,
+                    self.partition,
+                    first,
+                    last,
+                ),
+                body,
+                topic: self.cx.topic.clone(),
+                partition: self.partition,
+                first_offset: first,
+                last_offset: last,
+                records,
+                unit,
+                skipped,
+                reply: ctx.address().recipient(),
+            })
+        };
+        if last_seen >= 0 {
+            let advanced = self.tracker.seal(unit, last_seen);
+            self.store(advanced);
+        }
+        object
+    }
+
+    /// Stores the offset the done prefix reached, if it moved.
+    fn store(&self, advanced: Option<i64>) {
+        let Some(next_offset) = advanced else {
+            return;
+        };
+        // In memory only; the driver thread commits. Fails with `_STATE` if the partition was
+        // revoked meanwhile: then the new owner re-reads from the last commit.
+        if let Err(error) = store_next_offset(
+            &self.cx.consumer,
+            &self.cx.topic,
+            self.partition,
+            next_offset,
+        ) {
+            warn!(code = "KAFKA_COMMIT", topic = %self.cx.topic, partition = self.partition, next_offset, %error, "cannot store offset");
+        }
     }
 
     /// Hands sealed objects to the upload queue; the batcher handles nothing else until they are in.
@@ -133,7 +229,7 @@ impl Batcher {
         if objects.is_empty() {
             return;
         }
-        let queue = self.upload_queue.clone();
+        let queue = self.cx.upload_queue.clone();
         ctx.wait(
             async move {
                 for object in objects {
@@ -146,25 +242,262 @@ impl Batcher {
             .into_actor(self)
             .map(|delivered, actor, ctx| {
                 if !delivered {
-                    warn!(topic = %actor.topic, partition = actor.partition, "upload queue closed; batcher stops");
+                    warn!(topic = %actor.cx.topic, partition = actor.partition, "upload queue closed; batcher stops");
                     ctx.stop();
                 }
             }),
         );
     }
 
-    fn arm_interval_timer(&mut self, ctx: &mut Context<Self>) {
-        self.opened_at = Some(Instant::now());
-        self.interval_timer = Some(ctx.run_later(self.policy.max_interval, |actor, ctx| {
-            actor.interval_timer = None;
-            if let Some(object) = actor.seal(SealReason::Interval, ctx) {
-                actor.enqueue(vec![object], ctx);
+    /// Processes records from `start` on. Stops (and holds the rest) when the partition fails.
+    fn process(&mut self, chunk: RecordChunk, start: usize, ctx: &mut Context<Self>) {
+        let mut sealed = Vec::new();
+        let mut forwards = Vec::new();
+        let max_value_bytes = self.cx.failure.max_value_bytes;
+        let mut held_from = None;
+        for index in start..chunk.len() {
+            let record = &chunk.records()[index];
+            let policy = self.cx.policy;
+            let open = self.open_object(ctx);
+            let encoder = &mut open.encoder;
+            let (len_before, records_before, last_before) =
+                (encoder.len(), encoder.records(), encoder.last_offset());
+            match encoder.push_limited(&chunk, record, max_value_bytes) {
+                Ok(Pushed::Written) => {}
+                Ok(Pushed::Overflowed { value_size }) => {
+                    let failure = Failure {
+                        code: "RECORD_OVERSIZE",
+                        class_name: "kafka_oss_sink.ValueTooLarge",
+                        stage: "VALUE_CONVERTER",
+                        message: format!(
+                            "value at offset {} is {value_size} bytes, over failure.max_value_bytes ({}); written to the bucket as null with overflowFlag",
+                            record.offset,
+                            max_value_bytes.unwrap_or(0)
+                        ),
+                    };
+                    let unit = open.unit;
+                    forwards.push(self.forward(&chunk, index, unit, &failure));
+                }
+                Err(record_error) => match self.cx.failure.policy {
+                    FailurePolicy::Log => {
+                        let failure = record_failure(&record_error);
+                        let open = self.open.as_mut().expect("an object is open");
+                        open.skipped.push(record.offset);
+                        open.last_seen = record.offset;
+                        let unit = open.unit;
+                        warn!(code = failure.code, topic = %self.cx.topic, partition = self.partition, offset = record.offset, "{}; sent to the dead-letter topic", failure.message);
+                        forwards.push(self.forward(&chunk, index, unit, &failure));
+                        continue;
+                    }
+                    FailurePolicy::Fail => {
+                        sealed.extend(self.seal(SealReason::RecordError, ctx));
+                        self.fail(
+                            record.offset,
+                            record_error.code(),
+                            record_error.to_string(),
+                            Some(record_failure(&record_error)),
+                            true,
+                        );
+                        held_from = Some(index);
+                        break;
+                    }
+                },
             }
+            let open = self.open.as_mut().expect("an object is open");
+            open.last_seen = record.offset;
+            if open.encoder.len() > policy.max_bytes && records_before > 0 {
+                // This record made the object too large: it starts the next object instead.
+                open.encoder
+                    .pop_last(len_before, records_before, last_before);
+                // Everything before this record stays in the sealed unit.
+                open.last_seen = record.offset - 1;
+                sealed.extend(self.seal(SealReason::Bytes, ctx));
+                let next = self.open_object(ctx);
+                next.encoder
+                    .push_limited(&chunk, record, max_value_bytes)
+                    .expect("the record was just encoded once");
+                next.last_seen = record.offset;
+            }
+            let open = self.open.as_ref().expect("an object is open");
+            if open.encoder.records() >= policy.max_records {
+                sealed.extend(self.seal(SealReason::Records, ctx));
+            } else if open.encoder.len() >= policy.max_bytes {
+                sealed.extend(self.seal(SealReason::Bytes, ctx));
+            }
+        }
+        if let Some(index) = held_from {
+            self.held_records.push_back((chunk, index));
+        }
+        self.enqueue(sealed, ctx);
+        self.await_forwards(forwards, ctx);
+    }
+
+    /// Enqueues one record for an error topic; the unit waits for its acknowledgement.
+    fn forward(
+        &mut self,
+        chunk: &RecordChunk,
+        index: usize,
+        unit: UnitId,
+        failure: &Failure,
+    ) -> impl std::future::Future<Output = (UnitId, i64, Result<(), String>)> + 'static {
+        let record = &chunk.records()[index];
+        self.tracker.expect(unit);
+        let offset = record.offset;
+        let delivered = self.cx.error_topics.forward(
+            Destination::DeadLetter,
+            &self.cx.topic,
+            self.partition,
+            chunk,
+            record,
+            failure,
+        );
+        async move { (unit, offset, delivered.await) }
+    }
+
+    /// Waits (taking no other message) until the broker acknowledged the forwarded records, so
+    /// a partition of bad records is slowed by the broker, not buffered in memory.
+    fn await_forwards(
+        &mut self,
+        forwards: Vec<
+            impl std::future::Future<Output = (UnitId, i64, Result<(), String>)> + 'static,
+        >,
+        ctx: &mut Context<Self>,
+    ) {
+        if forwards.is_empty() {
+            return;
+        }
+        ctx.wait(
+            futures_util::future::join_all(forwards)
+                .into_actor(self)
+                .map(|results, actor, _ctx| {
+                    for (unit, offset, result) in results {
+                        match result {
+                            Ok(()) => {
+                                let advanced = actor.tracker.acknowledged(unit);
+                                actor.store(advanced);
+                            }
+                            Err(reason) => actor.fail(
+                                offset,
+                                "KAFKA_ERROR_TOPIC",
+                                format!("record at offset {offset} could not be written to the dead-letter topic: {reason}"),
+                                None,
+                                false,
+                            ),
+                        }
+                    }
+                    actor.answer_drain_waiters();
+                }),
+        );
+    }
+
+    /// Enters the failed mode (once) and tells the supervisor, which halts the consumer.
+    fn fail(
+        &mut self,
+        offset: i64,
+        code: &'static str,
+        message: String,
+        bad_record: Option<Failure>,
+        resumable: bool,
+    ) {
+        if let Mode::Failed { resumable: was, .. } = &mut self.mode {
+            *was &= resumable;
+            return;
+        }
+        self.mode = Mode::Failed {
+            bad_record,
+            resumable,
+        };
+        self.cx.supervisor.do_send(PartitionFailed {
+            partition: self.partition,
+            offset,
+            code,
+            error: message,
+        });
+    }
+
+    /// The bucket refused an object: `log` forwards its records to the abnormal-data topic,
+    /// `fail` holds the object until the partition is resumed.
+    fn upload_failed(&mut self, object: SealedObject, error: StoreError, ctx: &mut Context<Self>) {
+        if self.cx.failure.policy == FailurePolicy::Fail {
+            self.pending -= 1;
+            let (offset, code) = (object.first_offset, error.code());
+            let message = format!("object {} was not stored: {error}", object.key);
+            self.held_objects.push(object);
+            self.fail(offset, code, message, None, true);
+            return;
+        }
+        warn!(code = error.code(), topic = %self.cx.topic, partition = self.partition, key = %object.key,
+            "object not stored ({error}); sending its records to the abnormal-data topic");
+        let error_topics = self.cx.error_topics.clone();
+        let topic = self.cx.topic.clone();
+        let partition = self.partition;
+        let failure = Failure {
+            code: error.code(),
+            class_name: "kafka_oss_sink.UploadFailed",
+            stage: "TASK_PUT",
+            message: format!("object {} was not stored: {error}", object.key),
+        };
+        let (first, last) = (object.first_offset, object.last_offset);
+        let skipped = object.skipped.clone();
+        let forwarded = async move {
+            let reread_topics = error_topics.clone();
+            let reread_topic = topic.clone();
+            let chunk = tokio::task::spawn_blocking(move || {
+                reread_topics.reread(
+                    &reread_topic,
+                    partition,
+                    first,
+                    last,
+                    &skipped,
+                    REREAD_TIMEOUT,
+                )
+            })
+            .await
+            .map_err(|join| format!("re-reading records failed: {join}"))??;
+            let expected = chunk.len();
+            let deliveries: Vec<_> = chunk
+                .records()
+                .iter()
+                .map(|record| {
+                    error_topics.forward(
+                        Destination::AbnormalData,
+                        &topic,
+                        partition,
+                        &chunk,
+                        record,
+                        &failure,
+                    )
+                })
+                .collect();
+            for delivery in deliveries {
+                delivery.await?;
+            }
+            Ok::<usize, String>(expected)
+        };
+        ctx.spawn(forwarded.into_actor(self).map(move |result, actor, _ctx| {
+            match result {
+                Ok(count) => {
+                    info!(topic = %actor.cx.topic, partition = actor.partition, first, last, records = count,
+                        "records of the refused object are in the abnormal-data topic");
+                    actor.pending -= 1;
+                    let advanced = actor.tracker.acknowledged(object.unit);
+                    actor.store(advanced);
+                }
+                Err(reason) => {
+                    actor.pending -= 1;
+                    let message = format!(
+                        "records {first}..={last} could not be written to the abnormal-data topic: {reason}"
+                    );
+                    actor.held_objects.push(object);
+                    actor.fail(first, "KAFKA_ERROR_TOPIC", message, None, true);
+                }
+            }
+            actor.answer_drain_waiters();
         }));
     }
 
     fn answer_drain_waiters(&mut self) {
-        if self.drain_waiters.is_empty() || self.open.is_some() || self.tracker.in_flight() > 0 {
+        if self.drain_waiters.is_empty() || self.open.is_some() || self.pending > 0 {
             return;
         }
         let report = DrainReport {
@@ -174,6 +507,22 @@ impl Batcher {
         for waiter in self.drain_waiters.drain(..) {
             let _ = waiter.send(report);
         }
+    }
+}
+
+/// The failure of a record that cannot be converted.
+fn record_failure(error: &RecordError) -> Failure {
+    Failure {
+        code: error.code(),
+        class_name: "kafka_oss_sink.InvalidUtf8",
+        stage: match error {
+            RecordError::InvalidUtf8 {
+                field: crate::encode::Field::Key,
+                ..
+            } => "KEY_CONVERTER",
+            RecordError::InvalidUtf8 { .. } => "VALUE_CONVERTER",
+        },
+        message: error.to_string(),
     }
 }
 
@@ -205,70 +554,70 @@ impl Handler<Records> for Batcher {
     type Result = ();
 
     fn handle(&mut self, Records(chunk): Records, ctx: &mut Self::Context) {
-        if self.failed {
+        if !matches!(self.mode, Mode::Running) {
+            // Arrived after the failure (the consumer is halted now): kept for a resume.
+            self.held_records.push_back((chunk, 0));
             return;
         }
-        let mut sealed = Vec::new();
-        for record in chunk.records() {
-            let encoder = match &mut self.open {
-                Some(encoder) => encoder,
-                None => {
-                    self.open = Some(self.new_encoder());
-                    self.arm_interval_timer(ctx);
-                    self.open.as_mut().expect("just opened")
-                }
-            };
-            let (len_before, records_before, last_before) =
-                (encoder.len(), encoder.records(), encoder.last_offset());
-            if let Err(error) = encoder.push(&chunk, record) {
-                self.failed = true;
-                sealed.extend(self.seal(SealReason::RecordError, ctx));
-                self.supervisor.do_send(PartitionFailed {
-                    partition: self.partition,
-                    offset: error.offset(),
-                    code: error.code(),
-                    error: error.to_string(),
-                });
-                break;
-            }
-            if encoder.len() > self.policy.max_bytes && records_before > 0 {
-                // This record made the object too large: it starts the next object instead.
-                encoder.pop_last(len_before, records_before, last_before);
-                sealed.extend(self.seal(SealReason::Bytes, ctx));
-                let mut next = self.new_encoder();
-                next.push(&chunk, record)
-                    .expect("the record was just encoded once");
-                self.open = Some(next);
-                self.arm_interval_timer(ctx);
-            }
-            let encoder = self.open.as_ref().expect("an object is open");
-            if encoder.records() >= self.policy.max_records {
-                sealed.extend(self.seal(SealReason::Records, ctx));
-            } else if encoder.len() >= self.policy.max_bytes {
-                sealed.extend(self.seal(SealReason::Bytes, ctx));
-            }
-        }
-        self.enqueue(sealed, ctx);
+        self.process(chunk, 0, ctx);
     }
 }
 
-impl Handler<UploadReceipt> for Batcher {
+impl Handler<UploadOutcome> for Batcher {
     type Result = ();
 
-    fn handle(&mut self, receipt: UploadReceipt, _ctx: &mut Self::Context) {
-        if let Some(next_offset) = self
-            .tracker
-            .stored(receipt.first_offset, receipt.last_offset)
-        {
-            // In memory only; the driver thread commits. Fails with `_STATE` if the partition was
-            // revoked meanwhile: then the new owner re-reads from the last commit.
-            if let Err(error) =
-                store_next_offset(&self.consumer, &self.topic, self.partition, next_offset)
-            {
-                warn!(code = "KAFKA_COMMIT", topic = %self.topic, partition = self.partition, next_offset, %error, "cannot store offset");
+    fn handle(&mut self, outcome: UploadOutcome, ctx: &mut Self::Context) {
+        match outcome {
+            UploadOutcome::Stored { unit, .. } => {
+                self.pending -= 1;
+                let advanced = self.tracker.acknowledged(unit);
+                self.store(advanced);
             }
+            UploadOutcome::Failed { object, error } => self.upload_failed(object, error, ctx),
         }
         self.answer_drain_waiters();
+    }
+}
+
+impl Handler<ResumeBatcher> for Batcher {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, _: ResumeBatcher, ctx: &mut Self::Context) -> Self::Result {
+        let bad_record = match &self.mode {
+            Mode::Running => return Ok(()),
+            Mode::Failed {
+                resumable: false, ..
+            } => {
+                return Err("an error topic refused a record; restart the connector to go on from the committed offset".into())
+            }
+            Mode::Failed { bad_record, .. } => bad_record.clone(),
+        };
+        self.mode = Mode::Running;
+        let objects: Vec<SealedObject> = self.held_objects.drain(..).collect();
+        self.pending += objects.len();
+        self.enqueue(objects, ctx);
+        let mut held: VecDeque<(RecordChunk, usize)> = std::mem::take(&mut self.held_records);
+        if let (Some(failure), Some((chunk, index))) = (bad_record, held.front_mut()) {
+            // The operator resumed past the bad record: it goes to the dead-letter topic.
+            let record_offset = chunk.records()[*index].offset;
+            let open = self.open_object(ctx);
+            open.skipped.push(record_offset);
+            open.last_seen = record_offset;
+            let unit = open.unit;
+            let forward = self.forward(chunk, *index, unit, &failure);
+            *index += 1;
+            self.await_forwards(vec![forward], ctx);
+        }
+        while let Some((chunk, index)) = held.pop_front() {
+            if !matches!(self.mode, Mode::Running) {
+                self.held_records.push_back((chunk, index));
+                continue;
+            }
+            if index < chunk.len() {
+                self.process(chunk, index, ctx);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -282,6 +631,10 @@ impl Handler<Drain> for Batcher {
         self.drain_waiters.push(sender);
         self.answer_drain_waiters();
         let partition = self.partition;
+        if let Mode::Failed { .. } = self.mode {
+            error!(topic = %self.cx.topic, partition, held_records = self.held_records.iter().map(|(c, i)| c.len() - i).sum::<usize>(),
+                held_objects = self.held_objects.len(), "partition failed: its held records are not committed and are read again on restart");
+        }
         Box::pin(async move {
             receiver.await.unwrap_or(DrainReport {
                 partition,

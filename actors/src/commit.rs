@@ -1,56 +1,94 @@
 //! Which offset of a partition may be committed.
 //!
-//! Objects of a partition are sealed in offset order but may finish uploading in any order. The
-//! tracker commits only the contiguous prefix: offset `last + 1` of an object becomes committable
-//! once that object and every object sealed before it are stored. A later object finishing first
-//! never moves the commit past an earlier one still in flight.
+//! A partition's records are cut into *units*, in offset order: one unit per object, covering
+//! every offset from the unit's first record to its last, including records that did not go into
+//! the object (they went to the dead-letter topic instead). A unit is done when it is sealed and
+//! everything it launched is acknowledged: its object is in the bucket (or its records are in the
+//! abnormal-data topic) and each of its dead-letter records was acknowledged by the broker.
+//!
+//! The tracker commits only the contiguous prefix of done units: offset `last + 1` of a unit
+//! becomes committable once it and every unit opened before it are done. A later unit finishing
+//! first never moves the commit past an earlier one still in flight, and a unit that can never
+//! finish (its partition failed) holds the commit exactly where it is.
 
 use std::collections::VecDeque;
 
+/// Identifies a unit of one partition.
+pub type UnitId = u64;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pending {
-    first: i64,
+struct Unit {
+    id: UnitId,
+    /// Last offset covered; meaningful once sealed.
     last: i64,
-    stored: bool,
+    sealed: bool,
+    /// Acknowledgements still awaited (uploads, dead-letter produces).
+    outstanding: u32,
 }
 
 /// Per-partition commit bookkeeping. Pure; no I/O.
 #[derive(Debug, Default)]
 pub struct CommitTracker {
-    pending: VecDeque<Pending>,
-    /// The highest offset known committable (`last + 1` of the stored prefix).
+    units: VecDeque<Unit>,
+    next_id: UnitId,
+    /// The highest offset known committable (`last + 1` of the done prefix).
     committable: Option<i64>,
 }
 
 impl CommitTracker {
-    /// Registers an object when it is sealed. Objects must be sealed in offset order.
-    pub fn sealed(&mut self, first: i64, last: i64) {
-        debug_assert!(first <= last);
-        debug_assert!(self
-            .pending
-            .back()
-            .is_none_or(|previous| previous.last < first));
-        self.pending.push_back(Pending {
-            first,
-            last,
-            stored: false,
+    /// Opens a unit; units must be opened (and sealed) in offset order.
+    pub fn open(&mut self) -> UnitId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.units.push_back(Unit {
+            id,
+            last: -1,
+            sealed: false,
+            outstanding: 0,
         });
+        id
     }
 
-    /// Marks an object stored. Returns the new committable offset if the prefix advanced.
-    pub fn stored(&mut self, first: i64, last: i64) -> Option<i64> {
-        let entry = self
-            .pending
-            .iter_mut()
-            .find(|pending| pending.first == first && pending.last == last)?;
-        entry.stored = true;
+    /// One more acknowledgement to wait for before the unit is done.
+    pub fn expect(&mut self, id: UnitId) {
+        if let Some(unit) = self.unit(id) {
+            unit.outstanding += 1;
+        }
+    }
+
+    /// No more records go into the unit; `last` is the last offset it covers.
+    /// Returns the new committable offset if the prefix advanced.
+    pub fn seal(&mut self, id: UnitId, last: i64) -> Option<i64> {
+        if let Some(unit) = self.unit(id) {
+            debug_assert!(!unit.sealed);
+            unit.sealed = true;
+            unit.last = last;
+        }
+        self.advance()
+    }
+
+    /// One awaited acknowledgement arrived. Returns the new committable offset if the prefix
+    /// advanced. An unknown id changes nothing.
+    pub fn acknowledged(&mut self, id: UnitId) -> Option<i64> {
+        match self.unit(id) {
+            Some(unit) if unit.outstanding > 0 => unit.outstanding -= 1,
+            _ => return None,
+        }
+        self.advance()
+    }
+
+    fn unit(&mut self, id: UnitId) -> Option<&mut Unit> {
+        self.units.iter_mut().find(|unit| unit.id == id)
+    }
+
+    fn advance(&mut self) -> Option<i64> {
         let mut advanced = None;
-        while let Some(front) = self.pending.front() {
-            if !front.stored {
+        while let Some(front) = self.units.front() {
+            if !front.sealed || front.outstanding > 0 {
                 break;
             }
             advanced = Some(front.last + 1);
-            self.pending.pop_front();
+            self.units.pop_front();
         }
         if advanced.is_some() {
             self.committable = advanced;
@@ -58,9 +96,9 @@ impl CommitTracker {
         advanced
     }
 
-    /// Objects sealed but not yet stored.
+    /// Units opened but not yet done.
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.units.len()
     }
 
     pub fn committable(&self) -> Option<i64> {
@@ -72,23 +110,27 @@ impl CommitTracker {
 mod tests {
     use super::*;
 
+    /// A unit holding one object: open, expect the upload, seal.
+    fn object(tracker: &mut CommitTracker, last: i64) -> UnitId {
+        let id = tracker.open();
+        tracker.expect(id);
+        assert_eq!(tracker.seal(id, last), None);
+        id
+    }
+
     #[test]
-    fn commits_only_the_contiguous_stored_prefix() {
+    fn commits_only_the_contiguous_done_prefix() {
         let mut tracker = CommitTracker::default();
-        tracker.sealed(0, 9);
-        tracker.sealed(10, 19);
-        tracker.sealed(25, 30); // a gap (compaction, control records) is fine
-        assert_eq!(
-            tracker.stored(10, 19),
-            None,
-            "later object first: no commit"
-        );
-        assert_eq!(tracker.stored(25, 30), None);
+        let a = object(&mut tracker, 9);
+        let b = object(&mut tracker, 19);
+        let c = object(&mut tracker, 30); // a gap (compaction, control records) is fine
+        assert_eq!(tracker.acknowledged(b), None, "later unit first: no commit");
+        assert_eq!(tracker.acknowledged(c), None);
         assert_eq!(tracker.in_flight(), 3);
         assert_eq!(
-            tracker.stored(0, 9),
+            tracker.acknowledged(a),
             Some(31),
-            "prefix complete: jump to the end"
+            "prefix done: jump to the end"
         );
         assert_eq!(tracker.in_flight(), 0);
         assert_eq!(tracker.committable(), Some(31));
@@ -97,20 +139,67 @@ mod tests {
     #[test]
     fn commit_is_last_plus_one_for_single_records() {
         let mut tracker = CommitTracker::default();
-        tracker.sealed(0, 0);
-        assert_eq!(tracker.stored(0, 0), Some(1));
-        tracker.sealed(1, 1);
-        tracker.sealed(2, 999);
-        assert_eq!(tracker.stored(1, 1), Some(2));
-        assert_eq!(tracker.stored(2, 999), Some(1000));
+        let a = object(&mut tracker, 0);
+        assert_eq!(tracker.acknowledged(a), Some(1));
+        let b = object(&mut tracker, 1);
+        let c = object(&mut tracker, 999);
+        assert_eq!(tracker.acknowledged(b), Some(2));
+        assert_eq!(tracker.acknowledged(c), Some(1000));
     }
 
     #[test]
-    fn unknown_receipt_changes_nothing() {
+    fn a_unit_waits_for_its_dead_letter_records_and_its_object() {
         let mut tracker = CommitTracker::default();
-        tracker.sealed(0, 9);
-        assert_eq!(tracker.stored(3, 9), None);
-        assert_eq!(tracker.in_flight(), 1);
+        let unit = tracker.open();
+        tracker.expect(unit); // a dead-letter produce
+        tracker.expect(unit); // another
+        tracker.expect(unit); // the object
+        assert_eq!(tracker.seal(unit, 50), None);
+        assert_eq!(tracker.acknowledged(unit), None);
+        assert_eq!(tracker.acknowledged(unit), None);
+        assert_eq!(tracker.acknowledged(unit), Some(51));
+    }
+
+    #[test]
+    fn acknowledgements_before_sealing_do_not_commit_an_open_unit() {
+        let mut tracker = CommitTracker::default();
+        let unit = tracker.open();
+        tracker.expect(unit);
+        assert_eq!(tracker.acknowledged(unit), None, "still open");
+        assert_eq!(
+            tracker.seal(unit, 7),
+            Some(8),
+            "sealed with nothing outstanding"
+        );
+    }
+
+    #[test]
+    fn a_unit_of_only_dead_letter_records_commits_once_they_are_acknowledged() {
+        let mut tracker = CommitTracker::default();
+        let unit = tracker.open();
+        tracker.expect(unit);
+        assert_eq!(tracker.seal(unit, 3), None);
+        assert_eq!(tracker.acknowledged(unit), Some(4));
+    }
+
+    #[test]
+    fn a_unit_that_never_finishes_holds_the_commit() {
+        let mut tracker = CommitTracker::default();
+        let stuck = object(&mut tracker, 9);
+        let later = object(&mut tracker, 19);
+        assert_eq!(tracker.acknowledged(later), None);
         assert_eq!(tracker.committable(), None);
+        let _ = stuck;
+    }
+
+    #[test]
+    fn unknown_or_extra_acknowledgements_change_nothing() {
+        let mut tracker = CommitTracker::default();
+        let unit = object(&mut tracker, 9);
+        assert_eq!(tracker.acknowledged(unit + 100), None);
+        assert_eq!(tracker.in_flight(), 1);
+        assert_eq!(tracker.acknowledged(unit), Some(10));
+        assert_eq!(tracker.acknowledged(unit), None);
+        assert_eq!(tracker.committable(), Some(10));
     }
 }

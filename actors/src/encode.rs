@@ -5,7 +5,8 @@
 //! - `value`: the value as a string, or `null` for a tombstone (null value);
 //! - `valueSize`: the value's size in UTF-8 bytes (0 for a tombstone);
 //! - `timestamp`: milliseconds since the epoch (-1 when the record carries none);
-//! - `overflowFlag`: always `false` for now.
+//! - `overflowFlag`: `true` when the value is larger than the configured limit; the value is
+//!   then written as `null` and `valueSize` still gives its real size.
 //!
 //! Keys and values must be valid UTF-8: the format has no binary type, and a lossy conversion
 //! would silently change data. Anything else is a [`RecordError`] naming the offset.
@@ -40,6 +41,16 @@ pub enum RecordError {
         field: Field,
         offset: i64,
         valid_up_to: usize,
+    },
+}
+
+/// How a record went into the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Written,
+    /// The value was over the limit: written as `null` with `overflowFlag: true`.
+    Overflowed {
+        value_size: usize,
     },
 }
 
@@ -90,8 +101,28 @@ impl ObjectEncoder {
 
     /// Appends one record. On error nothing is appended.
     pub fn push(&mut self, chunk: &RecordChunk, record: &RecordMeta) -> Result<(), RecordError> {
+        self.push_limited(chunk, record, None).map(|_| ())
+    }
+
+    /// Appends one record; a value over `max_value_bytes` is written as `null` with
+    /// `overflowFlag: true` and its real size (it is not decoded, so it may be any bytes).
+    /// On error nothing is appended.
+    pub fn push_limited(
+        &mut self,
+        chunk: &RecordChunk,
+        record: &RecordMeta,
+        max_value_bytes: Option<usize>,
+    ) -> Result<Pushed, RecordError> {
         let key = utf8(chunk.bytes(&record.key), Field::Key, record.offset)?;
-        let value = utf8(chunk.bytes(&record.value), Field::Value, record.offset)?;
+        let raw_value = chunk.bytes(&record.value);
+        let overflow = match (raw_value, max_value_bytes) {
+            (Some(bytes), Some(limit)) if bytes.len() > limit => Some(bytes.len()),
+            _ => None,
+        };
+        let value = match overflow {
+            Some(_) => None,
+            None => utf8(raw_value, Field::Value, record.offset)?,
+        };
         let mut ints = itoa::Buffer::new();
         let buf = &mut self.buf;
         if self.records > 0 {
@@ -104,7 +135,11 @@ impl ObjectEncoder {
         }
         buf.extend_from_slice(b",\"offset\":");
         buf.extend_from_slice(ints.format(record.offset).as_bytes());
-        buf.extend_from_slice(b",\"overflowFlag\":false");
+        buf.extend_from_slice(if overflow.is_some() {
+            b",\"overflowFlag\":true"
+        } else {
+            b",\"overflowFlag\":false"
+        });
         buf.extend_from_slice(&self.partition_json);
         buf.extend_from_slice(ints.format(record.timestamp).as_bytes());
         buf.extend_from_slice(b",\"topic\":");
@@ -115,7 +150,8 @@ impl ObjectEncoder {
             None => buf.extend_from_slice(b"null"),
         }
         buf.extend_from_slice(b",\"valueSize\":");
-        buf.extend_from_slice(ints.format(value.map_or(0, str::len)).as_bytes());
+        let value_size = overflow.unwrap_or(value.map_or(0, str::len));
+        buf.extend_from_slice(ints.format(value_size).as_bytes());
         buf.push(b'}');
         if self.records == 0 {
             self.first_offset = record.offset;
@@ -128,7 +164,10 @@ impl ObjectEncoder {
                     .map_or(record.timestamp, |t| t.min(record.timestamp)),
             );
         }
-        Ok(())
+        Ok(match overflow {
+            Some(value_size) => Pushed::Overflowed { value_size },
+            None => Pushed::Written,
+        })
     }
 
     /// Encoded size so far, including the closing `]`.
@@ -282,6 +321,39 @@ mod tests {
         let error = encode(&[(3, 1, Some(b"\xc3"), Some(b"ok"))]).unwrap_err();
         assert_eq!(error.offset(), 3);
         assert_eq!(error.code(), "RECORD_INVALID_UTF8");
+    }
+
+    #[test]
+    fn values_over_the_limit_are_null_with_overflow_flag_and_real_size() {
+        let mut chunk = RecordChunk::default();
+        chunk.push(0, 1, Some(b"k"), Some(b"12345"));
+        chunk.push(1, 1, Some(b"k"), Some(b"123456"));
+        chunk.push(2, 1, Some(b"k"), Some(b"\xff\xfe\xfd\xfc\xfb\xfa")); // oversize, not UTF-8
+        chunk.push(3, 1, Some(b"k"), None);
+        let mut encoder = ObjectEncoder::new("t", 0, 64);
+        let pushed: Vec<_> = chunk
+            .records()
+            .iter()
+            .map(|record| encoder.push_limited(&chunk, record, Some(5)).unwrap())
+            .collect();
+        assert_eq!(
+            pushed,
+            [
+                Pushed::Written,
+                Pushed::Overflowed { value_size: 6 },
+                Pushed::Overflowed { value_size: 6 },
+                Pushed::Written
+            ]
+        );
+        let value: Value = serde_json::from_slice(&encoder.finish()).unwrap();
+        assert_eq!(value[0]["value"], "12345");
+        assert_eq!(value[0]["overflowFlag"], false);
+        assert_eq!(value[1]["value"], Value::Null);
+        assert_eq!(value[1]["overflowFlag"], true);
+        assert_eq!(value[1]["valueSize"], 6);
+        assert_eq!(value[2]["overflowFlag"], true);
+        assert_eq!(value[3]["overflowFlag"], false);
+        assert_eq!(value[3]["valueSize"], 0);
     }
 
     #[test]

@@ -162,19 +162,58 @@ impl ConsumerContext for SinkContext {
     }
 }
 
-/// Creates the group consumer (not yet subscribed) and checks that the topic exists.
-pub fn create_consumer(
-    source: &SourceSettings,
-    drain_timeout: Duration,
-) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
+/// Bootstrap servers and the pass-through properties: the base of every consumer.
+pub fn consumer_base_config(source: &SourceSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     // Pass-through properties first, so the settings the connector owns win. The config module
     // already rejects the reserved keys.
     for (key, value) in &source.client_properties.0 {
         config.set(key, value);
     }
+    config.set("bootstrap.servers", &source.bootstrap_servers);
     config
-        .set("bootstrap.servers", &source.bootstrap_servers)
+}
+
+/// Consumer-only librdkafka properties that a producer or admin client would warn about.
+fn is_consumer_only(property: &str) -> bool {
+    property.starts_with("fetch.")
+        || property.starts_with("session.")
+        || property.starts_with("heartbeat.")
+        || matches!(
+            property,
+            "max.poll.interval.ms"
+                | "partition.assignment.strategy"
+                | "isolation.level"
+                | "auto.commit.interval.ms"
+                | "group.instance.id"
+                | "group.protocol"
+                | "queued.min.messages"
+                | "queued.max.messages.kbytes"
+                | "max.partition.fetch.bytes"
+                | "check.crcs"
+        )
+}
+
+/// Bootstrap servers and the pass-through properties that apply to producers and admin
+/// clients (security settings, mostly).
+pub fn producer_config(source: &SourceSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in &source.client_properties.0 {
+        if !is_consumer_only(key) {
+            config.set(key, value);
+        }
+    }
+    config.set("bootstrap.servers", &source.bootstrap_servers);
+    config
+}
+
+/// Creates the group consumer (not yet subscribed) and checks that the topic exists.
+pub fn create_consumer(
+    source: &SourceSettings,
+    drain_timeout: Duration,
+) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
+    let mut config = consumer_base_config(source);
+    config
         .set("group.id", &source.group_id)
         .set(
             "auto.offset.reset",

@@ -33,8 +33,10 @@
 //! again writes the same key with the same bytes.
 //!
 //! # Failures
-//! Store errors are retried without limit (they are never a reason to drop data). A record that
-//! cannot be encoded stops its partition exactly at that record; the others keep running.
+//! Store errors are retried with backoff up to `sink.max_upload_attempts`. Records that cannot be
+//! converted, values over the size limit and objects the bucket refused are handled by the
+//! failure policy (`log`: dead-letter / abnormal-data topics; `fail`: the partition stops exactly
+//! at the record until resumed); see [`batcher`]. The other partitions keep running.
 //!
 //! # Rebalance and shutdown
 //! On revocation (and on shutdown) the supervisor drains the partitions: consumers stop reading,
@@ -44,6 +46,7 @@
 pub mod batcher;
 pub mod commit;
 pub mod encode;
+pub mod error_topics;
 pub mod kafka;
 pub mod messages;
 pub mod object_key;
@@ -51,6 +54,7 @@ pub mod partition_consumer;
 pub mod pipeline;
 pub mod pipeline_supervisor;
 pub mod record;
+pub mod resources;
 pub mod settings;
 pub mod store;
 pub mod uploader;

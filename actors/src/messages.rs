@@ -5,8 +5,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytes::Bytes;
 
+use crate::commit::UnitId;
 use crate::kafka::PartitionQueue;
 use crate::record::RecordChunk;
+use crate::store::StoreError;
 
 /// Consecutive records of one partition, from its consumer to its batcher.
 #[derive(Message, Debug)]
@@ -24,8 +26,13 @@ pub struct SealedObject {
     pub first_offset: i64,
     pub last_offset: i64,
     pub records: usize,
-    /// Where the receipt goes once the object is stored (the partition's batcher).
-    pub reply: Recipient<UploadReceipt>,
+    /// The commit unit the object belongs to.
+    pub unit: UnitId,
+    /// Offsets inside `first_offset..=last_offset` that are not in the object (they went to the
+    /// dead-letter topic); left out when the object's records go to the abnormal-data topic.
+    pub skipped: Vec<i64>,
+    /// Where the outcome goes (the partition's batcher).
+    pub reply: Recipient<UploadOutcome>,
 }
 
 impl std::fmt::Debug for SealedObject {
@@ -39,19 +46,26 @@ impl std::fmt::Debug for SealedObject {
     }
 }
 
-/// An object is durable in the bucket.
+/// How an upload ended.
 ///
-/// Sent with `do_send`: the number of receipts in flight for a partition is bounded by the
+/// Sent with `do_send`: the number of outcomes in flight for a partition is bounded by the
 /// number of its objects in the upload queue and in the uploaders, so this cannot grow a mailbox
 /// without bound, and a blocking send here could deadlock against a batcher waiting for room in
 /// the upload queue.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct UploadReceipt {
-    pub first_offset: i64,
-    pub last_offset: i64,
-    pub key: String,
-    pub bytes: usize,
+pub enum UploadOutcome {
+    /// The object is durable in the bucket.
+    Stored {
+        unit: UnitId,
+        key: String,
+        bytes: usize,
+    },
+    /// The bucket refused the object after the upload attempts were spent.
+    Failed {
+        object: SealedObject,
+        error: StoreError,
+    },
 }
 
 /// Stop consuming, upload everything buffered, and answer once it is all stored (or never, if
@@ -84,10 +98,36 @@ pub struct PartitionFailed {
     pub error: String,
 }
 
-/// Stop reading the partition queue; records already handed on are still uploaded.
+/// Stop reading the partition queue (it is kept, so reading can resume where it stopped);
+/// records already handed on are still uploaded.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Halt;
+
+/// Read the partition queue again after a [`Halt`].
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Proceed;
+
+/// Go on after a failure: retry held uploads, route the failed record per the `log` policy,
+/// then process the held records. Answers why not, if the partition cannot go on in-process.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), String>")]
+pub struct ResumeBatcher;
+
+/// An operator's command for one partition (`kafka-oss-sink pause|resume`, or the admin API).
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+#[rtype(result = "Result<String, String>")]
+pub struct PartitionCommand {
+    pub partition: i32,
+    pub action: PartitionAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionAction {
+    Pause,
+    Resume,
+}
 
 /// Rebalance events, sent from librdkafka's rebalance callback (on the Kafka driver thread).
 #[derive(Message)]

@@ -1,12 +1,13 @@
 //! `PartitionConsumer`: reads one assigned partition's queue and feeds its batcher.
 //!
 //! - Receives: `Wake` (from librdkafka's non-empty callback, coalesced to at most one queued, and
-//!   from a slow safety tick), `Drain`, `Halt`, `Stop`.
+//!   from a slow safety tick), `Drain`, `Halt` / `Proceed` (stop and resume reading, keeping the
+//!   queue; the supervisor also pauses the partition's fetching meanwhile), `Stop`.
 //! - Sends: `Records` to its batcher with `send().await` inside `ctx.wait`, so while the batcher's
 //!   small mailbox is full this actor does not read the queue. librdkafka then stops fetching the
 //!   partition once its pre-fetch queue is full: a slow bucket slows consumption instead of
 //!   growing memory, while the driver thread keeps the group membership alive.
-//! - Owns: the partition queue. Dropping it (on `Drain`, `Halt` or stop) removes the non-empty
+//! - Owns: the partition queue. Dropping it (on `Drain` or stop) removes the non-empty
 //!   callback; this happens before the revocation is acknowledged, so an old queue can never
 //!   outlive a newer split of the same partition.
 //! - Per poll it copies up to `CHUNK_RECORDS` records / `CHUNK_BYTES` bytes into one
@@ -17,12 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use rdkafka::message::Headers as _;
 use rdkafka::Message as _;
 use tracing::{debug, warn};
 
 use crate::batcher::Batcher;
 use crate::kafka::PartitionQueue;
-use crate::messages::{Drain, DrainReport, Halt, Records, Stop};
+use crate::messages::{Drain, DrainReport, Halt, Proceed, Records, Stop};
 use crate::record::RecordChunk;
 
 const CHUNK_RECORDS: usize = 4096;
@@ -45,6 +47,8 @@ pub struct PartitionConsumer {
     wake_queued: Arc<AtomicBool>,
     /// `true` while a chunk is being handed to the batcher.
     sending: bool,
+    /// `true` between `Halt` and `Proceed`: the queue is kept but not read.
+    halted: bool,
     /// Bytes per chunk are capped at the smaller of this and `CHUNK_BYTES`.
     chunk_records: usize,
 }
@@ -64,6 +68,7 @@ impl PartitionConsumer {
             batcher,
             wake_queued: Arc::new(AtomicBool::new(false)),
             sending: false,
+            halted: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
         }
     }
@@ -79,12 +84,23 @@ impl PartitionConsumer {
                 None => return (chunk, false),
                 Some(Ok(message)) => {
                     let timestamp = message.timestamp().to_millis().unwrap_or(-1);
-                    chunk.push(
-                        message.offset(),
-                        timestamp,
-                        message.key(),
-                        message.payload(),
-                    );
+                    match message.headers() {
+                        None => chunk.push(
+                            message.offset(),
+                            timestamp,
+                            message.key(),
+                            message.payload(),
+                        ),
+                        Some(headers) => chunk.push_with_headers(
+                            message.offset(),
+                            timestamp,
+                            message.key(),
+                            message.payload(),
+                            headers
+                                .iter()
+                                .map(|header| (header.key.as_bytes(), header.value)),
+                        ),
+                    }
                 }
                 Some(Err(error)) => warn!(
                     code = "KAFKA_CONSUME",
@@ -132,7 +148,7 @@ impl Handler<Wake> for PartitionConsumer {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.wake_queued.store(false, Ordering::Release);
-        if self.sending {
+        if self.sending || self.halted {
             return;
         }
         let (chunk, more) = self.poll_chunk();
@@ -174,7 +190,16 @@ impl Handler<Halt> for PartitionConsumer {
     type Result = ();
 
     fn handle(&mut self, _: Halt, _ctx: &mut Self::Context) {
-        self.queue = None;
+        self.halted = true;
+    }
+}
+
+impl Handler<Proceed> for PartitionConsumer {
+    type Result = ();
+
+    fn handle(&mut self, _: Proceed, ctx: &mut Self::Context) {
+        self.halted = false;
+        ctx.notify(Wake);
     }
 }
 

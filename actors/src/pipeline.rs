@@ -6,9 +6,12 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tracing::{error, info};
 
+use crate::batcher::BatcherContext;
+use crate::error_topics::{self, ErrorTopics};
 use crate::kafka::{self, Driver, KafkaSetupError};
-use crate::messages::Shutdown;
+use crate::messages::{PartitionCommand, Shutdown};
 use crate::pipeline_supervisor::PipelineSupervisor;
+use crate::resources::{self, ResourceError, StatusChange, StatusTopic};
 use crate::settings::PipelineSettings;
 use crate::store::{ObjectStore, StoreError};
 use crate::uploader::Uploader;
@@ -20,6 +23,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Kafka(#[from] KafkaSetupError),
+    #[error("{0}")]
+    Resources(#[from] ResourceError),
 }
 
 impl StartupError {
@@ -27,6 +32,7 @@ impl StartupError {
         match self {
             StartupError::Store(error) => error.code(),
             StartupError::Kafka(error) => error.code(),
+            StartupError::Resources(error) => error.code(),
         }
     }
 }
@@ -43,10 +49,18 @@ pub enum RunOutcome {
     Fatal(String),
 }
 
+/// What the running pipeline offers to the rest of the process (the admin API).
+pub struct RunningPipeline {
+    /// Operators' pause and resume commands.
+    pub commands: Recipient<PartitionCommand>,
+}
+
 /// Runs the connector inside the current actix system until `shutdown` resolves.
+/// `on_running` is called once the pipeline is wired, before partitions are assigned.
 pub async fn run(
     settings: PipelineSettings,
     shutdown: impl Future<Output = ()>,
+    on_running: impl FnOnce(RunningPipeline),
 ) -> Result<RunOutcome, StartupError> {
     let store = ObjectStore::new(&settings.sink);
     store.probe().await?;
@@ -60,6 +74,35 @@ pub async fn run(
             .expect("consumer setup does not panic")?;
     info!(topic = %settings.source.topic, group = %settings.source.group_id, "topic found");
 
+    resources::ensure(&settings.source, &settings.resources).await?;
+    let producer = error_topics::create_producer(&settings.source)?;
+    resources::write_config(
+        &producer,
+        &settings.resources.config_topic,
+        &settings.connector_name,
+        &settings.redacted_config,
+    )
+    .await?;
+    info!(
+        config_topic = %settings.resources.config_topic,
+        status_topic = %settings.resources.status_topic,
+        dead_letter_topic = %settings.resources.dead_letter_topic,
+        abnormal_topic = %settings.resources.abnormal_topic,
+        policy = settings.failure.policy.as_str(),
+        "kafka resources ready"
+    );
+    let status = StatusTopic::new(
+        producer.clone(),
+        &settings.resources.status_topic,
+        &settings.connector_name,
+    );
+    let error_topics = ErrorTopics::new(
+        producer.clone(),
+        &settings.connector_name,
+        &settings.resources,
+        &settings.source,
+    );
+
     let arbiters: Vec<Arbiter> = (0..settings.source.concurrency)
         .map(|_| Arbiter::new())
         .collect();
@@ -70,27 +113,46 @@ pub async fn run(
     let (upload_tx, upload_rx) = async_channel::bounded(settings.sink.upload_concurrency);
     for id in 0..settings.sink.upload_concurrency {
         let (store, queue) = (store.clone(), upload_rx.clone());
-        let (initial, max) = (
+        let (initial, max, attempts) = (
             settings.sink.retry_initial_backoff,
             settings.sink.retry_max_backoff,
+            settings.sink.max_upload_attempts,
         );
         Uploader::start_in_arbiter(&handles[id % handles.len()], move |_| {
-            Uploader::new(id, store, queue, initial, max)
+            Uploader::new(id, store, queue, initial, max, attempts)
         });
     }
     drop(upload_rx);
 
-    let supervisor = PipelineSupervisor::new(
-        Arc::from(settings.source.topic.as_str()),
-        Arc::from(settings.sink.key_prefix.as_str()),
-        settings.batching,
-        settings.drain_timeout,
-        consumer.clone(),
-        handles,
-        upload_tx,
-    )
-    .start();
+    let supervisor = PipelineSupervisor::create(|ctx| {
+        let batcher_context = BatcherContext {
+            topic: Arc::from(settings.source.topic.as_str()),
+            key_prefix: Arc::from(settings.sink.key_prefix.as_str()),
+            policy: settings.batching,
+            failure: settings.failure,
+            consumer: consumer.clone(),
+            upload_queue: upload_tx,
+            error_topics,
+            supervisor: ctx.address().recipient(),
+        };
+        PipelineSupervisor::new(
+            batcher_context,
+            settings.drain_timeout,
+            handles,
+            status.clone(),
+        )
+    });
+    on_running(RunningPipeline {
+        commands: supervisor.clone().recipient(),
+    });
     kafka::subscribe(&consumer, supervisor.clone().recipient())?;
+    status.report(&StatusChange {
+        state: "RUNNING",
+        partition: None,
+        code: None,
+        offset: None,
+        message: None,
+    });
 
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<String>();
     let driver = Driver::spawn(consumer.clone(), move |reason| {
@@ -112,6 +174,18 @@ pub async fn run(
     for arbiter in arbiters {
         arbiter.stop();
     }
+    status.report(&StatusChange {
+        state: if fatal.is_some() { "FAILED" } else { "STOPPED" },
+        partition: None,
+        code: fatal.is_some().then_some("KAFKA_FATAL"),
+        offset: None,
+        message: fatal.as_deref(),
+    });
+    // Give the status record a moment to leave; it is informational.
+    let _ = tokio::task::spawn_blocking(move || {
+        rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(5))
+    })
+    .await;
     Ok(match fatal {
         Some(reason) => {
             error!(code = "KAFKA_FATAL", "{reason}");

@@ -3,8 +3,10 @@
 //! - Receives: `KafkaEvent::Assigned` (starts a `Batcher` and a `PartitionConsumer` per
 //!   partition, on the arbiter `partition % concurrency`), `KafkaEvent::Revoked` (drains the
 //!   partitions, stops their actors, then acknowledges so the rebalance callback can commit),
-//!   `PartitionFailed` (stops the partition's consumption and reports the error with its code;
-//!   the other partitions keep running), and `Shutdown` (drains everything).
+//!   `PartitionFailed` (halts the partition's consumption, pauses its fetching and reports the
+//!   error with its code; the other partitions keep running), `PartitionCommand` (an operator's
+//!   pause or resume), and `Shutdown` (drains everything).
+//! - Writes every state change (RUNNING, FAILED with code, PAUSED, RESUMED) to the status topic.
 //! - Drains are bounded by the drain timeout: if the store stays down, the actors are stopped
 //!   anyway and nothing past the last stored object is committed.
 
@@ -16,21 +18,39 @@ use std::time::Duration;
 use actix::prelude::*;
 use tracing::{error, info, warn};
 
-use crate::batcher::Batcher;
-use crate::kafka::{PartitionQueue, SinkConsumer};
-use crate::messages::{Drain, Halt, KafkaEvent, PartitionFailed, SealedObject, Shutdown, Stop};
+use rdkafka::consumer::Consumer;
+
+use crate::batcher::{Batcher, BatcherContext};
+use crate::kafka::PartitionQueue;
+use crate::messages::{
+    Drain, Halt, KafkaEvent, PartitionAction, PartitionCommand, PartitionFailed, Proceed,
+    ResumeBatcher, Shutdown, Stop,
+};
 use crate::partition_consumer::PartitionConsumer;
-use crate::settings::RollPolicy;
+use crate::resources::{StatusChange, StatusTopic};
 
 /// The state of one assigned partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionState {
     Running,
+    /// Paused by an operator.
+    Paused,
+    /// Stopped by the `fail` policy (or an error topic that refused a record).
     Failed {
         code: &'static str,
         offset: i64,
         error: String,
     },
+}
+
+impl PartitionState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PartitionState::Running => "RUNNING",
+            PartitionState::Paused => "PAUSED",
+            PartitionState::Failed { .. } => "FAILED",
+        }
+    }
 }
 
 struct PartitionHandle {
@@ -40,60 +60,77 @@ struct PartitionHandle {
 }
 
 pub struct PipelineSupervisor {
-    topic: Arc<str>,
-    key_prefix: Arc<str>,
-    policy: RollPolicy,
+    /// What every batcher gets (its `supervisor` is this actor).
+    batcher_context: BatcherContext,
     drain_timeout: Duration,
-    consumer: Arc<SinkConsumer>,
     /// The threads the partition actors are spread over (`source.concurrency`).
     arbiters: Vec<ArbiterHandle>,
-    upload_queue: async_channel::Sender<SealedObject>,
+    status: StatusTopic,
     partitions: BTreeMap<i32, PartitionHandle>,
 }
 
 impl PipelineSupervisor {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        topic: Arc<str>,
-        key_prefix: Arc<str>,
-        policy: RollPolicy,
+        batcher_context: BatcherContext,
         drain_timeout: Duration,
-        consumer: Arc<SinkConsumer>,
         arbiters: Vec<ArbiterHandle>,
-        upload_queue: async_channel::Sender<SealedObject>,
+        status: StatusTopic,
     ) -> Self {
         assert!(!arbiters.is_empty(), "at least one arbiter");
         PipelineSupervisor {
-            topic,
-            key_prefix,
-            policy,
+            batcher_context,
             drain_timeout,
-            consumer,
             arbiters,
-            upload_queue,
+            status,
             partitions: BTreeMap::new(),
         }
     }
 
-    fn start_partition(&mut self, partition: i32, queue: PartitionQueue, ctx: &mut Context<Self>) {
-        let arbiter = &self.arbiters[partition.unsigned_abs() as usize % self.arbiters.len()];
-        let (topic, prefix, policy) = (self.topic.clone(), self.key_prefix.clone(), self.policy);
-        let (consumer, upload_queue) = (self.consumer.clone(), self.upload_queue.clone());
-        let supervisor = ctx.address().recipient();
-        let batcher = Batcher::start_in_arbiter(arbiter, move |_| {
-            Batcher::new(
-                topic,
-                partition,
-                prefix,
-                policy,
-                consumer,
-                upload_queue,
-                supervisor,
-            )
+    fn topic(&self) -> &Arc<str> {
+        &self.batcher_context.topic
+    }
+
+    fn report(&self, partition: i32, state: &PartitionState) {
+        let (code, offset, message) = match state {
+            PartitionState::Failed {
+                code,
+                offset,
+                error,
+            } => (Some(*code), Some(*offset), Some(error.as_str())),
+            _ => (None, None, None),
+        };
+        self.status.report(&StatusChange {
+            state: state.name(),
+            partition: Some((self.topic(), partition)),
+            code,
+            offset,
+            message,
         });
-        let topic = self.topic.clone();
+    }
+
+    /// Stops or restarts fetching of one partition in librdkafka.
+    fn set_fetching(&self, partition: i32, fetching: bool) {
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition(self.topic(), partition);
+        let consumer = &self.batcher_context.consumer;
+        let result = if fetching {
+            consumer.resume(&list)
+        } else {
+            consumer.pause(&list)
+        };
+        if let Err(error) = result {
+            warn!(code = "KAFKA_UNAVAILABLE", topic = %self.topic(), partition, %error, "cannot pause or resume fetching");
+        }
+    }
+
+    fn start_partition(&mut self, partition: i32, queue: PartitionQueue) {
+        let arbiter = &self.arbiters[partition.unsigned_abs() as usize % self.arbiters.len()];
+        let batcher_context = self.batcher_context.clone();
+        let batcher =
+            Batcher::start_in_arbiter(arbiter, move |_| Batcher::new(batcher_context, partition));
+        let topic = self.topic().clone();
         let batcher_addr = batcher.clone();
-        let max_records = self.policy.max_records;
+        let max_records = self.batcher_context.policy.max_records;
         let partition_consumer = PartitionConsumer::start_in_arbiter(arbiter, move |_| {
             PartitionConsumer::new(topic, partition, queue, batcher_addr, max_records)
         });
@@ -106,10 +143,11 @@ impl PipelineSupervisor {
             },
         ) {
             // Assigned twice without a revocation in between: stop the old pair.
-            warn!(topic = %self.topic, partition, "partition assigned again; replacing its actors");
+            warn!(topic = %self.topic(), partition, "partition assigned again; replacing its actors");
             old.consumer.do_send(Stop);
             old.batcher.do_send(Stop);
         }
+        self.report(partition, &PartitionState::Running);
     }
 
     /// Drains the given partitions (all at once), stops their actors, and resolves to `true` if
@@ -129,7 +167,7 @@ impl PipelineSupervisor {
             .map(|(partition, handle)| (*partition, handle.consumer.send(Drain)))
             .collect();
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
-        let topic = self.topic.clone();
+        let topic = self.topic().clone();
         async move {
             let mut all_drained = true;
             for (partition, request) in requests {
@@ -170,7 +208,7 @@ impl Handler<KafkaEvent> for PipelineSupervisor {
         match event {
             KafkaEvent::Assigned(queues) => {
                 for (partition, queue) in queues {
-                    self.start_partition(partition, queue, ctx);
+                    self.start_partition(partition, queue);
                 }
             }
             KafkaEvent::Revoked { partitions, ack } => {
@@ -193,16 +231,84 @@ impl Handler<PartitionFailed> for PipelineSupervisor {
 
     fn handle(&mut self, failure: PartitionFailed, _ctx: &mut Self::Context) {
         error!(
-            code = failure.code, topic = %self.topic, partition = failure.partition, offset = failure.offset,
-            "partition stopped: {}; nothing at or after offset {} is committed", failure.error, failure.offset
+            code = failure.code, topic = %self.topic(), partition = failure.partition, offset = failure.offset,
+            "partition stopped: {}; nothing at or after offset {} is committed; resume with `kafka-oss-sink resume --partition {}`",
+            failure.error, failure.offset, failure.partition
         );
+        let state = PartitionState::Failed {
+            code: failure.code,
+            offset: failure.offset,
+            error: failure.error,
+        };
+        self.report(failure.partition, &state);
         if let Some(handle) = self.partitions.get_mut(&failure.partition) {
             handle.consumer.do_send(Halt);
-            handle.state = PartitionState::Failed {
-                code: failure.code,
-                offset: failure.offset,
-                error: failure.error,
-            };
+            handle.state = state;
+            self.set_fetching(failure.partition, false);
+        }
+    }
+}
+
+impl Handler<PartitionCommand> for PipelineSupervisor {
+    type Result = ResponseActFuture<Self, Result<String, String>>;
+
+    fn handle(&mut self, command: PartitionCommand, _ctx: &mut Self::Context) -> Self::Result {
+        let partition = command.partition;
+        let topic = self.topic().clone();
+        let Some(handle) = self.partitions.get_mut(&partition) else {
+            return Box::pin(fut::ready(Err(format!(
+                "partition {partition} of topic `{topic}` is not assigned to this instance"
+            ))));
+        };
+        match command.action {
+            PartitionAction::Pause => {
+                if handle.state != PartitionState::Running {
+                    let state = handle.state.name();
+                    return Box::pin(fut::ready(Err(format!(
+                        "partition {partition} is {state}, not RUNNING"
+                    ))));
+                }
+                handle.consumer.do_send(Halt);
+                handle.state = PartitionState::Paused;
+                self.set_fetching(partition, false);
+                self.report(partition, &PartitionState::Paused);
+                info!(topic = %topic, partition, "partition paused");
+                Box::pin(fut::ready(Ok(format!("partition {partition} paused"))))
+            }
+            PartitionAction::Resume => {
+                if handle.state == PartitionState::Running {
+                    return Box::pin(fut::ready(Ok(format!(
+                        "partition {partition} is already RUNNING"
+                    ))));
+                }
+                let batcher = handle.batcher.clone();
+                Box::pin(batcher.send(ResumeBatcher).into_actor(self).map(
+                    move |result, actor, _ctx| {
+                        let resumed = result
+                            .map_err(|_| format!("partition {partition} is shutting down"))
+                            .and_then(|resumed| resumed);
+                        if let Err(reason) = resumed {
+                            return Err(format!("partition {partition} cannot resume: {reason}"));
+                        }
+                        let Some(handle) = actor.partitions.get_mut(&partition) else {
+                            return Err(format!("partition {partition} was revoked meanwhile"));
+                        };
+                        handle.state = PartitionState::Running;
+                        handle.consumer.do_send(Proceed);
+                        actor.set_fetching(partition, true);
+                        actor.status.report(&StatusChange {
+                            state: "RESUMED",
+                            partition: Some((&topic, partition)),
+                            code: None,
+                            offset: None,
+                            message: None,
+                        });
+                        actor.report(partition, &PartitionState::Running);
+                        info!(topic = %topic, partition, "partition resumed");
+                        Ok(format!("partition {partition} resumed"))
+                    },
+                ))
+            }
         }
     }
 }
@@ -212,7 +318,7 @@ impl Handler<Shutdown> for PipelineSupervisor {
 
     fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
         let partitions: Vec<i32> = self.partitions.keys().copied().collect();
-        info!(topic = %self.topic, ?partitions, "shutting down: draining partitions");
+        info!(topic = %self.topic(), ?partitions, "shutting down: draining partitions");
         Box::pin(self.drain(&partitions))
     }
 }

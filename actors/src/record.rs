@@ -17,6 +17,15 @@ pub struct RecordMeta {
     pub timestamp: i64,
     pub key: Slot,
     pub value: Slot,
+    /// This record's headers: a range of [`RecordChunk::headers`] (empty for most records).
+    pub headers: Range<u32>,
+}
+
+/// One record header; its name and value live in the chunk's arena.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMeta {
+    pub name: Range<u32>,
+    pub value: Slot,
 }
 
 /// Consecutive records of one partition, in offset order.
@@ -24,6 +33,7 @@ pub struct RecordMeta {
 pub struct RecordChunk {
     arena: Vec<u8>,
     records: Vec<RecordMeta>,
+    headers: Vec<HeaderMeta>,
 }
 
 impl RecordChunk {
@@ -31,6 +41,7 @@ impl RecordChunk {
         RecordChunk {
             arena: Vec::with_capacity(bytes),
             records: Vec::with_capacity(records),
+            headers: Vec::new(),
         }
     }
 
@@ -39,15 +50,49 @@ impl RecordChunk {
     /// # Panics
     /// If the arena would exceed 4 GiB; callers cap chunks far below that.
     pub fn push(&mut self, offset: i64, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
+        self.push_with_headers(offset, timestamp, key, value, std::iter::empty());
+    }
+
+    /// Appends a record with its headers (`(name, value)` in their original order).
+    pub fn push_with_headers<'h>(
+        &mut self,
+        offset: i64,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl Iterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+    ) {
         debug_assert!(self.records.last().is_none_or(|last| last.offset < offset));
         let key = key.map(|bytes| self.copy_in(bytes));
         let value = value.map(|bytes| self.copy_in(bytes));
+        let first_header = self.headers.len() as u32;
+        for (name, header_value) in headers {
+            let name = self.copy_in(name);
+            let value = header_value.map(|bytes| self.copy_in(bytes));
+            self.headers.push(HeaderMeta { name, value });
+        }
         self.records.push(RecordMeta {
             offset,
             timestamp,
             key,
             value,
+            headers: first_header..self.headers.len() as u32,
         });
+    }
+
+    /// A record's headers as `(name, value)` byte slices, in their original order.
+    pub fn headers<'a>(
+        &'a self,
+        record: &'a RecordMeta,
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+        self.headers[record.headers.start as usize..record.headers.end as usize]
+            .iter()
+            .map(|header| {
+                (
+                    &self.arena[header.name.start as usize..header.name.end as usize],
+                    self.bytes(&header.value),
+                )
+            })
     }
 
     fn copy_in(&mut self, bytes: &[u8]) -> Range<u32> {
@@ -124,5 +169,27 @@ mod tests {
             (Some(5), Some(9))
         );
         assert_eq!(chunk.payload_bytes(), 6);
+        assert_eq!(chunk.headers(&records[0]).count(), 0);
+    }
+
+    #[test]
+    fn headers_keep_order_duplicates_and_binary_values() {
+        let mut chunk = RecordChunk::default();
+        chunk.push(1, 0, None, Some(b"a"));
+        let headers: [(&[u8], Option<&[u8]>); 3] = [
+            (b"h", Some(b"\x00\xff")),
+            (b"h", None),
+            (b"other", Some(b"")),
+        ];
+        chunk.push_with_headers(2, 0, Some(b"k"), Some(b"b"), headers.into_iter());
+        chunk.push(3, 0, None, None);
+        let records = chunk.records();
+        assert_eq!(chunk.headers(&records[0]).count(), 0);
+        assert_eq!(
+            chunk.headers(&records[1]).collect::<Vec<_>>(),
+            headers.to_vec()
+        );
+        assert_eq!(chunk.headers(&records[2]).count(), 0);
+        assert_eq!(chunk.bytes(&records[1].value), Some(&b"b"[..]));
     }
 }

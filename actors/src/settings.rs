@@ -18,6 +18,64 @@ pub struct PipelineSettings {
     pub batching: RollPolicy,
     /// How long a graceful shutdown or a revocation may take to upload what is buffered.
     pub drain_timeout: Duration,
+    pub failure: FailureSettings,
+    pub resources: ResourceSettings,
+    /// The effective config as TOML with every secret redacted, written to the config topic.
+    pub redacted_config: String,
+}
+
+/// What happens to a partition when one of its records cannot be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// The partition keeps going; failed records go to the dead-letter or abnormal-data topic.
+    Log,
+    /// The partition stops at the first failed record until it is resumed.
+    Fail,
+}
+
+impl FailurePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Log => "log",
+            FailurePolicy::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureSettings {
+    pub policy: FailurePolicy,
+    /// Values larger than this (bytes) are written as `null` with `overflowFlag: true` and the
+    /// whole record also goes to the dead-letter topic. `None`: no limit.
+    pub max_value_bytes: Option<usize>,
+}
+
+/// Whether the connector creates its Kafka-side resources or only checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMode {
+    Automatic,
+    Manual,
+}
+
+/// The connector's own topics (the product page's "Create Resource" step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSettings {
+    pub create: CreateMode,
+    /// Compacted, several partitions; reserved for exactly-once bookkeeping.
+    pub offset_topic: String,
+    pub offset_topic_partitions: i32,
+    /// Compacted, one partition: the effective config (secrets redacted).
+    pub config_topic: String,
+    /// Compacted: connector and partition state changes.
+    pub status_topic: String,
+    pub status_topic_partitions: i32,
+    /// Records of objects the bucket refused (runtime errors), `log` policy.
+    pub abnormal_topic: String,
+    /// Records that cannot be converted (UTF-8, oversize), `log` policy.
+    pub dead_letter_topic: String,
+    pub error_topic_partitions: i32,
+    /// Replication factor of created topics; `-1` uses the broker's default.
+    pub replication_factor: i32,
 }
 
 /// Where consumption starts when the group has no committed offset for a partition.
@@ -93,6 +151,9 @@ pub struct SinkSettings {
     pub retry_initial_backoff: Duration,
     /// Cap of that delay.
     pub retry_max_backoff: Duration,
+    /// Upload attempts (each with the SDK's own quick retries) before the failure policy applies
+    /// to the object's records. `None`: retry until the bucket accepts the object.
+    pub max_upload_attempts: Option<u32>,
     pub credentials: Credentials,
 }
 

@@ -6,8 +6,9 @@
 //!   uploaders is the number of uploads in flight, and a slow store fills the queue, which
 //!   blocks the batchers, which block their consumers.
 //! - Sends: `UploadReceipt` to the object's batcher (`do_send`; see `UploadReceipt`).
-//! - Retries every failure with capped, jittered exponential backoff and never gives up: a store
-//!   error is never a reason to drop or skip data. Each failed attempt is logged with its code.
+//! - Retries every failure with capped, jittered exponential backoff, up to `max_attempts`
+//!   (or forever); then the object goes back to its batcher as `UploadOutcome::Failed`, which
+//!   applies the failure policy. Each failed attempt is logged with its code.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tracing::{debug, error, warn};
 
-use crate::messages::{SealedObject, UploadReceipt};
+use crate::messages::{SealedObject, UploadOutcome};
 use crate::store::{ObjectStore, StoreError};
 
 pub struct Uploader {
@@ -25,6 +26,8 @@ pub struct Uploader {
     queue: Option<Pin<Box<async_channel::Receiver<SealedObject>>>>,
     initial_backoff: Duration,
     max_backoff: Duration,
+    /// `None`: retry until the bucket accepts the object.
+    max_attempts: Option<u32>,
 }
 
 impl Uploader {
@@ -34,6 +37,7 @@ impl Uploader {
         queue: async_channel::Receiver<SealedObject>,
         initial_backoff: Duration,
         max_backoff: Duration,
+        max_attempts: Option<u32>,
     ) -> Self {
         Uploader {
             id,
@@ -41,6 +45,7 @@ impl Uploader {
             queue: Some(Box::pin(queue)),
             initial_backoff,
             max_backoff,
+            max_attempts,
         }
     }
 }
@@ -58,18 +63,22 @@ impl Actor for Uploader {
 impl StreamHandler<SealedObject> for Uploader {
     fn handle(&mut self, object: SealedObject, ctx: &mut Self::Context) {
         let store = self.store.clone();
-        let (initial, max) = (self.initial_backoff, self.max_backoff);
+        let (initial, max, attempts) = (self.initial_backoff, self.max_backoff, self.max_attempts);
         let id = self.id;
         ctx.wait(
             async move {
-                upload_with_retries(&store, &object, initial, max).await;
-                debug!(uploader = id, key = %object.key, bytes = object.body.len(), "object stored");
-                object.reply.do_send(UploadReceipt {
-                    first_offset: object.first_offset,
-                    last_offset: object.last_offset,
-                    key: object.key,
-                    bytes: object.body.len(),
-                });
+                let reply = object.reply.clone();
+                match upload_with_retries(&store, &object, initial, max, attempts).await {
+                    Ok(()) => {
+                        debug!(uploader = id, key = %object.key, bytes = object.body.len(), "object stored");
+                        reply.do_send(UploadOutcome::Stored {
+                            unit: object.unit,
+                            bytes: object.body.len(),
+                            key: object.key,
+                        });
+                    }
+                    Err(error) => reply.do_send(UploadOutcome::Failed { object, error }),
+                }
             }
             .into_actor(self),
         );
@@ -80,19 +89,27 @@ impl StreamHandler<SealedObject> for Uploader {
     }
 }
 
-/// Puts the object until the store accepts it.
+/// Puts the object until the store accepts it or `max_attempts` are spent.
 async fn upload_with_retries(
     store: &ObjectStore,
     object: &SealedObject,
     initial: Duration,
     max: Duration,
-) {
+    max_attempts: Option<u32>,
+) -> Result<(), StoreError> {
     let mut backoff = initial;
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
         match store.put(&object.key, object.body.clone()).await {
-            Ok(_etag) => return,
+            Ok(_etag) => return Ok(()),
+            Err(failure) if max_attempts.is_some_and(|max| attempt >= max) => {
+                error!(
+                    code = failure.code(), topic = %object.topic, partition = object.partition,
+                    key = %object.key, attempt, "upload failed, attempts spent: {failure}"
+                );
+                return Err(failure);
+            }
             Err(failure) => {
                 log_failure(&failure, object, attempt, backoff);
                 tokio::time::sleep(jitter(backoff)).await;
@@ -111,7 +128,7 @@ fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backof
         ),
         _ => error!(
             code = failure.code(), topic = %object.topic, partition = object.partition,
-            key = %object.key, attempt, retry_in_ms, "upload refused, retrying until the bucket accepts it: {failure}"
+            key = %object.key, attempt, retry_in_ms, "upload refused, retrying: {failure}"
         ),
     }
 }
