@@ -17,8 +17,8 @@
 //!   at the bad record), holds it and everything after it, and reports the partition failed.
 //! - A value over `max_value_bytes` is written with `"value": null, "overflowFlag": true`, and the
 //!   whole record also goes to the dead-letter topic, under either policy.
-//! - An object the bucket refused after the upload attempts: `log` forwards its records (read
-//!   again from Kafka) to the abnormal-data topic; `fail` holds the object and stops the partition.
+//! - An object the bucket refused after the upload attempts: `log` forwards its records (rebuilt
+//!   from the object and its header sidecar) to the abnormal-data topic; `fail` holds the object and stops the partition.
 //! - A held partition goes on with `ResumeBatcher`: held objects are uploaded again, a held bad
 //!   record goes to the dead-letter topic (the operator chose to skip it), held records follow.
 
@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use crate::commit::{CommitTracker, UnitId};
-use crate::encode::{ObjectEncoder, Pushed, RecordError};
+use crate::encode::{decode_object, ObjectEncoder, Pushed, RecordError};
 use crate::error_topics::{Destination, ErrorTopics, Failure};
 use crate::kafka::SinkConsumer;
 use crate::messages::{
@@ -45,9 +45,6 @@ use crate::store::StoreError;
 /// Records messages buffered ahead of the batcher: enough to overlap polling and encoding,
 /// small enough that backpressure reaches the consumer quickly.
 const MAILBOX: usize = 2;
-
-/// How long re-reading a refused object's records from Kafka may take.
-const REREAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Why an object was sealed (logged; a metric later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +62,6 @@ struct OpenObject {
     unit: UnitId,
     /// Last offset handled in this unit (written, or sent to the dead-letter topic).
     last_seen: i64,
-    /// Offsets of this unit that went to the dead-letter topic instead of the object.
-    skipped: Vec<i64>,
 }
 
 /// Whether the partition goes on.
@@ -144,7 +139,6 @@ impl Batcher {
                 encoder,
                 unit,
                 last_seen: -1,
-                skipped: Vec::new(),
             });
             let timer = ctx.run_later(self.cx.policy.max_interval, |actor, ctx| {
                 actor.interval_timer = None;
@@ -167,7 +161,6 @@ impl Batcher {
             encoder,
             unit,
             last_seen,
-            skipped,
         } = open;
         let object = if encoder.is_empty() {
             None
@@ -177,7 +170,7 @@ impl Batcher {
                 encoder.last_offset(),
                 encoder.records(),
             );
-            let body = encoder.finish();
+            let (body, headers) = encoder.finish_with_headers();
             debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
             self.tracker.expect(unit);
             self.pending += 1;
@@ -196,7 +189,7 @@ impl Batcher {
                 last_offset: last,
                 records,
                 unit,
-                skipped,
+                headers,
                 reply: ctx.address().recipient(),
             })
         };
@@ -282,7 +275,6 @@ impl Batcher {
                     FailurePolicy::Log => {
                         let failure = record_failure(&record_error);
                         let open = self.open.as_mut().expect("an object is open");
-                        open.skipped.push(record.offset);
                         open.last_seen = record.offset;
                         let unit = open.unit;
                         warn!(code = failure.code, topic = %self.cx.topic, partition = self.partition, offset = record.offset, "{}; sent to the dead-letter topic", failure.message);
@@ -438,23 +430,11 @@ impl Batcher {
             message: format!("object {} was not stored: {error}", object.key),
         };
         let (first, last) = (object.first_offset, object.last_offset);
-        let skipped = object.skipped.clone();
+        let chunk = decode_object(&object.body, &object.headers);
         let forwarded = async move {
-            let reread_topics = error_topics.clone();
-            let reread_topic = topic.clone();
-            let chunk = tokio::task::spawn_blocking(move || {
-                reread_topics.reread(
-                    &reread_topic,
-                    partition,
-                    first,
-                    last,
-                    &skipped,
-                    REREAD_TIMEOUT,
-                )
-            })
-            .await
-            .map_err(|join| format!("re-reading records failed: {join}"))??;
+            let chunk = chunk?;
             let expected = chunk.len();
+            debug!(topic = %topic, partition, records = expected, "forwarding a refused object's records");
             let deliveries: Vec<_> = chunk
                 .records()
                 .iter()
@@ -573,7 +553,7 @@ impl Handler<UploadOutcome> for Batcher {
                 let advanced = self.tracker.acknowledged(unit);
                 self.store(advanced);
             }
-            UploadOutcome::Failed { object, error } => self.upload_failed(object, error, ctx),
+            UploadOutcome::Failed { object, error } => self.upload_failed(*object, error, ctx),
         }
         self.answer_drain_waiters();
     }
@@ -601,7 +581,6 @@ impl Handler<ResumeBatcher> for Batcher {
             // The operator resumed past the bad record: it goes to the dead-letter topic.
             let record_offset = chunk.records()[*index].offset;
             let open = self.open_object(ctx);
-            open.skipped.push(record_offset);
             open.last_seen = record_offset;
             let unit = open.unit;
             let forward = self.forward(chunk, *index, unit, &failure);

@@ -15,6 +15,11 @@ use bytes::Bytes;
 
 use crate::record::{RecordChunk, RecordMeta};
 
+/// The headers of an object's records (the format has no place for them), kept beside the body
+/// so that a refused object's records can be forwarded with their headers byte for byte. Records
+/// without headers are not in it, so it stays empty for most objects.
+pub type HeaderSidecar = RecordChunk;
+
 /// Which part of a record was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -80,6 +85,7 @@ pub struct ObjectEncoder {
     last_offset: i64,
     /// Smallest record timestamp in the object (for freshness reporting), if any record had one.
     min_timestamp: Option<i64>,
+    headers: HeaderSidecar,
 }
 
 impl ObjectEncoder {
@@ -96,6 +102,7 @@ impl ObjectEncoder {
             first_offset: -1,
             last_offset: -1,
             min_timestamp: None,
+            headers: HeaderSidecar::default(),
         }
     }
 
@@ -153,6 +160,15 @@ impl ObjectEncoder {
         let value_size = overflow.unwrap_or(value.map_or(0, str::len));
         buf.extend_from_slice(ints.format(value_size).as_bytes());
         buf.push(b'}');
+        if !record.headers.is_empty() {
+            self.headers.push_with_headers(
+                record.offset,
+                record.timestamp,
+                None,
+                None,
+                chunk.headers(record),
+            );
+        }
         if self.records == 0 {
             self.first_offset = record.offset;
         }
@@ -200,6 +216,9 @@ impl ObjectEncoder {
     /// next object.
     pub fn pop_last(&mut self, len_before: usize, records_before: usize, last_offset_before: i64) {
         self.buf.truncate(len_before - 1);
+        if self.headers.last_offset() == Some(self.last_offset) {
+            self.headers.pop();
+        }
         self.records = records_before;
         self.last_offset = last_offset_before;
         if records_before == 0 {
@@ -208,10 +227,51 @@ impl ObjectEncoder {
     }
 
     /// Closes the array and returns the body.
-    pub fn finish(mut self) -> Bytes {
-        self.buf.push(b']');
-        Bytes::from(self.buf)
+    pub fn finish(self) -> Bytes {
+        self.finish_with_headers().0
     }
+
+    /// Closes the array and returns the body and the records' headers.
+    pub fn finish_with_headers(mut self) -> (Bytes, HeaderSidecar) {
+        self.buf.push(b']');
+        (Bytes::from(self.buf), self.headers)
+    }
+}
+
+/// Rebuilds the records of an object from its body and header sidecar: keys, values, timestamps
+/// and headers byte for byte (the body's strings are the records' exact UTF-8). Records written
+/// with `overflowFlag: true` are left out: their value is not in the body (they are in the
+/// dead-letter topic whole).
+pub fn decode_object(body: &[u8], headers: &HeaderSidecar) -> Result<RecordChunk, String> {
+    #[derive(serde::Deserialize)]
+    struct Stored<'a> {
+        #[serde(borrow)]
+        key: Option<std::borrow::Cow<'a, str>>,
+        offset: i64,
+        #[serde(rename = "overflowFlag")]
+        overflow: bool,
+        timestamp: i64,
+        #[serde(borrow)]
+        value: Option<std::borrow::Cow<'a, str>>,
+    }
+    let stored: Vec<Stored<'_>> = serde_json::from_slice(body)
+        .map_err(|error| format!("cannot read the object back: {error}"))?;
+    let mut chunk = RecordChunk::with_capacity(stored.len(), body.len());
+    for record in stored.iter().filter(|record| !record.overflow) {
+        let key = record.key.as_deref().map(str::as_bytes);
+        let value = record.value.as_deref().map(str::as_bytes);
+        match headers.find(record.offset) {
+            Some(meta) => chunk.push_with_headers(
+                record.offset,
+                record.timestamp,
+                key,
+                value,
+                headers.headers(meta),
+            ),
+            None => chunk.push(record.offset, record.timestamp, key, value),
+        }
+    }
+    Ok(chunk)
 }
 
 fn utf8(bytes: Option<&[u8]>, field: Field, offset: i64) -> Result<Option<&str>, RecordError> {
@@ -354,6 +414,35 @@ mod tests {
         assert_eq!(value[2]["overflowFlag"], true);
         assert_eq!(value[3]["overflowFlag"], false);
         assert_eq!(value[3]["valueSize"], 0);
+    }
+
+    #[test]
+    fn objects_decode_back_to_their_records_with_headers() {
+        let mut chunk = RecordChunk::default();
+        let tricky = "{\"q\": \"\\\\\"}\n\u{0} é 🎉";
+        let headers: [(&[u8], Option<&[u8]>); 2] = [(b"h", Some(b"\x00\xff")), (b"h", None)];
+        chunk.push(3, 10, None, Some(tricky.as_bytes()));
+        chunk.push_with_headers(4, 11, Some(b"k"), None, headers.into_iter());
+        chunk.push(5, 12, Some(b"big"), Some("x".repeat(100).as_bytes()));
+        chunk.push_with_headers(6, -1, Some(b""), Some(b""), headers.into_iter());
+        let mut encoder = ObjectEncoder::new("t", 1, 64);
+        for record in chunk.records() {
+            encoder.push_limited(&chunk, record, Some(60)).unwrap();
+        }
+        let (body, sidecar) = encoder.finish_with_headers();
+        let decoded = decode_object(&body, &sidecar).unwrap();
+        let offsets: Vec<i64> = decoded.records().iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [3, 4, 6], "the overflowed record is left out");
+        for record in decoded.records() {
+            let original = chunk.find(record.offset).unwrap();
+            assert_eq!(decoded.bytes(&record.key), chunk.bytes(&original.key));
+            assert_eq!(decoded.bytes(&record.value), chunk.bytes(&original.value));
+            assert_eq!(record.timestamp, original.timestamp);
+            assert_eq!(
+                decoded.headers(record).collect::<Vec<_>>(),
+                chunk.headers(original).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //!   written to the bucket with `"value": null, "overflowFlag": true`), as Kafka Connect's
 //!   framework does with converter failures.
 //! - Abnormal-data topic: records of an object the bucket refused after the upload attempts were
-//!   spent (the connector's runtime errors), as the product page's connector does. They are read
-//!   again from Kafka so that key, value and headers are forwarded byte for byte without keeping
-//!   a second copy of every buffered record in memory.
+//!   spent (the connector's runtime errors), as the product page's connector does. They are
+//!   rebuilt from the object's body (whose strings are the records' exact UTF-8) and the headers
+//!   kept beside it ([`crate::encode::HeaderSidecar`]), so no second copy of every buffered record
+//!   is kept in memory. Records already in the dead-letter topic are not repeated.
 //!
 //! Every forwarded record keeps its original key, value, headers and timestamp, and carries Kafka
 //! Connect's error headers (`__connect.errors.topic`, `.partition`, `.offset`, `.connector.name`,
@@ -20,14 +21,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
 
-use crate::kafka::{consumer_base_config, producer_config, KafkaSetupError};
+use crate::kafka::{producer_config, KafkaSetupError};
 use crate::record::{RecordChunk, RecordMeta};
 use crate::settings::{ResourceSettings, SourceSettings};
 
@@ -70,7 +68,6 @@ pub struct ErrorTopics {
     connector_name: Arc<str>,
     dead_letter_topic: Arc<str>,
     abnormal_topic: Arc<str>,
-    source: Arc<SourceSettings>,
 }
 
 impl ErrorTopics {
@@ -78,14 +75,12 @@ impl ErrorTopics {
         producer: FutureProducer,
         connector_name: &str,
         resources: &ResourceSettings,
-        source: &SourceSettings,
     ) -> Self {
         ErrorTopics {
             producer,
             connector_name: Arc::from(connector_name),
             dead_letter_topic: Arc::from(resources.dead_letter_topic.as_str()),
             abnormal_topic: Arc::from(resources.abnormal_topic.as_str()),
-            source: Arc::new(source.clone()),
         }
     }
 
@@ -121,7 +116,7 @@ impl ErrorTopics {
             ("__connect.errors.topic", topic),
             ("__connect.errors.partition", partition_text.as_str()),
             ("__connect.errors.offset", offset_text.as_str()),
-            ("__connect.errors.connector.name", &self.connector_name),
+            ("__connect.errors.connector.name", &*self.connector_name),
             ("__connect.errors.task.id", "0"),
             ("__connect.errors.stage", failure.stage),
             ("__connect.errors.class.name", "kafka_oss_sink"),
@@ -159,73 +154,6 @@ impl ErrorTopics {
                     }
                     Err(_) => Err(format!("producer for topic `{target}` shut down")),
                 },
-            }
-        }
-    }
-
-    /// Reads offsets `first..=last` of `topic`/`partition` again from Kafka (blocking; run it
-    /// off the actor threads). Records whose offset is in `skip` are left out.
-    pub fn reread(
-        &self,
-        topic: &str,
-        partition: i32,
-        first: i64,
-        last: i64,
-        skip: &[i64],
-        timeout: Duration,
-    ) -> Result<RecordChunk, String> {
-        let mut config: ClientConfig = consumer_base_config(&self.source);
-        // A throwaway group that never commits: reading the range must not move the
-        // connector's own offsets.
-        config
-            .set("group.id", format!("{}-reread", self.source.group_id))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
-        let consumer: BaseConsumer = config
-            .create()
-            .map_err(|error| format!("cannot create a consumer to re-read records: {error}"))?;
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(topic, partition, Offset::Offset(first))
-            .map_err(|error| error.to_string())?;
-        consumer
-            .assign(&list)
-            .map_err(|error| format!("cannot re-read {topic}/{partition}: {error}"))?;
-        let deadline = Instant::now() + timeout;
-        let mut chunk = RecordChunk::default();
-        loop {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "re-reading {topic}/{partition} offsets {first}..={last} timed out"
-                ));
-            }
-            match consumer.poll(Duration::from_millis(200)) {
-                None => {}
-                Some(Err(error)) => {
-                    return Err(format!("re-reading {topic}/{partition}: {error}"));
-                }
-                Some(Ok(message)) => {
-                    let offset = message.offset();
-                    if offset > last {
-                        return Ok(chunk);
-                    }
-                    if !skip.contains(&offset) {
-                        let timestamp = message.timestamp().to_millis().unwrap_or(-1);
-                        let headers = message.headers();
-                        chunk.push_with_headers(
-                            offset,
-                            timestamp,
-                            message.key(),
-                            message.payload(),
-                            headers
-                                .into_iter()
-                                .flat_map(|headers| headers.iter())
-                                .map(|header| (header.key.as_bytes(), header.value)),
-                        );
-                    }
-                    if offset == last {
-                        return Ok(chunk);
-                    }
-                }
             }
         }
     }

@@ -28,9 +28,8 @@ pub struct SealedObject {
     pub records: usize,
     /// The commit unit the object belongs to.
     pub unit: UnitId,
-    /// Offsets inside `first_offset..=last_offset` that are not in the object (they went to the
-    /// dead-letter topic); left out when the object's records go to the abnormal-data topic.
-    pub skipped: Vec<i64>,
+    /// Headers of the object's records, to forward them byte for byte if the bucket refuses it.
+    pub headers: crate::encode::HeaderSidecar,
     /// Where the outcome goes (the partition's batcher).
     pub reply: Recipient<UploadOutcome>,
 }
@@ -63,7 +62,7 @@ pub enum UploadOutcome {
     },
     /// The bucket refused the object after the upload attempts were spent.
     Failed {
-        object: SealedObject,
+        object: Box<SealedObject>,
         error: StoreError,
     },
 }

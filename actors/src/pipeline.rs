@@ -100,7 +100,6 @@ pub async fn run(
         producer.clone(),
         &settings.connector_name,
         &settings.resources,
-        &settings.source,
     );
 
     let arbiters: Vec<Arbiter> = (0..settings.source.concurrency)

@@ -126,6 +126,33 @@ impl RecordChunk {
             .map(|range| &self.arena[range.start as usize..range.end as usize])
     }
 
+    /// Removes the last record (its bytes too).
+    pub fn pop(&mut self) -> Option<i64> {
+        let record = self.records.pop()?;
+        let first_header = record.headers.start as usize;
+        let arena_start = self
+            .headers
+            .get(first_header)
+            .map(|header| header.name.start)
+            .into_iter()
+            .chain(record.key.as_ref().map(|range| range.start))
+            .chain(record.value.as_ref().map(|range| range.start))
+            .min();
+        self.headers.truncate(first_header);
+        if let Some(start) = arena_start {
+            self.arena.truncate(start as usize);
+        }
+        Some(record.offset)
+    }
+
+    /// The record at `offset`, if the chunk holds it (records are in offset order).
+    pub fn find(&self, offset: i64) -> Option<&RecordMeta> {
+        self.records
+            .binary_search_by_key(&offset, |record| record.offset)
+            .ok()
+            .map(|index| &self.records[index])
+    }
+
     pub fn first_offset(&self) -> Option<i64> {
         self.records.first().map(|record| record.offset)
     }
@@ -191,5 +218,27 @@ mod tests {
         );
         assert_eq!(chunk.headers(&records[2]).count(), 0);
         assert_eq!(chunk.bytes(&records[1].value), Some(&b"b"[..]));
+        assert_eq!(chunk.find(2).map(|r| r.offset), Some(2));
+        assert!(chunk.find(4).is_none());
+    }
+
+    #[test]
+    fn pop_removes_the_last_record_and_its_bytes() {
+        let mut chunk = RecordChunk::default();
+        chunk.push(1, 0, Some(b"k1"), Some(b"v1"));
+        let bytes_before = chunk.payload_bytes();
+        let headers: [(&[u8], Option<&[u8]>); 1] = [(b"h", Some(b"x"))];
+        chunk.push_with_headers(2, 0, None, Some(b"v2"), headers.into_iter());
+        assert_eq!(chunk.pop(), Some(2));
+        assert_eq!(chunk.payload_bytes(), bytes_before);
+        chunk.push_with_headers(3, 0, Some(b"k3"), None, headers.into_iter());
+        assert_eq!(
+            chunk.headers(&chunk.records()[1]).collect::<Vec<_>>(),
+            headers.to_vec()
+        );
+        assert_eq!(chunk.pop(), Some(3));
+        assert_eq!(chunk.pop(), Some(1));
+        assert_eq!(chunk.payload_bytes(), 0);
+        assert_eq!(chunk.pop(), None);
     }
 }

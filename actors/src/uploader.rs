@@ -77,7 +77,10 @@ impl StreamHandler<SealedObject> for Uploader {
                             key: object.key,
                         });
                     }
-                    Err(error) => reply.do_send(UploadOutcome::Failed { object, error }),
+                    Err(error) => reply.do_send(UploadOutcome::Failed {
+                        object: Box::new(object),
+                        error,
+                    }),
                 }
             }
             .into_actor(self),

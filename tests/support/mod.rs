@@ -167,6 +167,17 @@ impl Stack {
     /// Produces records (in order) and returns them keyed by the `(partition, offset)` the
     /// broker assigned, read from the delivery reports.
     pub fn produce(&self, topic: &str, records: &[TestRecord]) -> BTreeMap<(i32, i64), Produced> {
+        self.produce_with_headers(topic, records, |_| Vec::new())
+    }
+
+    /// Like [`Stack::produce`], with `headers(index)` as each record's headers.
+    pub fn produce_with_headers(
+        &self,
+        topic: &str,
+        records: &[TestRecord],
+        headers: impl Fn(usize) -> Vec<(String, Option<Vec<u8>>)>,
+    ) -> BTreeMap<(i32, i64), Produced> {
+        use rdkafka::message::{Header, OwnedHeaders};
         let producer: ThreadedProducer<Capture> = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("linger.ms", "5")
@@ -187,6 +198,17 @@ impl Stack {
             }
             if let Some(value) = value {
                 record = record.payload(value.as_slice());
+            }
+            let record_headers = headers(index);
+            if !record_headers.is_empty() {
+                let mut owned = OwnedHeaders::new();
+                for (name, value) in &record_headers {
+                    owned = owned.insert(Header {
+                        key: name.as_str(),
+                        value: value.as_deref(),
+                    });
+                }
+                record = record.headers(owned);
             }
             let mut pending = record;
             loop {
@@ -249,6 +271,134 @@ impl Stack {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Every record of `topic` (all partitions, from the start until nothing new arrives for a
+    /// second). Not by the high watermarks: tansu's are not reliable for multi-record batches.
+    pub fn read_topic(&self, topic: &str) -> Vec<Consumed> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::Headers;
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", unique("reader"))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let mut list = TopicPartitionList::new();
+        for partition in 0..partitions {
+            list.add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        if partitions == 0 {
+            return out;
+        }
+        consumer.assign(&list).unwrap();
+        let mut last_seen = Instant::now();
+        while last_seen.elapsed() < Duration::from_secs(1) {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let message = message.expect("reading a topic");
+            last_seen = Instant::now();
+            let headers = message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Consumed {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers,
+            });
+        }
+        out
+    }
+
+    /// Partition count of a topic, `None` if it does not exist.
+    pub fn topic_partitions(&self, topic: &str) -> Option<usize> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+    }
+
+    /// One config value of a topic, as the broker describes it.
+    pub fn topic_config(&self, topic: &str, name: &str) -> Option<String> {
+        use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap();
+        self.runtime.block_on(async {
+            let described = admin
+                .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+                .await
+                .unwrap();
+            let config = described.into_iter().next().unwrap().ok()?;
+            config
+                .get(name)
+                .and_then(|entry| entry.value.clone())
+                .map(|value| value.trim_matches('"').to_owned())
+        })
+    }
+
+    /// Consumer groups the broker knows.
+    pub fn groups(&self) -> Vec<String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap();
+        let groups = consumer
+            .fetch_group_list(None, Duration::from_secs(10))
+            .unwrap();
+        groups
+            .groups()
+            .iter()
+            .map(|group| group.name().to_owned())
+            .collect()
+    }
+
+    /// Creates a topic with configs (`cleanup.policy=compact`, ...).
+    pub fn create_topic_with(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap();
+        let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        for (key, value) in configs {
+            new_topic = new_topic.set(key, value);
+        }
+        self.runtime.block_on(async {
+            let results = admin
+                .create_topics(&[new_topic], &AdminOptions::new())
+                .await
+                .unwrap();
+            results.into_iter().next().unwrap().expect("creating topic");
+        });
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
@@ -415,7 +565,10 @@ retry_max_backoff_ms = 500
             .arg(config)
             .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("OSS_ACCESS_KEY_SECRET", secret.unwrap_or(&self.secret))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("KOS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -458,6 +611,27 @@ impl Drop for Stack {
         } else {
             eprintln!("test stack kept for inspection in {}", self.dir.display());
         }
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Consumed {
+    /// The value of the first header named `name`, as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| value.as_ref())
+            .map(|value| String::from_utf8_lossy(value).into_owned())
     }
 }
 

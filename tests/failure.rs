@@ -1,0 +1,482 @@
+//! End-to-end tests of the failure policy and the Kafka-side resources, against a real tansu
+//! broker and a real s3s-fs server. Each test checks the no-loss rule by reading the bucket and
+//! the error topics back: every produced offset is in the bucket, in the abnormal-data topic or
+//! in the dead-letter topic, or its partition is stopped before it.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{unique, Consumed, Produced, Stack, TestRecord};
+
+/// `(partition, offset)` of every record in the bucket, with the record's JSON.
+fn bucket_records(stack: &Stack, bucket: &str, topic: &str) -> BTreeMap<(i32, i64), Value> {
+    let mut out = BTreeMap::new();
+    for (key, records) in stack.objects(bucket, &format!("e2e/{topic}/")) {
+        for record in records {
+            let id = (
+                record["partition"].as_i64().unwrap() as i32,
+                record["offset"].as_i64().unwrap(),
+            );
+            assert!(
+                out.insert(id, record).is_none(),
+                "{id:?} written twice (object {key})"
+            );
+        }
+    }
+    out
+}
+
+/// Records of an error topic that came from `topic`, by their original `(partition, offset)`.
+fn error_records(stack: &Stack, error_topic: &str, topic: &str) -> BTreeMap<(i32, i64), Consumed> {
+    let mut out = BTreeMap::new();
+    for record in stack.read_topic(error_topic) {
+        if record.header("__connect.errors.topic").as_deref() != Some(topic) {
+            continue;
+        }
+        let partition: i32 = record
+            .header("__connect.errors.partition")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let offset: i64 = record
+            .header("__connect.errors.offset")
+            .unwrap()
+            .parse()
+            .unwrap();
+        out.insert((partition, offset), record);
+    }
+    out
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn original_headers(record: &Consumed) -> Vec<(String, Option<Vec<u8>>)> {
+    record
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            !name.starts_with("__connect.errors.") && !name.starts_with("kafka-oss-sink.")
+        })
+        .cloned()
+        .collect()
+}
+
+fn test_headers(index: usize) -> Vec<(String, Option<Vec<u8>>)> {
+    vec![
+        ("trace".to_owned(), Some(format!("t-{index}").into_bytes())),
+        ("bin".to_owned(), Some(vec![0, 0xff, index as u8])),
+        ("trace".to_owned(), None),
+    ]
+}
+
+/// `log`: records that cannot be converted and oversize values go to the dead-letter topic with
+/// their key, value and headers byte for byte and Kafka Connect's error headers; the partition
+/// keeps going; oversize values are also in the bucket as `null` with `overflowFlag`; every
+/// offset is committed.
+#[test]
+fn log_policy_sends_bad_records_to_the_dead_letter_topic_and_keeps_going() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("mixed"), "log-bucket", unique("log"));
+    stack.create_topic(&topic, 2);
+    stack.create_bucket(bucket);
+    let mut records: Vec<TestRecord> = Vec::new();
+    for index in 0..600usize {
+        let partition = (index % 2) as i32;
+        let (key, value) = match index % 50 {
+            7 => (Some(b"k".to_vec()), Some(b"bad \xff\xfe value".to_vec())),
+            19 => (Some(b"bad key \xc3".to_vec()), Some(b"fine value".to_vec())),
+            23 => (
+                Some(format!("big-{index}").into_bytes()),
+                Some("é".repeat(80).into_bytes()),
+            ), // 160 bytes
+            31 => (None, Some(b"\xff".repeat(300))), // oversize and not UTF-8: still written as null
+            _ => (
+                Some(format!("k{index}").into_bytes()),
+                Some(format!("value {index}").into_bytes()),
+            ),
+        };
+        records.push((partition, key, value));
+    }
+    let produced = stack.produce_with_headers(&topic, &records, test_headers);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 40\nmax_interval_ms = 300",
+        "[failure]\nmax_value_bytes = 100",
+    );
+    let mut connector = stack.connector(&config, None);
+    let error_topic = format!("connect-error-{name}");
+
+    let is_invalid = |p: &Produced| {
+        p.key
+            .as_deref()
+            .is_some_and(|k| std::str::from_utf8(k).is_err())
+            || (p.value.as_ref().is_some_and(|v| v.len() <= 100)
+                && p.value
+                    .as_deref()
+                    .is_some_and(|v| std::str::from_utf8(v).is_err()))
+    };
+    let is_oversize = |p: &Produced| p.value.as_ref().is_some_and(|v| v.len() > 100);
+    let expected_in_bucket = produced.values().filter(|p| !is_invalid(p)).count();
+    let expected_dead = produced
+        .values()
+        .filter(|p| is_invalid(p) || is_oversize(p))
+        .count();
+    assert_eq!(expected_dead, 600 / 50 * 4);
+    wait_until(
+        "the bucket and the dead-letter topic",
+        Duration::from_secs(90),
+        || {
+            bucket_records(&stack, bucket, &topic).len() >= expected_in_bucket
+                && error_records(&stack, &error_topic, &topic).len() >= expected_dead
+        },
+    );
+    connector.terminate();
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
+
+    let in_bucket = bucket_records(&stack, bucket, &topic);
+    let dead = error_records(&stack, &error_topic, &topic);
+    // `produce` stamps record `i` with the first timestamp + i.
+    let first_timestamp = produced.values().map(|p| p.timestamp).min().unwrap();
+    assert_eq!(in_bucket.len(), expected_in_bucket);
+    assert_eq!(dead.len(), expected_dead);
+    for (id, produced_record) in &produced {
+        let bucket_record = in_bucket.get(id);
+        let dead_record = dead.get(id);
+        if is_invalid(produced_record) {
+            assert!(
+                bucket_record.is_none(),
+                "{id:?} cannot be converted and must not be in the bucket"
+            );
+        } else {
+            let record = bucket_record.unwrap_or_else(|| panic!("{id:?} missing from the bucket"));
+            let size = produced_record.value.as_ref().map_or(0, Vec::len);
+            assert_eq!(record["valueSize"], size, "{id:?}");
+            if is_oversize(produced_record) {
+                assert_eq!(record["value"], Value::Null, "{id:?}");
+                assert_eq!(record["overflowFlag"], true, "{id:?}");
+            } else {
+                assert_eq!(
+                    record["value"].as_str().unwrap().as_bytes(),
+                    produced_record.value.as_deref().unwrap()
+                );
+                assert_eq!(record["overflowFlag"], false);
+            }
+        }
+        if is_invalid(produced_record) || is_oversize(produced_record) {
+            let dead_record =
+                dead_record.unwrap_or_else(|| panic!("{id:?} missing from the dead-letter topic"));
+            assert_eq!(
+                dead_record.key, produced_record.key,
+                "{id:?}: key byte for byte"
+            );
+            assert_eq!(
+                dead_record.value, produced_record.value,
+                "{id:?}: value byte for byte"
+            );
+            let index = (produced_record.timestamp - first_timestamp) as usize;
+            assert_eq!(
+                original_headers(dead_record),
+                test_headers(index),
+                "{id:?}: headers byte for byte, in order"
+            );
+            assert_eq!(
+                dead_record
+                    .header("__connect.errors.connector.name")
+                    .as_deref(),
+                Some(name.as_str())
+            );
+            let code = dead_record.header("kafka-oss-sink.error.code").unwrap();
+            let expected_code = if is_oversize(produced_record) {
+                "RECORD_OVERSIZE"
+            } else {
+                "RECORD_INVALID_UTF8"
+            };
+            assert_eq!(code, expected_code, "{id:?}");
+            assert!(dead_record
+                .header("__connect.errors.exception.class.name")
+                .is_some());
+            let message = dead_record
+                .header("__connect.errors.exception.message")
+                .unwrap();
+            assert!(message.contains(&format!("offset {}", id.1)), "{message}");
+        } else {
+            assert!(
+                dead_record.is_none(),
+                "{id:?} is fine and must not be in the dead-letter topic"
+            );
+        }
+    }
+    let committed = stack.committed(&format!("connect-{name}"), &topic, 2);
+    for partition in 0..2 {
+        let end = produced
+            .keys()
+            .filter(|(p, _)| *p == partition)
+            .map(|(_, o)| o + 1)
+            .max();
+        assert_eq!(
+            committed.get(&partition).copied(),
+            end,
+            "partition {partition} committed to its end"
+        );
+    }
+    assert!(!connector.logs().contains(&stack.secret));
+}
+
+/// A bucket that refuses objects (here: its directory replaced by a file, so every PUT fails)
+/// under `log`: after the attempts are spent, the object's records go to the abnormal-data topic
+/// byte for byte with the upload error's code; the partition keeps going and every offset is
+/// committed; once the bucket is back, records land in it again.
+#[test]
+fn log_policy_sends_records_of_refused_objects_to_the_abnormal_data_topic() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("refused"), "refused-bucket", unique("abnormal"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 50\nmax_interval_ms = 200",
+        "[resources]\nabnormal_topic = \"abnormal-data\"\ndead_letter_topic = \"dead-letter\"",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[sink]\n", "[sink]\nmax_upload_attempts = 2\n");
+    std::fs::write(&config, text).unwrap();
+    let batch = |range: std::ops::Range<usize>| -> Vec<TestRecord> {
+        range
+            .map(|i| {
+                (
+                    0,
+                    Some(format!("k{i}").into_bytes()),
+                    Some(format!("v{i}").into_bytes()),
+                )
+            })
+            .collect()
+    };
+    let mut produced = stack.produce(&topic, &batch(0..100));
+    let mut connector = stack.connector(&config, None);
+    wait_until(
+        "the first records in the bucket",
+        Duration::from_secs(60),
+        || bucket_records(&stack, bucket, &topic).len() == 100,
+    );
+
+    let bucket_dir = stack.dir.join("s3").join(bucket);
+    let kept = stack.dir.join("kept-bucket");
+    std::fs::rename(&bucket_dir, &kept).unwrap();
+    std::fs::write(&bucket_dir, b"not a directory").unwrap();
+    let refused = stack.produce_with_headers(&topic, &batch(100..200), test_headers);
+    wait_until(
+        "the refused records in the abnormal-data topic",
+        Duration::from_secs(90),
+        || error_records(&stack, "abnormal-data", &topic).len() >= 100,
+    );
+    std::fs::remove_file(&bucket_dir).unwrap();
+    std::fs::rename(&kept, &bucket_dir).unwrap();
+    produced.extend(stack.produce(&topic, &batch(200..300)));
+    wait_until(
+        "records in the bucket again",
+        Duration::from_secs(60),
+        || bucket_records(&stack, bucket, &topic).len() == 200,
+    );
+    connector.terminate();
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
+
+    let in_bucket = bucket_records(&stack, bucket, &topic);
+    let abnormal = error_records(&stack, "abnormal-data", &topic);
+    assert_eq!(
+        abnormal.len(),
+        100,
+        "each refused record once in the abnormal-data topic"
+    );
+    assert!(
+        stack.read_topic("dead-letter").is_empty(),
+        "no record went to the dead-letter topic"
+    );
+    let first_timestamp = refused.values().map(|p| p.timestamp).min().unwrap();
+    for (id, record) in &refused {
+        assert!(
+            !in_bucket.contains_key(id),
+            "{id:?} is in the bucket and the abnormal-data topic"
+        );
+        let forwarded = abnormal.get(id).unwrap_or_else(|| panic!("{id:?} lost"));
+        assert_eq!(forwarded.key, record.key);
+        assert_eq!(forwarded.value, record.value);
+        assert_eq!(
+            original_headers(forwarded),
+            test_headers((record.timestamp - first_timestamp) as usize)
+        );
+        let code = forwarded.header("kafka-oss-sink.error.code").unwrap();
+        assert!(code.starts_with("UPLOAD_"), "{code}");
+    }
+    for id in produced.keys() {
+        assert!(in_bucket.contains_key(id), "{id:?} missing from the bucket");
+    }
+    let committed = stack.committed(&format!("connect-{name}"), &topic, 1);
+    assert_eq!(committed.get(&0), Some(&300), "every offset committed");
+    let logs = connector.logs();
+    assert!(logs.contains("abnormal-data topic"), "{logs}");
+    assert!(!logs.contains(&stack.secret));
+}
+
+/// `automatic` on an empty broker creates the product page's topics with their settings, writes
+/// the effective config (without the secret) to the config topic and the states to the status
+/// topic; the group `connect-<name>` exists once the connector joined.
+#[test]
+fn automatic_mode_creates_the_kafka_resources_on_an_empty_broker() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("auto"), "auto-bucket", unique("auto"));
+    stack.create_topic(&topic, 2);
+    stack.create_bucket(bucket);
+    let records: Vec<TestRecord> = (0..10)
+        .map(|i: i32| (i % 2, None, Some(b"v".to_vec())))
+        .collect();
+    stack.produce(&topic, &records);
+    let config = stack.config(&name, &topic, bucket, "max_interval_ms = 200", "");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_for_log("partitions assigned", Duration::from_secs(60));
+    for (kind, partitions, compacted) in [
+        ("offset", 12, true),
+        ("config", 1, true),
+        ("status", 6, true),
+        ("error", 6, false),
+    ] {
+        let resource = format!("connect-{kind}-{name}");
+        assert_eq!(
+            stack.topic_partitions(&resource),
+            Some(partitions),
+            "{resource} partitions"
+        );
+        let policy = stack
+            .topic_config(&resource, "cleanup.policy")
+            .unwrap_or_default();
+        assert_eq!(
+            policy.contains("compact"),
+            compacted,
+            "{resource} cleanup.policy = {policy}"
+        );
+    }
+    let configs = stack.read_topic(&format!("connect-config-{name}"));
+    assert_eq!(configs.len(), 1);
+    assert_eq!(
+        configs[0].key.as_deref(),
+        Some(format!("config-connector-{name}").as_bytes())
+    );
+    let text = String::from_utf8(configs[0].value.clone().unwrap()).unwrap();
+    assert!(text.contains(&format!("topic = \"{topic}\"")), "{text}");
+    assert!(
+        !text.contains(&stack.secret),
+        "the config topic holds the secret"
+    );
+    wait_until("the status records", Duration::from_secs(30), || {
+        stack.read_topic(&format!("connect-status-{name}")).len() >= 3
+    });
+    let statuses: BTreeSet<(String, String)> = stack
+        .read_topic(&format!("connect-status-{name}"))
+        .into_iter()
+        .map(|record| {
+            let value: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+            (
+                String::from_utf8(record.key.unwrap()).unwrap(),
+                value["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for key in [
+        format!("status-connector-{name}"),
+        format!("status-partition-{name}-{topic}-0"),
+        format!("status-partition-{name}-{topic}-1"),
+    ] {
+        assert!(
+            statuses.contains(&(key.clone(), "RUNNING".to_owned())),
+            "{key} RUNNING in {statuses:?}"
+        );
+    }
+    // The broker lists a group once it holds committed offsets.
+    wait_until("the group's first commit", Duration::from_secs(30), || {
+        stack.committed(&format!("connect-{name}"), &topic, 2).len() == 2
+    });
+    assert!(
+        stack.groups().contains(&format!("connect-{name}")),
+        "group connect-{name} exists"
+    );
+    connector.terminate();
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
+}
+
+/// `manual` with resources missing or wrong: the connector refuses to start with one message
+/// that lists every problem, and creates nothing.
+#[test]
+fn manual_mode_refuses_to_start_and_lists_everything_missing_or_wrong() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("manual"), "manual-bucket", unique("manual"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    stack.create_topic_with(
+        &format!("connect-offset-{name}"),
+        3,
+        &[("cleanup.policy", "compact")],
+    );
+    stack.create_topic_with(
+        &format!("connect-config-{name}"),
+        2,
+        &[("cleanup.policy", "compact")],
+    );
+    stack.create_topic_with(&format!("connect-status-{name}"), 6, &[]);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "",
+        "[resources]\ncreate = \"manual\"",
+    );
+    let mut connector = stack.connector(&config, None);
+    let status = connector.wait_exit(Duration::from_secs(60));
+    let logs = connector.logs();
+    assert_eq!(status.code(), Some(3), "{logs}");
+    let line = logs
+        .lines()
+        .find(|line| line.contains("KAFKA_RESOURCES"))
+        .unwrap_or_else(|| panic!("no KAFKA_RESOURCES error:\n{logs}"));
+    for problem in [
+        format!("config topic `connect-config-{name}` has 2 partitions, needs exactly 1"),
+        format!("status topic `connect-status-{name}` has cleanup.policy=delete, needs compact"),
+        format!("abnormal-data topic `connect-error-{name}` does not exist"),
+        format!("consumer group `connect-{name}` does not exist"),
+    ] {
+        assert!(line.contains(&problem), "missing {problem:?} in:\n{line}");
+    }
+    assert!(
+        !line.contains(&format!("offset topic `connect-offset-{name}`")),
+        "the offset topic is fine:\n{line}"
+    );
+    assert_eq!(
+        stack.topic_partitions(&format!("connect-error-{name}")),
+        None,
+        "manual mode creates nothing"
+    );
+}
