@@ -27,21 +27,37 @@ use crate::kafka::SinkConsumer;
 use crate::messages::{
     Drain, DrainReport, PartitionFailed, Records, SealedObject, Stop, UploadReceipt,
 };
+use crate::metrics::{self, PartitionMetrics};
 use crate::object_key::object_key;
 use crate::settings::RollPolicy;
+use crate::status::StatusBoard;
 
 /// Records messages buffered ahead of the batcher: enough to overlap polling and encoding,
 /// small enough that backpressure reaches the consumer quickly.
 const MAILBOX: usize = 2;
 
-/// Why an object was sealed (logged; a metric later).
+/// Why an object was sealed (logged, and the `reason` label of the rotation counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealReason {
     Records,
     Bytes,
     Interval,
-    Drain,
+    Drain(Drain),
     RecordError,
+}
+
+impl SealReason {
+    /// The label value; one of [`metrics::ROTATION_REASONS`].
+    pub fn label(self) -> &'static str {
+        match self {
+            SealReason::Records => "count",
+            SealReason::Bytes => "bytes",
+            SealReason::Interval => "interval",
+            SealReason::Drain(Drain::Shutdown) => "shutdown",
+            SealReason::Drain(Drain::Rebalance) => "rebalance",
+            SealReason::RecordError => "record_error",
+        }
+    }
 }
 
 pub struct Batcher {
@@ -63,9 +79,14 @@ pub struct Batcher {
     drain_waiters: Vec<oneshot::Sender<DrainReport>>,
     /// Set at the first record error; later records are ignored.
     failed: bool,
+    metrics: Arc<PartitionMetrics>,
+    status: StatusBoard,
+    /// Bytes of sealed objects not yet stored (for the buffered-bytes gauge).
+    in_flight_bytes: usize,
 }
 
 impl Batcher {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         topic: Arc<str>,
         partition: i32,
@@ -74,6 +95,8 @@ impl Batcher {
         consumer: Arc<SinkConsumer>,
         upload_queue: async_channel::Sender<SealedObject>,
         supervisor: Recipient<PartitionFailed>,
+        metrics: Arc<PartitionMetrics>,
+        status: StatusBoard,
     ) -> Self {
         Batcher {
             topic,
@@ -89,7 +112,18 @@ impl Batcher {
             tracker: CommitTracker::default(),
             drain_waiters: Vec::new(),
             failed: false,
+            metrics,
+            status,
+            in_flight_bytes: 0,
         }
+    }
+
+    /// Updates the buffered-bytes gauge: the open object plus the objects not yet stored.
+    fn report_buffered(&self) {
+        let open = self.open.as_ref().map_or(0, ObjectEncoder::len);
+        self.metrics
+            .buffered_bytes
+            .set((open + self.in_flight_bytes) as f64);
     }
 
     fn new_encoder(&self) -> ObjectEncoder {
@@ -108,12 +142,15 @@ impl Batcher {
             ctx.cancel_future(timer);
         }
         self.opened_at = None;
-        let (first, last, records) = (
+        let (first, last, records, oldest_timestamp) = (
             encoder.first_offset(),
             encoder.last_offset(),
             encoder.records(),
+            encoder.min_timestamp(),
         );
         let body = encoder.finish();
+        self.metrics.rotated(reason.label());
+        self.in_flight_bytes += body.len();
         debug!(topic = %self.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
         self.tracker.sealed(first, last);
         Some(SealedObject {
@@ -124,6 +161,8 @@ impl Batcher {
             first_offset: first,
             last_offset: last,
             records,
+            oldest_timestamp,
+            metrics: self.metrics.clone(),
             reply: ctx.address().recipient(),
         })
     }
@@ -223,6 +262,7 @@ impl Handler<Records> for Batcher {
             if let Err(error) = encoder.push(&chunk, record) {
                 self.failed = true;
                 sealed.extend(self.seal(SealReason::RecordError, ctx));
+                metrics::record_failed(&self.topic, self.partition, error.code(), "none", 1);
                 self.supervisor.do_send(PartitionFailed {
                     partition: self.partition,
                     offset: error.offset(),
@@ -249,6 +289,7 @@ impl Handler<Records> for Batcher {
             }
         }
         self.enqueue(sealed, ctx);
+        self.report_buffered();
     }
 }
 
@@ -256,6 +297,9 @@ impl Handler<UploadReceipt> for Batcher {
     type Result = ();
 
     fn handle(&mut self, receipt: UploadReceipt, _ctx: &mut Self::Context) {
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(receipt.bytes);
+        self.report_buffered();
+        self.status.set_last_object(self.partition, &receipt.key);
         if let Some(next_offset) = self
             .tracker
             .stored(receipt.first_offset, receipt.last_offset)
@@ -275,8 +319,11 @@ impl Handler<UploadReceipt> for Batcher {
 impl Handler<Drain> for Batcher {
     type Result = ResponseFuture<DrainReport>;
 
-    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
-        let objects = self.seal(SealReason::Drain, ctx).into_iter().collect();
+    fn handle(&mut self, drain: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let objects = self
+            .seal(SealReason::Drain(drain), ctx)
+            .into_iter()
+            .collect();
         self.enqueue(objects, ctx);
         let (sender, receiver) = oneshot::channel();
         self.drain_waiters.push(sender);

@@ -6,6 +6,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use crate::kafka::PartitionQueue;
+use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
 
 /// Consecutive records of one partition, from its consumer to its batcher.
@@ -24,6 +25,10 @@ pub struct SealedObject {
     pub first_offset: i64,
     pub last_offset: i64,
     pub records: usize,
+    /// The smallest record timestamp in the object (ms since the epoch), for freshness.
+    pub oldest_timestamp: Option<i64>,
+    /// The partition's metric handles: the uploader records the stored object there.
+    pub metrics: Arc<PartitionMetrics>,
     /// Where the receipt goes once the object is stored (the partition's batcher).
     pub reply: Recipient<UploadReceipt>,
 }
@@ -55,10 +60,13 @@ pub struct UploadReceipt {
 }
 
 /// Stop consuming, upload everything buffered, and answer once it is all stored (or never, if
-/// the store stays down: the caller bounds the wait).
-#[derive(Message, Debug)]
+/// the store stays down: the caller bounds the wait). The variant says why (a metric label).
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
 #[rtype(result = "DrainReport")]
-pub struct Drain;
+pub enum Drain {
+    Shutdown,
+    Rebalance,
+}
 
 /// The outcome of a [`Drain`].
 #[derive(Debug, Clone, Copy)]

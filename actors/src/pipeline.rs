@@ -10,6 +10,7 @@ use crate::kafka::{self, Driver, KafkaSetupError};
 use crate::messages::Shutdown;
 use crate::pipeline_supervisor::PipelineSupervisor;
 use crate::settings::PipelineSettings;
+use crate::status::StatusBoard;
 use crate::store::{ObjectStore, StoreError};
 use crate::uploader::Uploader;
 
@@ -43,21 +44,30 @@ pub enum RunOutcome {
     Fatal(String),
 }
 
-/// Runs the connector inside the current actix system until `shutdown` resolves.
+/// Runs the connector inside the current actix system until `shutdown` resolves. `status` is
+/// kept up to date for the admin server (`/status`, `/readyz`).
 pub async fn run(
     settings: PipelineSettings,
+    status: StatusBoard,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunOutcome, StartupError> {
     let store = ObjectStore::new(&settings.sink);
-    store.probe().await?;
+    if let Err(error) = store.probe().await {
+        status.set_bucket(Err((error.code(), error.to_string())));
+        return Err(error.into());
+    }
+    status.set_bucket(Ok(()));
     info!(bucket = %settings.sink.bucket, "bucket reachable");
 
     let source = settings.source.clone();
     let drain_timeout = settings.drain_timeout;
-    let consumer =
-        tokio::task::spawn_blocking(move || kafka::create_consumer(&source, drain_timeout))
-            .await
-            .expect("consumer setup does not panic")?;
+    let kafka_status = status.clone();
+    let consumer = tokio::task::spawn_blocking(move || {
+        kafka::create_consumer(&source, drain_timeout, kafka_status)
+    })
+    .await
+    .expect("consumer setup does not panic")
+    .inspect_err(|error| status.set_broker(Err((error.code(), error.to_string()))))?;
     info!(topic = %settings.source.topic, group = %settings.source.group_id, "topic found");
 
     let arbiters: Vec<Arbiter> = (0..settings.source.concurrency)
@@ -69,13 +79,13 @@ pub async fn run(
     // slow store stops the batchers quickly.
     let (upload_tx, upload_rx) = async_channel::bounded(settings.sink.upload_concurrency);
     for id in 0..settings.sink.upload_concurrency {
-        let (store, queue) = (store.clone(), upload_rx.clone());
+        let (store, queue, status) = (store.clone(), upload_rx.clone(), status.clone());
         let (initial, max) = (
             settings.sink.retry_initial_backoff,
             settings.sink.retry_max_backoff,
         );
         Uploader::start_in_arbiter(&handles[id % handles.len()], move |_| {
-            Uploader::new(id, store, queue, initial, max)
+            Uploader::new(id, store, queue, initial, max, status)
         });
     }
     drop(upload_rx);
@@ -88,6 +98,7 @@ pub async fn run(
         consumer.clone(),
         handles,
         upload_tx,
+        status.clone(),
     )
     .start();
     kafka::subscribe(&consumer, supervisor.clone().recipient())?;

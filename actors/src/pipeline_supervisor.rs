@@ -19,8 +19,10 @@ use tracing::{error, info, warn};
 use crate::batcher::Batcher;
 use crate::kafka::{PartitionQueue, SinkConsumer};
 use crate::messages::{Drain, Halt, KafkaEvent, PartitionFailed, SealedObject, Shutdown, Stop};
+use crate::metrics::PartitionMetrics;
 use crate::partition_consumer::PartitionConsumer;
 use crate::settings::RollPolicy;
+use crate::status::{self, StatusBoard};
 
 /// The state of one assigned partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,7 @@ pub struct PipelineSupervisor {
     arbiters: Vec<ArbiterHandle>,
     upload_queue: async_channel::Sender<SealedObject>,
     partitions: BTreeMap<i32, PartitionHandle>,
+    status: StatusBoard,
 }
 
 impl PipelineSupervisor {
@@ -61,6 +64,7 @@ impl PipelineSupervisor {
         consumer: Arc<SinkConsumer>,
         arbiters: Vec<ArbiterHandle>,
         upload_queue: async_channel::Sender<SealedObject>,
+        status: StatusBoard,
     ) -> Self {
         assert!(!arbiters.is_empty(), "at least one arbiter");
         PipelineSupervisor {
@@ -72,6 +76,7 @@ impl PipelineSupervisor {
             arbiters,
             upload_queue,
             partitions: BTreeMap::new(),
+            status,
         }
     }
 
@@ -80,6 +85,9 @@ impl PipelineSupervisor {
         let (topic, prefix, policy) = (self.topic.clone(), self.key_prefix.clone(), self.policy);
         let (consumer, upload_queue) = (self.consumer.clone(), self.upload_queue.clone());
         let supervisor = ctx.address().recipient();
+        let metrics = PartitionMetrics::new(&self.topic, partition);
+        self.status.assigned(partition);
+        let (batcher_metrics, status) = (metrics.clone(), self.status.clone());
         let batcher = Batcher::start_in_arbiter(arbiter, move |_| {
             Batcher::new(
                 topic,
@@ -89,13 +97,15 @@ impl PipelineSupervisor {
                 consumer,
                 upload_queue,
                 supervisor,
+                batcher_metrics,
+                status,
             )
         });
         let topic = self.topic.clone();
         let batcher_addr = batcher.clone();
         let max_records = self.policy.max_records;
         let partition_consumer = PartitionConsumer::start_in_arbiter(arbiter, move |_| {
-            PartitionConsumer::new(topic, partition, queue, batcher_addr, max_records)
+            PartitionConsumer::new(topic, partition, queue, batcher_addr, max_records, metrics)
         });
         if let Some(old) = self.partitions.insert(
             partition,
@@ -114,7 +124,7 @@ impl PipelineSupervisor {
 
     /// Drains the given partitions (all at once), stops their actors, and resolves to `true` if
     /// every one drained before the deadline.
-    fn drain(&mut self, partitions: &[i32]) -> impl Future<Output = bool> + 'static {
+    fn drain(&mut self, partitions: &[i32], cause: Drain) -> impl Future<Output = bool> + 'static {
         let handles: Vec<(i32, PartitionHandle)> = partitions
             .iter()
             .filter_map(|partition| {
@@ -126,10 +136,11 @@ impl PipelineSupervisor {
         // `send` enqueues at once, so every partition starts draining now.
         let requests: Vec<_> = handles
             .iter()
-            .map(|(partition, handle)| (*partition, handle.consumer.send(Drain)))
+            .map(|(partition, handle)| (*partition, handle.consumer.send(cause)))
             .collect();
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         let topic = self.topic.clone();
+        let status = self.status.clone();
         async move {
             let mut all_drained = true;
             for (partition, request) in requests {
@@ -150,7 +161,8 @@ impl PipelineSupervisor {
                     }
                 }
             }
-            for (_, handle) in handles {
+            for (partition, handle) in handles {
+                status.revoked(partition);
                 handle.consumer.do_send(Stop);
                 handle.batcher.do_send(Stop);
             }
@@ -174,7 +186,7 @@ impl Handler<KafkaEvent> for PipelineSupervisor {
                 }
             }
             KafkaEvent::Revoked { partitions, ack } => {
-                let drained = self.drain(&partitions);
+                let drained = self.drain(&partitions, Drain::Rebalance);
                 // `ctx.wait`: no new assignment is started before this revocation is done.
                 ctx.wait(
                     async move {
@@ -198,6 +210,13 @@ impl Handler<PartitionFailed> for PipelineSupervisor {
         );
         if let Some(handle) = self.partitions.get_mut(&failure.partition) {
             handle.consumer.do_send(Halt);
+            self.status.set_state(failure.partition, status::FAILED);
+            self.status.set_error(
+                failure.partition,
+                failure.code,
+                &failure.error,
+                Some(failure.offset),
+            );
             handle.state = PartitionState::Failed {
                 code: failure.code,
                 offset: failure.offset,
@@ -213,6 +232,6 @@ impl Handler<Shutdown> for PipelineSupervisor {
     fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
         let partitions: Vec<i32> = self.partitions.keys().copied().collect();
         info!(topic = %self.topic, ?partitions, "shutting down: draining partitions");
-        Box::pin(self.drain(&partitions))
+        Box::pin(self.drain(&partitions, Drain::Shutdown))
     }
 }

@@ -10,12 +10,14 @@
 //!   error is never a reason to drop or skip data. Each failed attempt is logged with its code.
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tracing::{debug, error, warn};
 
 use crate::messages::{SealedObject, UploadReceipt};
+use crate::metrics;
+use crate::status::StatusBoard;
 use crate::store::{ObjectStore, StoreError};
 
 pub struct Uploader {
@@ -25,6 +27,7 @@ pub struct Uploader {
     queue: Option<Pin<Box<async_channel::Receiver<SealedObject>>>>,
     initial_backoff: Duration,
     max_backoff: Duration,
+    status: StatusBoard,
 }
 
 impl Uploader {
@@ -34,6 +37,7 @@ impl Uploader {
         queue: async_channel::Receiver<SealedObject>,
         initial_backoff: Duration,
         max_backoff: Duration,
+        status: StatusBoard,
     ) -> Self {
         Uploader {
             id,
@@ -41,6 +45,7 @@ impl Uploader {
             queue: Some(Box::pin(queue)),
             initial_backoff,
             max_backoff,
+            status,
         }
     }
 }
@@ -60,9 +65,16 @@ impl StreamHandler<SealedObject> for Uploader {
         let store = self.store.clone();
         let (initial, max) = (self.initial_backoff, self.max_backoff);
         let id = self.id;
+        let status = self.status.clone();
         ctx.wait(
             async move {
-                upload_with_retries(&store, &object, initial, max).await;
+                let took = upload_with_retries(&store, &object, initial, max, &status).await;
+                object.metrics.stored(
+                    object.records,
+                    object.body.len(),
+                    took,
+                    object.oldest_timestamp,
+                );
                 debug!(uploader = id, key = %object.key, bytes = object.body.len(), "object stored");
                 object.reply.do_send(UploadReceipt {
                     first_offset: object.first_offset,
@@ -80,20 +92,33 @@ impl StreamHandler<SealedObject> for Uploader {
     }
 }
 
-/// Puts the object until the store accepts it.
+/// Puts the object until the store accepts it; returns how long the successful attempt took.
 async fn upload_with_retries(
     store: &ObjectStore,
     object: &SealedObject,
     initial: Duration,
     max: Duration,
-) {
+    status: &StatusBoard,
+) -> Duration {
     let mut backoff = initial;
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
+        let started = Instant::now();
         match store.put(&object.key, object.body.clone()).await {
-            Ok(_etag) => return,
+            Ok(_etag) => {
+                status.set_bucket(Ok(()));
+                return started.elapsed();
+            }
             Err(failure) => {
+                metrics::record_retry(failure.code());
+                status.set_bucket(Err((failure.code(), failure.to_string())));
+                status.set_error(
+                    object.partition,
+                    failure.code(),
+                    &failure.to_string(),
+                    Some(object.first_offset),
+                );
                 log_failure(&failure, object, attempt, backoff);
                 tokio::time::sleep(jitter(backoff)).await;
                 backoff = (backoff * 2).min(max);
