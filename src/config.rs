@@ -87,6 +87,10 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
         "enable.partition.eof",
         "the connector owns offset handling (it commits an offset only once its records are stored)",
     ),
+    (
+        "statistics.interval.ms",
+        "the connector reads librdkafka statistics every second for its lag metrics and /readyz",
+    ),
 ];
 
 const CREDENTIALS_MESSAGE: &str = "credentials are not read from the config file; \
@@ -1523,7 +1527,8 @@ max_interval_ms = [1]
             "[source.properties]\n\"group.id\" = \"g\"\nbootstrap.servers = \"x:1\"\n\
              \"auto.offset.reset\" = \"earliest\"\n\"enable.auto.commit\" = true\n\
              \"enable.auto.offset.store\" = false\n\"enable.partition.eof\" = true\n\
-             \"socket.timeout.ms\" = [1]\n\"client.id\" = \"ok\"\n[sink]",
+             \"socket.timeout.ms\" = [1]\n\"client.id\" = \"ok\"\n\
+             \"statistics.interval.ms\" = 0\n[sink]",
         );
         let errors = errors_of(&text);
         let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -1537,6 +1542,7 @@ max_interval_ms = [1]
                 "`source.properties.\"enable.partition.eof\"`: reserved librdkafka property: the connector owns offset handling (it commits an offset only once its records are stored)",
                 "`source.properties.\"group.id\"`: reserved librdkafka property: set `source.group_id` instead",
                 "`source.properties.\"socket.timeout.ms\"`: must be a string, integer or boolean, got an array",
+                "`source.properties.\"statistics.interval.ms\"`: reserved librdkafka property: the connector reads librdkafka statistics every second for its lag metrics and /readyz",
             ]
         );
     }

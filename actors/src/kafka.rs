@@ -370,6 +370,9 @@ fn drive(consumer: Arc<SinkConsumer>, stop: Arc<AtomicBool>, on_fatal: impl FnOn
                 consumer.context().fenced.store(true, Ordering::SeqCst);
                 error!(
                     code = "KAFKA_QUEUE_LEAK",
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
                     "{reason}; stopping without further commits"
                 );
                 if let Some(on_fatal) = on_fatal.take() {

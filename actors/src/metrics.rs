@@ -172,7 +172,7 @@ pub fn describe() {
     describe_gauge!(
         RESIDENT_MEMORY,
         Unit::Bytes,
-        "Resident memory of the process (Linux: /proc/self/statm)"
+        "Resident memory of the process (Linux: VmRSS of /proc/self/status), set at each scrape"
     );
     for reason in RETRY_REASONS {
         metrics::counter!(RETRIES, "reason" => *reason).absolute(0);

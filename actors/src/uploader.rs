@@ -75,7 +75,7 @@ impl StreamHandler<SealedObject> for Uploader {
                     took,
                     object.oldest_timestamp,
                 );
-                debug!(uploader = id, key = %object.key, bytes = object.body.len(), "object stored");
+                debug!(uploader = id, topic = %object.topic, partition = object.partition, key = %object.key, bytes = object.body.len(), "object stored");
                 object.reply.do_send(UploadReceipt {
                     first_offset: object.first_offset,
                     last_offset: object.last_offset,
