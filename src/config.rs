@@ -1810,6 +1810,8 @@ max_interval_ms = [1]
         assert_eq!(s.sink.key_prefix, "kafka/");
         assert!(s.sink.path_style);
         assert_eq!(s.batching.max_interval, Duration::from_secs(1));
+        let admin = load_config(&path).unwrap().admin_address();
+        assert_eq!(admin, Some("127.0.0.1:19464".parse().unwrap()));
     }
 
     #[test]

@@ -117,13 +117,17 @@ impl SinkContext {
                 self.status
                     .set_committed(*partition, stats.committed_offset);
             }
+            // Before the first commit of a partition (a new group), lag is counted from the
+            // fetch position instead.
             let base = self
                 .status
                 .partition(*partition)
                 .and_then(|status| status.committed_offset)
-                .unwrap_or(stats.lo_offset.max(0));
-            self.status
-                .set_lag(*partition, (end - base).max(0), stats.hi_offset);
+                .or((stats.next_offset >= 0).then_some(stats.next_offset));
+            if let Some(base) = base {
+                self.status
+                    .set_lag(*partition, (end - base).max(0), stats.hi_offset);
+            }
         }
     }
 }

@@ -36,6 +36,30 @@ pub const ERRORS: &str = "kafka_oss_sink_errors_total";
 pub const READY: &str = "kafka_oss_sink_ready";
 pub const RESIDENT_MEMORY: &str = "kafka_oss_sink_resident_memory_bytes";
 
+/// Every metric name, with its Prometheus type.
+pub const ALL: &[(&str, &str)] = &[
+    (CONSUMED_RECORDS, "counter"),
+    (CONSUMED_BYTES, "counter"),
+    (WRITTEN_RECORDS, "counter"),
+    (WRITTEN_BYTES, "counter"),
+    (WRITTEN_OBJECTS, "counter"),
+    (OBJECT_SIZE, "histogram"),
+    (OBJECT_RECORDS, "histogram"),
+    (UPLOAD_DURATION, "histogram"),
+    (FRESHNESS, "histogram"),
+    (CONSUMER_LAG, "gauge"),
+    (HIGH_WATERMARK, "gauge"),
+    (COMMITTED_OFFSET, "gauge"),
+    (RETRIES, "counter"),
+    (FAILED_RECORDS, "counter"),
+    (PARTITION_STATE, "gauge"),
+    (ROTATIONS, "counter"),
+    (BUFFERED_BYTES, "gauge"),
+    (ERRORS, "counter"),
+    (READY, "gauge"),
+    (RESIDENT_MEMORY, "gauge"),
+];
+
 /// Histogram buckets (upper bounds), by metric. The exporter renders these as Prometheus
 /// histograms, so dashboards can use `histogram_quantile`.
 pub const BUCKETS: &[(&str, &[f64])] = &[
@@ -321,6 +345,69 @@ impl PartitionMetrics {
                 .unwrap_or(0);
             self.freshness
                 .record((now_ms - oldest).max(0) as f64 / 1000.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, kind) in ALL {
+            assert!(seen.insert(*name), "{name} listed twice");
+            assert!(name.starts_with("kafka_oss_sink_"), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+            assert_eq!(
+                name.ends_with("_total"),
+                *kind == "counter",
+                "{name}: counters and only counters end with _total"
+            );
+        }
+        for (name, _) in BUCKETS {
+            assert!(
+                ALL.contains(&(*name, "histogram")),
+                "{name} has buckets but is no histogram"
+            );
+        }
+        for (name, kind) in ALL {
+            if *kind == "histogram" {
+                assert!(
+                    BUCKETS.iter().any(|(n, _)| n == name),
+                    "{name}: a histogram without buckets renders as a summary"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_metric_is_documented_in_the_readme() {
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+        )
+        .unwrap();
+        let monitoring = readme
+            .split("## Monitoring")
+            .nth(1)
+            .expect("README.md has a Monitoring section");
+        for (name, kind) in ALL {
+            let row = monitoring
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{name}`")))
+                .unwrap_or_else(|| panic!("{name} is not in README.md's metrics table"));
+            assert!(row.contains(kind), "{name}: README row does not say {kind}");
+        }
+        for reason in ROTATION_REASONS {
+            assert!(
+                monitoring.contains(&format!("`{reason}`")),
+                "rotation reason {reason}"
+            );
         }
     }
 }

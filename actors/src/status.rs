@@ -92,10 +92,18 @@ impl StatusBoard {
         self.set_state(partition, RUNNING);
     }
 
-    /// A partition was revoked: it leaves the board and its state series go to 0.
+    /// A partition was revoked: it leaves the board, its state series go to 0 and its lag to 0
+    /// (its new owner reports it), so sums over all members stay right.
     pub fn revoked(&self, partition: i32) {
         let mut partitions = self.0.partitions.write().unwrap_or_else(|e| e.into_inner());
-        partitions.remove(&partition);
+        if let Some(status) = partitions.remove(&partition) {
+            metrics::set_lag(
+                &self.0.topic,
+                partition,
+                0,
+                status.high_watermark.unwrap_or(0),
+            );
+        }
         metrics::set_partition_state(&self.0.topic, partition, None);
     }
 
