@@ -661,6 +661,80 @@ fn secret_never_appears_in_logs_metrics_or_status_even_on_auth_failures() {
     assert!(partition_lines > 0 && error_lines > 0, "{logs}");
 }
 
+/// `/readyz` follows the broker: ready while it is up, 503 naming the broker once it is gone,
+/// while `/healthz` still answers.
+#[test]
+fn readyz_reports_an_unreachable_broker() {
+    let mut stack = Stack::start();
+    let (topic, bucket, name) = (unique("ready"), "ready-bucket", unique("ready"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let config = stack.config(&name, &topic, bucket, "max_interval_ms = 200", "");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_admin(Duration::from_secs(30));
+    let wait_for = |connector: &Connector, wanted: u16| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = connector.admin_get("/readyz");
+            if status == wanted {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered {wanted}; last: {status} {body}\n{}",
+                connector.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for(&connector, 200);
+    stack.stop_broker();
+    let body = wait_for(&connector, 503);
+    let reasons: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        reasons["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|reason| reason.as_str().unwrap().contains("broker")),
+        "{body}"
+    );
+    assert_eq!(connector.admin_get("/healthz").0, 200);
+    let (_, status) = connector.admin_get("/status");
+    let document: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(document["broker"]["reachable"], false, "{status}");
+    assert_eq!(
+        document["broker"]["last_error"]["code"], "KAFKA_UNAVAILABLE",
+        "{status}"
+    );
+}
+
+/// An admin address that is taken is a clear startup error (exit 3, code ADMIN_BIND).
+#[test]
+fn admin_address_in_use_is_a_clear_startup_error() {
+    let stack = Stack::start();
+    let topic = unique("bind");
+    stack.create_topic(&topic, 1);
+    stack.create_bucket("bind-bucket");
+    let config = stack.config(&unique("bind"), &topic, "bind-bucket", "", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let address = text
+        .lines()
+        .find_map(|line| line.strip_prefix("address = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let _taken = std::net::TcpListener::bind(&address).expect("the admin port is free");
+    let mut connector = stack.connector(&config, None);
+    let status = connector.wait_exit(Duration::from_secs(60));
+    let logs = connector.logs();
+    assert_eq!(status.code(), Some(3), "{logs}");
+    assert!(
+        logs.contains("ADMIN_BIND") && logs.contains(&address),
+        "{logs}"
+    );
+}
+
 fn prometheus_binary() -> PathBuf {
     if let Ok(path) = std::env::var("PROMETHEUS_BIN") {
         return PathBuf::from(path);

@@ -262,7 +262,7 @@ impl Handler<Records> for Batcher {
             if let Err(error) = encoder.push(&chunk, record) {
                 self.failed = true;
                 sealed.extend(self.seal(SealReason::RecordError, ctx));
-                metrics::record_failed(&self.topic, self.partition, error.code(), "none", 1);
+                metrics::record_failed(&self.topic, self.partition, error.code(), "none");
                 self.supervisor.do_send(PartitionFailed {
                     partition: self.partition,
                     offset: error.offset(),

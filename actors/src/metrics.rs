@@ -208,9 +208,9 @@ pub fn record_retry(code: &'static str) {
     metrics::counter!(RETRIES, "reason" => code).increment(1);
 }
 
-/// Counts records that could not be written. `destination` is where they went: `"none"` (the
-/// partition stopped before them), `"dead-letter"`, `"abnormal-data"`, ...
-pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str, records: u64) {
+/// Counts one record that could not be written. `destination` is where it went: `"none"` (the
+/// partition stopped before it), `"dead-letter"`, `"abnormal-data"`, ...
+pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str) {
     metrics::counter!(
         FAILED_RECORDS,
         "topic" => topic.to_owned(),
@@ -218,7 +218,7 @@ pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str,
         "code" => code.to_owned(),
         "destination" => destination.to_owned(),
     )
-    .increment(records);
+    .increment(1);
 }
 
 /// Counts a warning or error log line that carries an error code.
@@ -226,13 +226,19 @@ pub fn record_error(code: &str, level: &'static str) {
     metrics::counter!(ERRORS, "code" => code.to_owned(), "level" => level).increment(1);
 }
 
-/// Sets the partition's state series: 1 for `state`, 0 for every other known state.
-pub fn set_partition_state(topic: &str, partition: i32, state: Option<&str>) {
+/// Sets the partition's state series: 1 for `state` (none: revoked), 0 for `previous` and every
+/// state in [`PARTITION_STATES`]. States outside that list work too.
+pub fn set_partition_state(
+    topic: &str,
+    partition: i32,
+    previous: Option<&str>,
+    state: Option<&str>,
+) {
     let partition = partition.to_string();
     let mut states: Vec<&str> = PARTITION_STATES.to_vec();
-    if let Some(state) = state {
-        if !states.contains(&state) {
-            states.push(state);
+    for extra in [previous, state].into_iter().flatten() {
+        if !states.contains(&extra) {
+            states.push(extra);
         }
     }
     for known in states {

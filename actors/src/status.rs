@@ -96,7 +96,8 @@ impl StatusBoard {
     /// (its new owner reports it), so sums over all members stay right.
     pub fn revoked(&self, partition: i32) {
         let mut partitions = self.0.partitions.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(status) = partitions.remove(&partition) {
+        let previous = partitions.remove(&partition);
+        if let Some(status) = &previous {
             metrics::set_lag(
                 &self.0.topic,
                 partition,
@@ -104,12 +105,18 @@ impl StatusBoard {
                 status.high_watermark.unwrap_or(0),
             );
         }
-        metrics::set_partition_state(&self.0.topic, partition, None);
+        let previous_state = previous.as_ref().map(|status| status.state.as_str());
+        metrics::set_partition_state(&self.0.topic, partition, previous_state, None);
     }
 
+    /// Sets the state (`RUNNING`, `FAILED`, or any other upper-case word) and its gauge series.
     pub fn set_state(&self, partition: i32, state: &str) {
-        self.update(partition, |status| status.state = state.to_owned());
-        metrics::set_partition_state(&self.0.topic, partition, Some(state));
+        let mut previous = String::new();
+        self.update(partition, |status| {
+            previous = std::mem::replace(&mut status.state, state.to_owned())
+        });
+        let previous = (!previous.is_empty()).then_some(previous.as_str());
+        metrics::set_partition_state(&self.0.topic, partition, previous, Some(state));
     }
 
     pub fn set_error(&self, partition: i32, code: &str, message: &str, offset: Option<i64>) {
@@ -283,6 +290,47 @@ mod tests {
         board.set_bucket(Ok(()));
         board.revoked(0);
         assert!(board.readiness().is_err());
+    }
+
+    #[test]
+    fn state_gauge_follows_every_transition_including_new_states() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        ::metrics::with_local_recorder(&recorder, || {
+            let board = StatusBoard::new("t");
+            board.assigned(3);
+            board.set_state(3, "PAUSED");
+            board.set_state(3, RUNNING);
+            board.set_state(3, FAILED);
+        });
+        let states: BTreeMap<String, f64> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == metrics::PARTITION_STATE)
+            .map(|(key, _, _, value)| {
+                let state = key
+                    .key()
+                    .labels()
+                    .find(|label| label.key() == "state")
+                    .unwrap()
+                    .value()
+                    .to_owned();
+                let DebugValue::Gauge(value) = value else {
+                    panic!("{value:?}")
+                };
+                (state, value.into_inner())
+            })
+            .collect();
+        assert_eq!(
+            states,
+            BTreeMap::from([
+                ("FAILED".to_owned(), 1.0),
+                ("PAUSED".to_owned(), 0.0),
+                ("RUNNING".to_owned(), 0.0),
+            ])
+        );
     }
 
     #[test]

@@ -135,6 +135,12 @@ impl Stack {
         wait_port(self.s3_port, "s3s-fs");
     }
 
+    /// Kills the broker (the connector sees it as unreachable).
+    pub fn stop_broker(&mut self) {
+        let _ = self.broker.kill();
+        let _ = self.broker.wait();
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.kafka_port)
     }
