@@ -4,6 +4,7 @@
 # checkout (KOS_CACHE, default ~/.cache/kafka-oss-sink), and reuses them afterwards:
 #   - tansu 0.6.0 (Kafka-API broker; features dynostore,libsql), about 10 to 40 minutes to build
 #   - s3s-fs 0.14.1 (S3-API server on a directory; checks SigV4 signatures)
+# and, for the monitoring test, Debian's `prometheus` package (install_prometheus).
 
 set -euo pipefail
 
@@ -32,6 +33,20 @@ install_stack() {
         --root "$KOS_CACHE/tansu-$TANSU_VERSION"
     fi
   ) 9>"$KOS_CACHE/install.lock"
+}
+
+# install_prometheus: the monitoring end-to-end test scrapes the connector with a real Prometheus
+# (Debian's package, /usr/bin/prometheus). Installed with apt-get when missing; PROMETHEUS_BIN
+# points the tests at another binary.
+install_prometheus() {
+  if [ -n "${PROMETHEUS_BIN:-}" ] || command -v prometheus >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing Debian's prometheus package (once)"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
 }
 
 # wait_port HOST PORT SECONDS: waits until something accepts connections.

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -106,6 +107,10 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
         "enable.partition.eof",
         "the connector owns offset handling (it commits an offset only once its records are stored)",
     ),
+    (
+        "statistics.interval.ms",
+        "the connector reads librdkafka statistics every second for its lag metrics and /readyz",
+    ),
 ];
 
 const CREDENTIALS_MESSAGE: &str = "credentials are not read from the config file; \
@@ -175,6 +180,26 @@ pub struct ConnectorConfig {
     batching: BatchingConfig,
     failure: FailureSettings,
     resources: ResourceSettings,
+    admin: AdminConfig,
+}
+
+/// The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, `/status`, partition commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AdminConfig {
+    enabled: bool,
+    address: SocketAddr,
+}
+
+/// `admin.address` default: loopback only, Prometheus exporters' conventional port.
+pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9464";
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            address: DEFAULT_ADMIN_ADDRESS.parse().expect("valid default"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -279,6 +304,11 @@ impl ConnectorConfig {
     }
 
     /// The pipeline settings, with the credentials read from the environment.
+    /// Where the admin server listens; `None` when `admin.enabled = false`.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.enabled.then_some(self.admin.address)
+    }
+
     pub fn into_settings(self, credentials: Credentials) -> PipelineSettings {
         let redacted_config = self.to_redacted_toml();
         let source = self.source_settings();
@@ -425,6 +455,10 @@ impl ConnectorConfig {
         let _ = writeln!(out, "dead_letter_topic = {}", quote(&r.dead_letter_topic));
         let _ = writeln!(out, "error_topic_partitions = {}", r.error_topic_partitions);
         let _ = writeln!(out, "replication_factor = {}", r.replication_factor);
+        let _ = writeln!(out);
+        let _ = writeln!(out, "[admin]");
+        let _ = writeln!(out, "enabled = {}", self.admin.enabled);
+        let _ = writeln!(out, "address = {}", quote(&self.admin.address.to_string()));
         out
     }
 }
@@ -471,6 +505,7 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
     let batching = root.section("batching", false);
     let failure = root.section("failure", false);
     let resources = root.section("resources", false);
+    let admin = root.section("admin", false);
     let mut errors = root.finish();
 
     let source = source.and_then(|section| parse_source(section, name.as_deref(), &mut errors));
@@ -485,6 +520,10 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
     };
     let failure = parse_failure(failure, &mut errors);
     let resources = parse_resources(resources, name.as_deref(), &mut errors);
+    let admin = match admin {
+        Some(section) => parse_admin(section, &mut errors),
+        None => Some(AdminConfig::default()),
+    };
 
     match (
         name,
@@ -494,6 +533,7 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
         batching,
         failure,
         resources,
+        admin,
     ) {
         (
             Some(name),
@@ -503,6 +543,7 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
             Some(batching),
             Some(failure),
             Some(resources),
+            Some(admin),
         ) if errors.is_empty() => Ok(ConnectorConfig {
             name,
             drain_timeout_ms,
@@ -511,6 +552,7 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
             batching,
             failure,
             resources,
+            admin,
         }),
         _ => {
             debug_assert!(
@@ -769,8 +811,28 @@ fn parse_batching(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<Batch
     })
 }
 
+fn parse_admin(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<AdminConfig> {
+    let defaults = AdminConfig::default();
+    let enabled = s.boolean("enabled", defaults.enabled);
+    let address = match s.string("address", ADMIN_ADDRESS_RULE, |a| {
+        a.parse::<SocketAddr>().is_ok()
+    }) {
+        Got::Value(address) => address.parse().ok(),
+        Got::Missing => Some(defaults.address),
+        Got::Invalid => None,
+    };
+    errors.extend(s.finish());
+    Some(AdminConfig {
+        enabled: enabled?,
+        address: address?,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Value rules.
+
+const ADMIN_ADDRESS_RULE: &str =
+    "must be an IP address and port, like \"127.0.0.1:9464\" or \"[::]:9464\" (port 0 picks a free one)";
 
 const NAME_RULE: &str = "must be 1 to 48 characters of lowercase letters, digits and hyphens, \
      not starting with a hyphen";
@@ -995,6 +1057,18 @@ impl Section {
             Some(other) => {
                 let rule = format!("must be an integer from {min} to {max}");
                 self.invalid::<()>(name, &rule, &other);
+                None
+            }
+        }
+    }
+
+    /// A boolean, the default if missing. `None` if invalid (error recorded).
+    fn boolean(&mut self, name: &'static str, default: bool) -> Option<bool> {
+        match self.take(name) {
+            None => Some(default),
+            Some(Value::Boolean(b)) => Some(b),
+            Some(other) => {
+                self.invalid::<()>(name, "must be true or false", &other);
                 None
             }
         }
@@ -1619,7 +1693,8 @@ max_interval_ms = [1]
             "[source.properties]\n\"group.id\" = \"g\"\nbootstrap.servers = \"x:1\"\n\
              \"auto.offset.reset\" = \"earliest\"\n\"enable.auto.commit\" = true\n\
              \"enable.auto.offset.store\" = false\n\"enable.partition.eof\" = true\n\
-             \"socket.timeout.ms\" = [1]\n\"client.id\" = \"ok\"\n[sink]",
+             \"socket.timeout.ms\" = [1]\n\"client.id\" = \"ok\"\n\
+             \"statistics.interval.ms\" = 0\n[sink]",
         );
         let errors = errors_of(&text);
         let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -1633,6 +1708,7 @@ max_interval_ms = [1]
                 "`source.properties.\"enable.partition.eof\"`: reserved librdkafka property: the connector owns offset handling (it commits an offset only once its records are stored)",
                 "`source.properties.\"group.id\"`: reserved librdkafka property: set `source.group_id` instead",
                 "`source.properties.\"socket.timeout.ms\"`: must be a string, integer or boolean, got an array",
+                "`source.properties.\"statistics.interval.ms\"`: reserved librdkafka property: the connector reads librdkafka statistics every second for its lag metrics and /readyz",
             ]
         );
     }
@@ -1812,6 +1888,52 @@ max_interval_ms = [1]
     }
 
     #[test]
+    fn admin_section_defaults_rules_and_disabling() {
+        let minimal = parse_config(MINIMAL).unwrap();
+        assert_eq!(
+            minimal.admin_address(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let base = with_name("n");
+        let config =
+            parse_config(&format!("{base}\n[admin]\naddress = \"0.0.0.0:19464\"\n")).unwrap();
+        assert_eq!(
+            config.admin_address(),
+            Some("0.0.0.0:19464".parse().unwrap())
+        );
+        let config = parse_config(&format!("{base}\n[admin]\nenabled = false\n")).unwrap();
+        assert_eq!(config.admin_address(), None);
+        let errors = errors_of(&format!(
+            "{base}\n[admin]\nenabled = \"yes\"\naddress = \"localhost\"\nport = 1\n"
+        ));
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(
+            text.iter()
+                .any(|e| e.contains("`admin.enabled`") && e.contains("true or false")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|e| e.contains("`admin.address`")
+                && e.contains("IP address and port")
+                && e.contains("\"localhost\"")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("`admin.port`") && e.contains("unknown key")),
+            "{text:?}"
+        );
+        // The redacted rendering carries the section and parses back to the same address.
+        let shown = config.to_redacted_toml();
+        assert!(
+            shown.contains("[admin]\nenabled = false\naddress = \"127.0.0.1:9464\""),
+            "{shown}"
+        );
+        assert_eq!(parse_config(&shown).unwrap().admin_address(), None);
+    }
+
+    #[test]
     fn shipped_config_files_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let mut checked = Vec::new();
@@ -1854,6 +1976,8 @@ max_interval_ms = [1]
         assert_eq!(s.sink.key_prefix, "kafka/");
         assert!(s.sink.path_style);
         assert_eq!(s.batching.max_interval, Duration::from_secs(1));
+        let admin = load_config(&path).unwrap().admin_address();
+        assert_eq!(admin, Some("127.0.0.1:19464".parse().unwrap()));
     }
 
     #[test]
@@ -1879,6 +2003,8 @@ max_interval_ms = [1]
             "max_records = 10000",
             "max_bytes = 16777216",
             "max_interval_ms = 10000",
+            "enabled = true",
+            "address = \"127.0.0.1:9464\"",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -2,15 +2,19 @@
 //!
 //! Exit codes: 0 clean shutdown (everything buffered stored and committed); 1 shutdown with data
 //! left uncommitted (drain deadline passed) or a fatal consumer error; 2 invalid configuration or
-//! credentials; 3 the bucket or the topic could not be reached at start.
+//! credentials; 3 the bucket or the topic could not be reached at start, or the admin address
+//! could not be bound.
 
+mod admin;
 mod config;
+mod logging;
 mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use actors::pipeline::{self, RunOutcome};
+use actors::status::StatusBoard;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing::{error, info};
 
@@ -171,10 +175,64 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         topic = config.topic(),
         "starting"
     );
+    let admin_address = config.admin_address();
+    let connector_name = config.name().to_owned();
+    let status = StatusBoard::new(config.topic());
     let settings = config.into_settings(credentials);
 
+    let prometheus = match admin_address.map(|_| admin::install_recorder()).transpose() {
+        Ok(prometheus) => prometheus,
+        Err(error) => {
+            error!(
+                code = "ADMIN_BIND",
+                "cannot install the metrics recorder: {error}"
+            );
+            return ExitCode::from(3);
+        }
+    };
     let system = actix::System::new();
-    let outcome = system.block_on(pipeline::run(settings, shutdown_signal(), |_running| {}));
+    let commands = admin::Commands::default();
+    let outcome = system.block_on(async move {
+        let mut admin_server = None;
+        if let (Some(address), Some(prometheus)) = (admin_address, prometheus) {
+            let state = admin::AdminState {
+                prometheus: prometheus.clone(),
+                status: status.clone(),
+                connector_name,
+                commands: commands.clone(),
+            };
+            match admin::start(address, state) {
+                Ok((server, handle, bound)) => {
+                    info!(address = %bound, "admin server listening: /metrics /healthz /readyz /status");
+                    actix::spawn(server);
+                    // Histograms keep raw samples until upkeep folds them in.
+                    let upkeep = actix::spawn(async move {
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                            prometheus.run_upkeep();
+                        }
+                    });
+                    admin_server = Some((handle, upkeep));
+                }
+                Err(error) => {
+                    error!(code = "ADMIN_BIND", address = %address, "cannot listen on admin.address: {error}");
+                    return None;
+                }
+            }
+        }
+        let outcome = pipeline::run(settings, status, shutdown_signal(), |running| {
+            let _ = commands.set(running.commands);
+        })
+        .await;
+        if let Some((handle, upkeep)) = admin_server {
+            upkeep.abort();
+            handle.stop(true).await;
+        }
+        Some(outcome)
+    });
+    let Some(outcome) = outcome else {
+        return ExitCode::from(3);
+    };
     match outcome {
         Ok(RunOutcome::Drained) => {
             info!("stopped: everything buffered is stored and committed");
@@ -206,15 +264,21 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::EnvFilter;
+    // The HTTP server's own start-up chatter is not useful at info.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(logging::ErrorCodeCounter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(fmt).init(),
+        LogFormat::Json => registry.with(fmt.json()).init(),
     }
 }

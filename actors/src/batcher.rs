@@ -37,23 +37,39 @@ use crate::kafka::SinkConsumer;
 use crate::messages::{
     Drain, DrainReport, PartitionFailed, Records, ResumeBatcher, SealedObject, Stop, UploadOutcome,
 };
+use crate::metrics::{self, PartitionMetrics};
 use crate::object_key::object_key;
 use crate::record::RecordChunk;
 use crate::settings::{FailurePolicy, FailureSettings, RollPolicy};
+use crate::status::StatusBoard;
 use crate::store::StoreError;
 
 /// Records messages buffered ahead of the batcher: enough to overlap polling and encoding,
 /// small enough that backpressure reaches the consumer quickly.
 const MAILBOX: usize = 2;
 
-/// Why an object was sealed (logged; a metric later).
+/// Why an object was sealed (logged, and the `reason` label of the rotation counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealReason {
     Records,
     Bytes,
     Interval,
-    Drain,
+    Drain(Drain),
     RecordError,
+}
+
+impl SealReason {
+    /// The label value; one of [`metrics::ROTATION_REASONS`].
+    pub fn label(self) -> &'static str {
+        match self {
+            SealReason::Records => "count",
+            SealReason::Bytes => "bytes",
+            SealReason::Interval => "interval",
+            SealReason::Drain(Drain::Shutdown) => "shutdown",
+            SealReason::Drain(Drain::Rebalance) => "rebalance",
+            SealReason::RecordError => "record_error",
+        }
+    }
 }
 
 /// The object being built and the commit unit it belongs to.
@@ -94,6 +110,10 @@ pub struct BatcherContext {
 pub struct Batcher {
     cx: BatcherContext,
     partition: i32,
+    metrics: Arc<PartitionMetrics>,
+    status: StatusBoard,
+    /// Bytes of sealed objects not yet stored (for the buffered-bytes gauge).
+    in_flight_bytes: usize,
     open: Option<OpenObject>,
     /// The interval timer of the open object.
     interval_timer: Option<SpawnHandle>,
@@ -111,10 +131,18 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn new(cx: BatcherContext, partition: i32) -> Self {
+    pub fn new(
+        cx: BatcherContext,
+        partition: i32,
+        metrics: Arc<PartitionMetrics>,
+        status: StatusBoard,
+    ) -> Self {
         Batcher {
             cx,
             partition,
+            metrics,
+            status,
+            in_flight_bytes: 0,
             open: None,
             interval_timer: None,
             tracker: CommitTracker::default(),
@@ -124,6 +152,14 @@ impl Batcher {
             held_records: VecDeque::new(),
             held_objects: Vec::new(),
         }
+    }
+
+    /// Updates the buffered-bytes gauge: the open object plus the objects not yet stored.
+    fn report_buffered(&self) {
+        let open = self.open.as_ref().map_or(0, |open| open.encoder.len());
+        self.metrics
+            .buffered_bytes
+            .set((open + self.in_flight_bytes) as f64);
     }
 
     fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {
@@ -165,12 +201,15 @@ impl Batcher {
         let object = if encoder.is_empty() {
             None
         } else {
-            let (first, last, records) = (
+            let (first, last, records, oldest_timestamp) = (
                 encoder.first_offset(),
                 encoder.last_offset(),
                 encoder.records(),
+                encoder.min_timestamp(),
             );
             let (body, headers) = encoder.finish_with_headers();
+            self.metrics.rotated(reason.label());
+            self.in_flight_bytes += body.len();
             debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
             self.tracker.expect(unit);
             self.pending += 1;
@@ -190,6 +229,8 @@ impl Batcher {
                 records,
                 unit,
                 headers,
+                oldest_timestamp,
+                metrics: self.metrics.clone(),
                 reply: ctx.address().recipient(),
             })
         };
@@ -282,6 +323,12 @@ impl Batcher {
                         continue;
                     }
                     FailurePolicy::Fail => {
+                        metrics::record_failed(
+                            &self.cx.topic,
+                            self.partition,
+                            record_error.code(),
+                            "none",
+                        );
                         sealed.extend(self.seal(SealReason::RecordError, ctx));
                         self.fail(
                             record.offset,
@@ -334,6 +381,12 @@ impl Batcher {
     ) -> impl std::future::Future<Output = (UnitId, i64, Result<(), String>)> + 'static {
         let record = &chunk.records()[index];
         self.tracker.expect(unit);
+        metrics::record_failed(
+            &self.cx.topic,
+            self.partition,
+            failure.code,
+            Destination::DeadLetter.as_str(),
+        );
         let offset = record.offset;
         let delivered = self.cx.error_topics.forward(
             Destination::DeadLetter,
@@ -412,6 +465,7 @@ impl Batcher {
     fn upload_failed(&mut self, object: SealedObject, error: StoreError, ctx: &mut Context<Self>) {
         if self.cx.failure.policy == FailurePolicy::Fail {
             self.pending -= 1;
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(object.body.len());
             let (offset, code) = (object.first_offset, error.code());
             let message = format!("object {} was not stored: {error}", object.key);
             self.held_objects.push(object);
@@ -430,6 +484,8 @@ impl Batcher {
             message: format!("object {} was not stored: {error}", object.key),
         };
         let (first, last) = (object.first_offset, object.last_offset);
+        let code = error.code();
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(object.body.len());
         let chunk = decode_object(&object.body, &object.headers);
         let forwarded = async move {
             let chunk = chunk?;
@@ -457,6 +513,9 @@ impl Batcher {
         ctx.spawn(forwarded.into_actor(self).map(move |result, actor, _ctx| {
             match result {
                 Ok(count) => {
+                    for _ in 0..count {
+                        metrics::record_failed(&actor.cx.topic, actor.partition, code, Destination::AbnormalData.as_str());
+                    }
                     info!(topic = %actor.cx.topic, partition = actor.partition, first, last, records = count,
                         "records of the refused object are in the abnormal-data topic");
                     actor.pending -= 1;
@@ -540,6 +599,7 @@ impl Handler<Records> for Batcher {
             return;
         }
         self.process(chunk, 0, ctx);
+        self.report_buffered();
     }
 }
 
@@ -548,13 +608,16 @@ impl Handler<UploadOutcome> for Batcher {
 
     fn handle(&mut self, outcome: UploadOutcome, ctx: &mut Self::Context) {
         match outcome {
-            UploadOutcome::Stored { unit, .. } => {
+            UploadOutcome::Stored { unit, key, bytes } => {
                 self.pending -= 1;
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(bytes);
+                self.status.set_last_object(self.partition, &key);
                 let advanced = self.tracker.acknowledged(unit);
                 self.store(advanced);
             }
             UploadOutcome::Failed { object, error } => self.upload_failed(*object, error, ctx),
         }
+        self.report_buffered();
         self.answer_drain_waiters();
     }
 }
@@ -603,8 +666,11 @@ impl Handler<ResumeBatcher> for Batcher {
 impl Handler<Drain> for Batcher {
     type Result = ResponseFuture<DrainReport>;
 
-    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
-        let objects = self.seal(SealReason::Drain, ctx).into_iter().collect();
+    fn handle(&mut self, drain: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let objects = self
+            .seal(SealReason::Drain(drain), ctx)
+            .into_iter()
+            .collect();
         self.enqueue(objects, ctx);
         let (sender, receiver) = oneshot::channel();
         self.drain_waiters.push(sender);

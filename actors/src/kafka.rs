@@ -21,18 +21,23 @@ use std::time::{Duration, Instant};
 use actix::Recipient;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::{ClientConfig, ClientContext, Message};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Message, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use crate::messages::KafkaEvent;
+use crate::metrics;
 use crate::settings::SourceSettings;
+use crate::status::StatusBoard;
 
 pub type SinkConsumer = BaseConsumer<SinkContext>;
 pub type PartitionQueue = rdkafka::consumer::base_consumer::PartitionQueue<SinkContext>;
 
 /// How often the driver commits stored offsets.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often librdkafka reports statistics (lag, high watermarks, broker states).
+pub const STATISTICS_INTERVAL_MS: &str = "1000";
 
 /// Why the connector cannot start on the Kafka side.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +78,58 @@ pub struct SinkContext {
     drain_timeout: Duration,
     /// Set when the consumer's stream can no longer be trusted: no commit happens afterwards.
     fenced: AtomicBool,
+    /// Lag, committed offsets and broker reachability go here (and into the metrics).
+    status: StatusBoard,
+}
+
+impl SinkContext {
+    /// Lag per assigned partition and broker reachability, from one statistics report.
+    fn record_statistics(&self, statistics: &Statistics) {
+        let broker_up = statistics
+            .brokers
+            .values()
+            .any(|broker| broker.nodeid >= 0 && broker.state == "UP");
+        if broker_up {
+            self.status.set_broker(Ok(()));
+        } else {
+            self.status.set_broker(Err((
+                "KAFKA_UNAVAILABLE",
+                "no connection to a broker is up".to_owned(),
+            )));
+        }
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        for (partition, stats) in &topic.partitions {
+            if *partition < 0 {
+                continue; // librdkafka's internal "unassigned" partition
+            }
+            // read_committed consumers (the default) read up to the last stable offset.
+            let end = if stats.ls_offset >= 0 {
+                stats.ls_offset
+            } else {
+                stats.hi_offset
+            };
+            if end < 0 {
+                continue;
+            }
+            if stats.committed_offset >= 0 {
+                self.status
+                    .set_committed(*partition, stats.committed_offset);
+            }
+            // Before the first commit of a partition (a new group), lag is counted from the
+            // fetch position instead.
+            let base = self
+                .status
+                .partition(*partition)
+                .and_then(|status| status.committed_offset)
+                .or((stats.next_offset >= 0).then_some(stats.next_offset));
+            if let Some(base) = base {
+                self.status
+                    .set_lag(*partition, (end - base).max(0), stats.hi_offset);
+            }
+        }
+    }
 }
 
 impl ClientContext for SinkContext {
@@ -82,7 +139,7 @@ impl ClientContext for SinkContext {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                error!(target: "librdkafka", facility = fac, "{log_message}")
+                error!(target: "librdkafka", code = "KAFKA_CLIENT", facility = fac, "{log_message}")
             }
             RDKafkaLogLevel::Warning => {
                 warn!(target: "librdkafka", facility = fac, "{log_message}")
@@ -98,10 +155,27 @@ impl ClientContext for SinkContext {
         // librdkafka recovers from these by itself (broker down, reconnecting); they are logged,
         // never treated as record errors.
         warn!(code = "KAFKA_UNAVAILABLE", %error, "kafka client error: {reason}");
+        self.status
+            .set_broker(Err(("KAFKA_UNAVAILABLE", format!("{error}: {reason}"))));
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.record_statistics(&statistics);
     }
 }
 
 impl ConsumerContext for SinkContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if result.is_err() {
+            return;
+        }
+        for element in offsets.elements_for_topic(&self.topic) {
+            if let rdkafka::Offset::Offset(offset) = element.offset() {
+                self.status.set_committed(element.partition(), offset);
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &SinkConsumer, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else {
             return;
@@ -211,6 +285,7 @@ pub fn producer_config(source: &SourceSettings) -> ClientConfig {
 pub fn create_consumer(
     source: &SourceSettings,
     drain_timeout: Duration,
+    status: StatusBoard,
 ) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
     let mut config = consumer_base_config(source);
     config
@@ -222,13 +297,15 @@ pub fn create_consumer(
         // Offsets are stored only once the data is in the bucket, and committed by the driver.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     let context = SinkContext {
         topic: source.topic.clone(),
         consumer: OnceLock::new(),
         supervisor: OnceLock::new(),
         drain_timeout,
         fenced: AtomicBool::new(false),
+        status: status.clone(),
     };
     let consumer: Arc<SinkConsumer> = Arc::new(
         config
@@ -244,6 +321,7 @@ pub fn create_consumer(
             servers: source.bootstrap_servers.clone(),
             error: Box::new(error),
         })?;
+    status.set_broker(Ok(()));
     let found = metadata.topics().iter().any(|topic| {
         topic.name() == source.topic && topic.error().is_none() && !topic.partitions().is_empty()
     });
@@ -276,7 +354,10 @@ fn commit_stored(consumer: &SinkConsumer, mode: CommitMode) {
     match consumer.commit_consumer_state(mode) {
         Ok(()) => {}
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => warn!(code = "KAFKA_COMMIT", %error, "offset commit failed; will retry"),
+        Err(error) => {
+            metrics::record_retry("KAFKA_COMMIT");
+            warn!(code = "KAFKA_COMMIT", %error, "offset commit failed; will retry")
+        }
     }
 }
 
@@ -332,6 +413,9 @@ fn drive(consumer: Arc<SinkConsumer>, stop: Arc<AtomicBool>, on_fatal: impl FnOn
                 consumer.context().fenced.store(true, Ordering::SeqCst);
                 error!(
                     code = "KAFKA_QUEUE_LEAK",
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
                     "{reason}; stopping without further commits"
                 );
                 if let Some(on_fatal) = on_fatal.take() {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::commit::UnitId;
 use crate::kafka::PartitionQueue;
+use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
 use crate::store::StoreError;
 
@@ -30,6 +31,10 @@ pub struct SealedObject {
     pub unit: UnitId,
     /// Headers of the object's records, to forward them byte for byte if the bucket refuses it.
     pub headers: crate::encode::HeaderSidecar,
+    /// The smallest record timestamp in the object (ms since the epoch), for freshness.
+    pub oldest_timestamp: Option<i64>,
+    /// The partition's metric handles: the uploader records the stored object there.
+    pub metrics: Arc<PartitionMetrics>,
     /// Where the outcome goes (the partition's batcher).
     pub reply: Recipient<UploadOutcome>,
 }
@@ -68,10 +73,13 @@ pub enum UploadOutcome {
 }
 
 /// Stop consuming, upload everything buffered, and answer once it is all stored (or never, if
-/// the store stays down: the caller bounds the wait).
-#[derive(Message, Debug)]
+/// the store stays down: the caller bounds the wait). The variant says why (a metric label).
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
 #[rtype(result = "DrainReport")]
-pub struct Drain;
+pub enum Drain {
+    Shutdown,
+    Rebalance,
+}
 
 /// The outcome of a [`Drain`].
 #[derive(Debug, Clone, Copy)]

@@ -25,6 +25,7 @@ use tracing::{debug, warn};
 use crate::batcher::Batcher;
 use crate::kafka::PartitionQueue;
 use crate::messages::{Drain, DrainReport, Halt, Proceed, Records, Stop};
+use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
 
 const CHUNK_RECORDS: usize = 4096;
@@ -51,6 +52,7 @@ pub struct PartitionConsumer {
     halted: bool,
     /// Bytes per chunk are capped at the smaller of this and `CHUNK_BYTES`.
     chunk_records: usize,
+    metrics: Arc<PartitionMetrics>,
 }
 
 impl PartitionConsumer {
@@ -60,6 +62,7 @@ impl PartitionConsumer {
         queue: PartitionQueue,
         batcher: Addr<Batcher>,
         max_records: usize,
+        metrics: Arc<PartitionMetrics>,
     ) -> Self {
         PartitionConsumer {
             topic,
@@ -70,6 +73,7 @@ impl PartitionConsumer {
             sending: false,
             halted: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
+            metrics,
         }
     }
 
@@ -155,6 +159,10 @@ impl Handler<Wake> for PartitionConsumer {
         if chunk.is_empty() {
             return;
         }
+        self.metrics.consumed_records.increment(chunk.len() as u64);
+        self.metrics
+            .consumed_bytes
+            .increment(chunk.payload_bytes() as u64);
         self.sending = true;
         // `ctx.wait`: no other message (Drain included) is handled until the batcher took the
         // chunk, so a drain sees every record read so far.
@@ -173,12 +181,12 @@ impl Handler<Wake> for PartitionConsumer {
 impl Handler<Drain> for PartitionConsumer {
     type Result = ResponseFuture<DrainReport>;
 
-    fn handle(&mut self, _: Drain, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, drain: Drain, _ctx: &mut Self::Context) -> Self::Result {
         self.queue = None;
         let batcher = self.batcher.clone();
         let partition = self.partition;
         Box::pin(async move {
-            batcher.send(Drain).await.unwrap_or(DrainReport {
+            batcher.send(drain).await.unwrap_or(DrainReport {
                 partition,
                 committable: None,
             })

@@ -13,6 +13,7 @@ use crate::messages::{PartitionCommand, Shutdown};
 use crate::pipeline_supervisor::PipelineSupervisor;
 use crate::resources::{self, ResourceError, StatusChange, StatusTopic};
 use crate::settings::PipelineSettings;
+use crate::status::StatusBoard;
 use crate::store::{ObjectStore, StoreError};
 use crate::uploader::Uploader;
 
@@ -55,23 +56,32 @@ pub struct RunningPipeline {
     pub commands: Recipient<PartitionCommand>,
 }
 
-/// Runs the connector inside the current actix system until `shutdown` resolves.
-/// `on_running` is called once the pipeline is wired, before partitions are assigned.
+/// Runs the connector inside the current actix system until `shutdown` resolves. `status` is
+/// kept up to date for the admin server (`/status`, `/readyz`). `on_running` is called once the
+/// pipeline is wired, before partitions are assigned.
 pub async fn run(
     settings: PipelineSettings,
+    status: StatusBoard,
     shutdown: impl Future<Output = ()>,
     on_running: impl FnOnce(RunningPipeline),
 ) -> Result<RunOutcome, StartupError> {
     let store = ObjectStore::new(&settings.sink);
-    store.probe().await?;
+    if let Err(error) = store.probe().await {
+        status.set_bucket(Err((error.code(), error.to_string())));
+        return Err(error.into());
+    }
+    status.set_bucket(Ok(()));
     info!(bucket = %settings.sink.bucket, "bucket reachable");
 
     let source = settings.source.clone();
     let drain_timeout = settings.drain_timeout;
-    let consumer =
-        tokio::task::spawn_blocking(move || kafka::create_consumer(&source, drain_timeout))
-            .await
-            .expect("consumer setup does not panic")?;
+    let kafka_status = status.clone();
+    let consumer = tokio::task::spawn_blocking(move || {
+        kafka::create_consumer(&source, drain_timeout, kafka_status)
+    })
+    .await
+    .expect("consumer setup does not panic")
+    .inspect_err(|error| status.set_broker(Err((error.code(), error.to_string()))))?;
     info!(topic = %settings.source.topic, group = %settings.source.group_id, "topic found");
 
     resources::ensure(&settings.source, &settings.resources).await?;
@@ -91,7 +101,7 @@ pub async fn run(
         policy = settings.failure.policy.as_str(),
         "kafka resources ready"
     );
-    let status = StatusTopic::new(
+    let status_topic = StatusTopic::new(
         producer.clone(),
         &settings.resources.status_topic,
         &settings.connector_name,
@@ -111,14 +121,14 @@ pub async fn run(
     // slow store stops the batchers quickly.
     let (upload_tx, upload_rx) = async_channel::bounded(settings.sink.upload_concurrency);
     for id in 0..settings.sink.upload_concurrency {
-        let (store, queue) = (store.clone(), upload_rx.clone());
+        let (store, queue, status) = (store.clone(), upload_rx.clone(), status.clone());
         let (initial, max, attempts) = (
             settings.sink.retry_initial_backoff,
             settings.sink.retry_max_backoff,
             settings.sink.max_upload_attempts,
         );
         Uploader::start_in_arbiter(&handles[id % handles.len()], move |_| {
-            Uploader::new(id, store, queue, initial, max, attempts)
+            Uploader::new(id, store, queue, initial, max, attempts, status)
         });
     }
     drop(upload_rx);
@@ -138,6 +148,7 @@ pub async fn run(
             batcher_context,
             settings.drain_timeout,
             handles,
+            status_topic.clone(),
             status.clone(),
         )
     });
@@ -145,7 +156,7 @@ pub async fn run(
         commands: supervisor.clone().recipient(),
     });
     kafka::subscribe(&consumer, supervisor.clone().recipient())?;
-    status.report(&StatusChange {
+    status_topic.report(&StatusChange {
         state: "RUNNING",
         partition: None,
         code: None,
@@ -173,7 +184,7 @@ pub async fn run(
     for arbiter in arbiters {
         arbiter.stop();
     }
-    status.report(&StatusChange {
+    status_topic.report(&StatusChange {
         state: if fatal.is_some() { "FAILED" } else { "STOPPED" },
         partition: None,
         code: fatal.is_some().then_some("KAFKA_FATAL"),

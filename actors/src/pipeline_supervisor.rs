@@ -26,8 +26,10 @@ use crate::messages::{
     Drain, Halt, KafkaEvent, PartitionAction, PartitionCommand, PartitionFailed, Proceed,
     ResumeBatcher, Shutdown, Stop,
 };
+use crate::metrics::PartitionMetrics;
 use crate::partition_consumer::PartitionConsumer;
 use crate::resources::{StatusChange, StatusTopic};
+use crate::status::StatusBoard;
 
 /// The state of one assigned partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +67,9 @@ pub struct PipelineSupervisor {
     drain_timeout: Duration,
     /// The threads the partition actors are spread over (`source.concurrency`).
     arbiters: Vec<ArbiterHandle>,
+    /// State changes go to the status topic (history) and the status board (`/status`).
     status: StatusTopic,
+    board: StatusBoard,
     partitions: BTreeMap<i32, PartitionHandle>,
 }
 
@@ -75,6 +79,7 @@ impl PipelineSupervisor {
         drain_timeout: Duration,
         arbiters: Vec<ArbiterHandle>,
         status: StatusTopic,
+        board: StatusBoard,
     ) -> Self {
         assert!(!arbiters.is_empty(), "at least one arbiter");
         PipelineSupervisor {
@@ -82,6 +87,7 @@ impl PipelineSupervisor {
             drain_timeout,
             arbiters,
             status,
+            board,
             partitions: BTreeMap::new(),
         }
     }
@@ -91,12 +97,16 @@ impl PipelineSupervisor {
     }
 
     fn report(&self, partition: i32, state: &PartitionState) {
+        self.board.set_state(partition, state.name());
         let (code, offset, message) = match state {
             PartitionState::Failed {
                 code,
                 offset,
                 error,
-            } => (Some(*code), Some(*offset), Some(error.as_str())),
+            } => {
+                self.board.set_error(partition, code, error, Some(*offset));
+                (Some(*code), Some(*offset), Some(error.as_str()))
+            }
             _ => (None, None, None),
         };
         self.status.report(&StatusChange {
@@ -126,13 +136,17 @@ impl PipelineSupervisor {
     fn start_partition(&mut self, partition: i32, queue: PartitionQueue) {
         let arbiter = &self.arbiters[partition.unsigned_abs() as usize % self.arbiters.len()];
         let batcher_context = self.batcher_context.clone();
-        let batcher =
-            Batcher::start_in_arbiter(arbiter, move |_| Batcher::new(batcher_context, partition));
+        let metrics = PartitionMetrics::new(self.topic(), partition);
+        self.board.assigned(partition);
+        let (batcher_metrics, board) = (metrics.clone(), self.board.clone());
+        let batcher = Batcher::start_in_arbiter(arbiter, move |_| {
+            Batcher::new(batcher_context, partition, batcher_metrics, board)
+        });
         let topic = self.topic().clone();
         let batcher_addr = batcher.clone();
         let max_records = self.batcher_context.policy.max_records;
         let partition_consumer = PartitionConsumer::start_in_arbiter(arbiter, move |_| {
-            PartitionConsumer::new(topic, partition, queue, batcher_addr, max_records)
+            PartitionConsumer::new(topic, partition, queue, batcher_addr, max_records, metrics)
         });
         if let Some(old) = self.partitions.insert(
             partition,
@@ -152,7 +166,7 @@ impl PipelineSupervisor {
 
     /// Drains the given partitions (all at once), stops their actors, and resolves to `true` if
     /// every one drained before the deadline.
-    fn drain(&mut self, partitions: &[i32]) -> impl Future<Output = bool> + 'static {
+    fn drain(&mut self, partitions: &[i32], cause: Drain) -> impl Future<Output = bool> + 'static {
         let handles: Vec<(i32, PartitionHandle)> = partitions
             .iter()
             .filter_map(|partition| {
@@ -164,10 +178,11 @@ impl PipelineSupervisor {
         // `send` enqueues at once, so every partition starts draining now.
         let requests: Vec<_> = handles
             .iter()
-            .map(|(partition, handle)| (*partition, handle.consumer.send(Drain)))
+            .map(|(partition, handle)| (*partition, handle.consumer.send(cause)))
             .collect();
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         let topic = self.topic().clone();
+        let board = self.board.clone();
         async move {
             let mut all_drained = true;
             for (partition, request) in requests {
@@ -188,7 +203,8 @@ impl PipelineSupervisor {
                     }
                 }
             }
-            for (_, handle) in handles {
+            for (partition, handle) in handles {
+                board.revoked(partition);
                 handle.consumer.do_send(Stop);
                 handle.batcher.do_send(Stop);
             }
@@ -212,7 +228,7 @@ impl Handler<KafkaEvent> for PipelineSupervisor {
                 }
             }
             KafkaEvent::Revoked { partitions, ack } => {
-                let drained = self.drain(&partitions);
+                let drained = self.drain(&partitions, Drain::Rebalance);
                 // `ctx.wait`: no new assignment is started before this revocation is done.
                 ctx.wait(
                     async move {
@@ -319,6 +335,6 @@ impl Handler<Shutdown> for PipelineSupervisor {
     fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
         let partitions: Vec<i32> = self.partitions.keys().copied().collect();
         info!(topic = %self.topic(), ?partitions, "shutting down: draining partitions");
-        Box::pin(self.drain(&partitions))
+        Box::pin(self.drain(&partitions, Drain::Shutdown))
     }
 }

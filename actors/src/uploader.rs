@@ -11,12 +11,14 @@
 //!   applies the failure policy. Each failed attempt is logged with its code.
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tracing::{debug, error, warn};
 
 use crate::messages::{SealedObject, UploadOutcome};
+use crate::metrics;
+use crate::status::StatusBoard;
 use crate::store::{ObjectStore, StoreError};
 
 pub struct Uploader {
@@ -28,6 +30,7 @@ pub struct Uploader {
     max_backoff: Duration,
     /// `None`: retry until the bucket accepts the object.
     max_attempts: Option<u32>,
+    status: StatusBoard,
 }
 
 impl Uploader {
@@ -38,6 +41,7 @@ impl Uploader {
         initial_backoff: Duration,
         max_backoff: Duration,
         max_attempts: Option<u32>,
+        status: StatusBoard,
     ) -> Self {
         Uploader {
             id,
@@ -46,6 +50,7 @@ impl Uploader {
             initial_backoff,
             max_backoff,
             max_attempts,
+            status,
         }
     }
 }
@@ -65,12 +70,19 @@ impl StreamHandler<SealedObject> for Uploader {
         let store = self.store.clone();
         let (initial, max, attempts) = (self.initial_backoff, self.max_backoff, self.max_attempts);
         let id = self.id;
+        let status = self.status.clone();
         ctx.wait(
             async move {
                 let reply = object.reply.clone();
-                match upload_with_retries(&store, &object, initial, max, attempts).await {
-                    Ok(()) => {
-                        debug!(uploader = id, key = %object.key, bytes = object.body.len(), "object stored");
+                match upload_with_retries(&store, &object, initial, max, attempts, &status).await {
+                    Ok(took) => {
+                        object.metrics.stored(
+                            object.records,
+                            object.body.len(),
+                            took,
+                            object.oldest_timestamp,
+                        );
+                        debug!(uploader = id, topic = %object.topic, partition = object.partition, key = %object.key, bytes = object.body.len(), "object stored");
                         reply.do_send(UploadOutcome::Stored {
                             unit: object.unit,
                             bytes: object.body.len(),
@@ -92,21 +104,29 @@ impl StreamHandler<SealedObject> for Uploader {
     }
 }
 
-/// Puts the object until the store accepts it or `max_attempts` are spent.
+/// Puts the object until the store accepts it or `max_attempts` are spent; returns how long
+/// the successful attempt took.
 async fn upload_with_retries(
     store: &ObjectStore,
     object: &SealedObject,
     initial: Duration,
     max: Duration,
     max_attempts: Option<u32>,
-) -> Result<(), StoreError> {
+    status: &StatusBoard,
+) -> Result<Duration, StoreError> {
     let mut backoff = initial;
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
+        let started = Instant::now();
         match store.put(&object.key, object.body.clone()).await {
-            Ok(_etag) => return Ok(()),
+            Ok(_etag) => {
+                status.set_bucket(Ok(()));
+                return Ok(started.elapsed());
+            }
             Err(failure) if max_attempts.is_some_and(|max| attempt >= max) => {
+                metrics::record_retry(failure.code());
+                status.set_bucket(Err((failure.code(), failure.to_string())));
                 error!(
                     code = failure.code(), topic = %object.topic, partition = object.partition,
                     key = %object.key, attempt, "upload failed, attempts spent: {failure}"
@@ -114,6 +134,14 @@ async fn upload_with_retries(
                 return Err(failure);
             }
             Err(failure) => {
+                metrics::record_retry(failure.code());
+                status.set_bucket(Err((failure.code(), failure.to_string())));
+                status.set_error(
+                    object.partition,
+                    failure.code(),
+                    &failure.to_string(),
+                    Some(object.first_offset),
+                );
                 log_failure(&failure, object, attempt, backoff);
                 tokio::time::sleep(jitter(backoff)).await;
                 backoff = (backoff * 2).min(max);

@@ -74,6 +74,7 @@ pub fn unique(prefix: &str) -> String {
 pub struct Stack {
     broker: Child,
     s3: Child,
+    s3s_bin: PathBuf,
     pub kafka_port: u16,
     pub s3_port: u16,
     pub dir: PathBuf,
@@ -105,14 +106,7 @@ impl Stack {
             .spawn()
             .expect("starting tansu");
         let s3_port = free_port();
-        let s3 = Command::new(s3s)
-            .args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
-            .args(["--access-key", ACCESS_KEY_ID, "--secret-key", &secret])
-            .arg(dir.join("s3"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("s3.log")).unwrap())
-            .spawn()
-            .expect("starting s3s-fs");
+        let s3 = spawn_s3s(&s3s, s3_port, &secret, &dir);
         wait_port(kafka_port, "tansu");
         wait_port(s3_port, "s3s-fs");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -123,12 +117,28 @@ impl Stack {
         Stack {
             broker,
             s3,
+            s3s_bin: s3s,
             kafka_port,
             s3_port,
             dir,
             secret,
             runtime,
         }
+    }
+
+    /// Restarts the S3 server on the same port and directory with another secret: from then on
+    /// the connector's uploads fail authentication (`SignatureDoesNotMatch`).
+    pub fn restart_s3_with_secret(&mut self, secret: &str) {
+        let _ = self.s3.kill();
+        let _ = self.s3.wait();
+        self.s3 = spawn_s3s(&self.s3s_bin, self.s3_port, secret, &self.dir);
+        wait_port(self.s3_port, "s3s-fs");
+    }
+
+    /// Kills the broker (the connector sees it as unreachable).
+    pub fn stop_broker(&mut self) {
+        let _ = self.broker.kill();
+        let _ = self.broker.wait();
     }
 
     pub fn bootstrap(&self) -> String {
@@ -546,12 +556,16 @@ addressing = "path"
 retry_initial_backoff_ms = 50
 retry_max_backoff_ms = 500
 
+[admin]
+address = "127.0.0.1:{admin_port}"
+
 [batching]
 {batching}
 {extra}
 "#,
             bootstrap = self.bootstrap(),
             endpoint = self.endpoint(),
+            admin_port = free_port(),
         );
         std::fs::write(&path, text).unwrap();
         path
@@ -559,8 +573,24 @@ retry_max_backoff_ms = 500
 
     /// Starts the connector binary with this stack's credentials (or `secret` instead).
     pub fn connector(&self, config: &Path, secret: Option<&str>) -> Connector {
+        self.connector_with_args(config, secret, &[])
+    }
+
+    /// Like [`Stack::connector`], with extra command-line arguments (e.g. `--log-format json`).
+    pub fn connector_with_args(
+        &self,
+        config: &Path,
+        secret: Option<&str>,
+        args: &[&str],
+    ) -> Connector {
         let log = self.dir.join(format!("connector-{}.log", unique("run")));
+        let admin = std::fs::read_to_string(config)
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("address = \""))
+            .map(|rest| rest.trim_end_matches('"').to_owned());
         let child = Command::new(env!("CARGO_BIN_EXE_kafka-oss-sink"))
+            .args(args)
             .args(["run", "--config"])
             .arg(config)
             .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
@@ -573,8 +603,80 @@ retry_max_backoff_ms = 500
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("starting the connector");
-        Connector { child, log }
+        Connector { child, log, admin }
     }
+}
+
+fn spawn_s3s(binary: &Path, port: u16, secret: &str, dir: &Path) -> Child {
+    Command::new(binary)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY_ID, "--secret-key", secret])
+        .arg(dir.join("s3"))
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("s3.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .expect("starting s3s-fs")
+}
+
+/// A plain HTTP/1.0 GET (no client library needed): `(status, body)`.
+pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// Samples of a Prometheus text exposition: `(name, labels, value)`.
+pub fn parse_exposition(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other.parse().unwrap_or(f64::NAN),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_owned(), BTreeMap::new()),
+            Some((name, rest)) => {
+                let mut labels = BTreeMap::new();
+                let body = rest.trim_end_matches('}');
+                // Label values written by the connector hold no `",` sequences.
+                for pair in body.split("\",").filter(|pair| !pair.is_empty()) {
+                    let (key, value) = pair.split_once("=\"").expect("label pair");
+                    labels.insert(
+                        key.trim_start_matches(',').to_owned(),
+                        value.trim_end_matches('"').to_owned(),
+                    );
+                }
+                (name.to_owned(), labels)
+            }
+        };
+        samples.push((name, labels, value));
+    }
+    samples
 }
 
 /// Records `(index, partition, offset)` of every successful delivery; panics on a failed one.
@@ -645,9 +747,47 @@ pub struct Produced {
 pub struct Connector {
     child: Child,
     pub log: PathBuf,
+    /// `host:port` of the admin server, from the config's `[admin] address`.
+    pub admin: Option<String>,
 }
 
 impl Connector {
+    /// GET on the admin server: `(status, body)`.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let address = self
+            .admin
+            .as_deref()
+            .expect("the config has an [admin] address");
+        http_get(address, path).unwrap_or_else(|error| panic!("GET {path}: {error}"))
+    }
+
+    /// Waits until the admin server answers.
+    pub fn wait_admin(&mut self, timeout: Duration) {
+        let address = self
+            .admin
+            .clone()
+            .expect("the config has an [admin] address");
+        let deadline = Instant::now() + timeout;
+        while http_get(&address, "/healthz").map(|(s, _)| s).unwrap_or(0) != 200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("connector exited ({status}):\n{}", self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "admin server not up after {timeout:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every sample of `/metrics`.
+    pub fn scrape(&self) -> Vec<(String, BTreeMap<String, String>, f64)> {
+        let (status, body) = self.admin_get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        parse_exposition(&body)
+    }
+
     pub fn logs(&self) -> String {
         let mut text = String::new();
         if let Ok(mut file) = std::fs::File::open(&self.log) {

@@ -1,0 +1,419 @@
+//! Every metric the connector exports: names, help texts, and the recording helpers.
+//!
+//! Recording goes through the `metrics` facade; the binary installs the Prometheus recorder and
+//! serves `/metrics`. Without a recorder (unit tests) every call is a no-op.
+//!
+//! Cost: nothing here runs per record. Consumers count per chunk, batchers per object, uploaders
+//! per upload. Per-partition handles are created once, when the partition is assigned
+//! ([`PartitionMetrics`]), so recording is an atomic add without a registry lookup.
+//!
+//! Naming follows Prometheus conventions: `kafka_oss_sink_` prefix, base units in the name
+//! (`_bytes`, `_seconds`, `_records`), `_total` for counters. README.md ("Monitoring") lists them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Unit};
+
+pub const CONSUMED_RECORDS: &str = "kafka_oss_sink_consumed_records_total";
+pub const CONSUMED_BYTES: &str = "kafka_oss_sink_consumed_bytes_total";
+pub const WRITTEN_RECORDS: &str = "kafka_oss_sink_written_records_total";
+pub const WRITTEN_BYTES: &str = "kafka_oss_sink_written_bytes_total";
+pub const WRITTEN_OBJECTS: &str = "kafka_oss_sink_written_objects_total";
+pub const OBJECT_SIZE: &str = "kafka_oss_sink_object_size_bytes";
+pub const OBJECT_RECORDS: &str = "kafka_oss_sink_object_records";
+pub const UPLOAD_DURATION: &str = "kafka_oss_sink_upload_duration_seconds";
+pub const FRESHNESS: &str = "kafka_oss_sink_freshness_seconds";
+pub const CONSUMER_LAG: &str = "kafka_oss_sink_consumer_lag_records";
+pub const HIGH_WATERMARK: &str = "kafka_oss_sink_high_watermark_offset";
+pub const COMMITTED_OFFSET: &str = "kafka_oss_sink_committed_offset";
+pub const RETRIES: &str = "kafka_oss_sink_retries_total";
+pub const FAILED_RECORDS: &str = "kafka_oss_sink_failed_records_total";
+pub const PARTITION_STATE: &str = "kafka_oss_sink_partition_state";
+pub const ROTATIONS: &str = "kafka_oss_sink_rotations_total";
+pub const BUFFERED_BYTES: &str = "kafka_oss_sink_buffered_bytes";
+pub const ERRORS: &str = "kafka_oss_sink_errors_total";
+pub const READY: &str = "kafka_oss_sink_ready";
+pub const RESIDENT_MEMORY: &str = "kafka_oss_sink_resident_memory_bytes";
+
+/// Every metric name, with its Prometheus type.
+pub const ALL: &[(&str, &str)] = &[
+    (CONSUMED_RECORDS, "counter"),
+    (CONSUMED_BYTES, "counter"),
+    (WRITTEN_RECORDS, "counter"),
+    (WRITTEN_BYTES, "counter"),
+    (WRITTEN_OBJECTS, "counter"),
+    (OBJECT_SIZE, "histogram"),
+    (OBJECT_RECORDS, "histogram"),
+    (UPLOAD_DURATION, "histogram"),
+    (FRESHNESS, "histogram"),
+    (CONSUMER_LAG, "gauge"),
+    (HIGH_WATERMARK, "gauge"),
+    (COMMITTED_OFFSET, "gauge"),
+    (RETRIES, "counter"),
+    (FAILED_RECORDS, "counter"),
+    (PARTITION_STATE, "gauge"),
+    (ROTATIONS, "counter"),
+    (BUFFERED_BYTES, "gauge"),
+    (ERRORS, "counter"),
+    (READY, "gauge"),
+    (RESIDENT_MEMORY, "gauge"),
+];
+
+/// Histogram buckets (upper bounds), by metric. The exporter renders these as Prometheus
+/// histograms, so dashboards can use `histogram_quantile`.
+pub const BUCKETS: &[(&str, &[f64])] = &[
+    (
+        OBJECT_SIZE,
+        &[
+            1024.0,
+            4096.0,
+            16384.0,
+            65536.0,
+            262144.0,
+            1048576.0,
+            4194304.0,
+            16777216.0,
+            67108864.0,
+            268435456.0,
+            1073741824.0,
+        ],
+    ),
+    (
+        OBJECT_RECORDS,
+        &[
+            1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0,
+        ],
+    ),
+    (
+        UPLOAD_DURATION,
+        &[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ],
+    ),
+    (
+        FRESHNESS,
+        &[
+            0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+        ],
+    ),
+];
+
+/// Why an object was sealed: the `reason` label of [`ROTATIONS`].
+pub const ROTATION_REASONS: &[&str] = &[
+    "count",
+    "bytes",
+    "interval",
+    "shutdown",
+    "rebalance",
+    "record_error",
+];
+
+/// Error codes pre-registered with zero in [`RETRIES`], so the series exist before the first retry.
+pub const RETRY_REASONS: &[&str] = &[
+    "UPLOAD_UNAVAILABLE",
+    "UPLOAD_ACCESS_DENIED",
+    "UPLOAD_REJECTED",
+    "UPLOAD_NO_SUCH_BUCKET",
+    "KAFKA_COMMIT",
+];
+
+/// Partition states: the `state` label of [`PARTITION_STATE`]. The current state's series is 1,
+/// every other state's series of the partition is 0.
+pub const PARTITION_STATES: &[&str] = &["RUNNING", "FAILED"];
+
+/// Registers the help text and unit of every metric. Call once, after installing the recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        CONSUMED_RECORDS,
+        Unit::Count,
+        "Records read from the partition"
+    );
+    describe_counter!(
+        CONSUMED_BYTES,
+        Unit::Bytes,
+        "Key and value bytes read from the partition"
+    );
+    describe_counter!(WRITTEN_RECORDS, Unit::Count, "Records stored in the bucket");
+    describe_counter!(
+        WRITTEN_BYTES,
+        Unit::Bytes,
+        "Object bytes stored in the bucket"
+    );
+    describe_counter!(WRITTEN_OBJECTS, Unit::Count, "Objects stored in the bucket");
+    describe_histogram!(OBJECT_SIZE, Unit::Bytes, "Size of each stored object");
+    describe_histogram!(OBJECT_RECORDS, Unit::Count, "Records in each stored object");
+    describe_histogram!(
+        UPLOAD_DURATION,
+        Unit::Seconds,
+        "Duration of each successful upload attempt (PutObject, or a whole multipart upload)"
+    );
+    describe_histogram!(
+        FRESHNESS,
+        Unit::Seconds,
+        "Per stored object: time from its oldest record's timestamp to the object being stored"
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        Unit::Count,
+        "Records between the committed offset and the partition's high watermark (librdkafka statistics)"
+    );
+    describe_gauge!(
+        HIGH_WATERMARK,
+        "The partition's high watermark offset (librdkafka statistics)"
+    );
+    describe_gauge!(
+        COMMITTED_OFFSET,
+        "Last offset committed for the partition (the next record to read)"
+    );
+    describe_counter!(
+        RETRIES,
+        Unit::Count,
+        "Retried operations, by the error code that caused the retry"
+    );
+    describe_counter!(
+        FAILED_RECORDS,
+        Unit::Count,
+        "Records that could not be written, by error code and where they went"
+    );
+    describe_gauge!(
+        PARTITION_STATE,
+        "1 for the partition's current state, 0 for its other states"
+    );
+    describe_counter!(ROTATIONS, Unit::Count, "Objects sealed, by reason");
+    describe_gauge!(
+        BUFFERED_BYTES,
+        Unit::Bytes,
+        "Bytes held in memory for the partition: the open object and objects not yet stored"
+    );
+    describe_counter!(
+        ERRORS,
+        Unit::Count,
+        "Warning and error log lines, by error code and level"
+    );
+    describe_gauge!(READY, "1 when /readyz answers 200, else 0");
+    describe_gauge!(
+        RESIDENT_MEMORY,
+        Unit::Bytes,
+        "Resident memory of the process (Linux: VmRSS of /proc/self/status), set at each scrape"
+    );
+    for reason in RETRY_REASONS {
+        metrics::counter!(RETRIES, "reason" => *reason).absolute(0);
+    }
+}
+
+/// Counts one retry of an operation that failed with `code`.
+pub fn record_retry(code: &'static str) {
+    metrics::counter!(RETRIES, "reason" => code).increment(1);
+}
+
+/// Counts one record that could not be written. `destination` is where it went: `"none"` (the
+/// partition stopped before it), `"dead_letter"` or `"abnormal_data"`.
+pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str) {
+    metrics::counter!(
+        FAILED_RECORDS,
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string(),
+        "code" => code.to_owned(),
+        "destination" => destination.to_owned(),
+    )
+    .increment(1);
+}
+
+/// Counts a warning or error log line that carries an error code.
+pub fn record_error(code: &str, level: &'static str) {
+    metrics::counter!(ERRORS, "code" => code.to_owned(), "level" => level).increment(1);
+}
+
+/// Sets the partition's state series: 1 for `state` (none: revoked), 0 for `previous` and every
+/// state in [`PARTITION_STATES`]. States outside that list work too.
+pub fn set_partition_state(
+    topic: &str,
+    partition: i32,
+    previous: Option<&str>,
+    state: Option<&str>,
+) {
+    let partition = partition.to_string();
+    let mut states: Vec<&str> = PARTITION_STATES.to_vec();
+    for extra in [previous, state].into_iter().flatten() {
+        if !states.contains(&extra) {
+            states.push(extra);
+        }
+    }
+    for known in states {
+        let value = if Some(known) == state { 1.0 } else { 0.0 };
+        metrics::gauge!(
+            PARTITION_STATE,
+            "topic" => topic.to_owned(),
+            "partition" => partition.clone(),
+            "state" => known.to_owned(),
+        )
+        .set(value);
+    }
+}
+
+/// Sets lag and high watermark from librdkafka statistics.
+pub fn set_lag(topic: &str, partition: i32, lag: i64, high_watermark: i64) {
+    let labels = [
+        ("topic", topic.to_owned()),
+        ("partition", partition.to_string()),
+    ];
+    metrics::gauge!(CONSUMER_LAG, &labels).set(lag as f64);
+    metrics::gauge!(HIGH_WATERMARK, &labels).set(high_watermark as f64);
+}
+
+pub fn set_committed(topic: &str, partition: i32, offset: i64) {
+    metrics::gauge!(
+        COMMITTED_OFFSET,
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string(),
+    )
+    .set(offset as f64);
+}
+
+/// One partition's handles, created once at assignment and shared by its consumer, batcher and
+/// (through each `SealedObject`) the uploaders.
+pub struct PartitionMetrics {
+    pub consumed_records: Counter,
+    pub consumed_bytes: Counter,
+    pub written_records: Counter,
+    pub written_bytes: Counter,
+    pub written_objects: Counter,
+    pub buffered_bytes: Gauge,
+    /// Indexed like [`ROTATION_REASONS`].
+    rotations: Vec<Counter>,
+    object_size: Histogram,
+    object_records: Histogram,
+    upload_duration: Histogram,
+    freshness: Histogram,
+}
+
+impl PartitionMetrics {
+    pub fn new(topic: &str, partition: i32) -> Arc<Self> {
+        let labels = [
+            ("topic", topic.to_owned()),
+            ("partition", partition.to_string()),
+        ];
+        // Histograms are labelled by topic only: one set of buckets per partition would
+        // multiply the series count for little gain.
+        let topic_label = [("topic", topic.to_owned())];
+        Arc::new(PartitionMetrics {
+            consumed_records: metrics::counter!(CONSUMED_RECORDS, &labels),
+            consumed_bytes: metrics::counter!(CONSUMED_BYTES, &labels),
+            written_records: metrics::counter!(WRITTEN_RECORDS, &labels),
+            written_bytes: metrics::counter!(WRITTEN_BYTES, &labels),
+            written_objects: metrics::counter!(WRITTEN_OBJECTS, &labels),
+            buffered_bytes: metrics::gauge!(BUFFERED_BYTES, &labels),
+            rotations: ROTATION_REASONS
+                .iter()
+                .map(|reason| {
+                    metrics::counter!(
+                        ROTATIONS,
+                        "topic" => topic.to_owned(),
+                        "partition" => partition.to_string(),
+                        "reason" => *reason,
+                    )
+                })
+                .collect(),
+            object_size: metrics::histogram!(OBJECT_SIZE, &topic_label),
+            object_records: metrics::histogram!(OBJECT_RECORDS, &topic_label),
+            upload_duration: metrics::histogram!(UPLOAD_DURATION, &topic_label),
+            freshness: metrics::histogram!(FRESHNESS, &topic_label),
+        })
+    }
+
+    /// Counts one sealed object; `reason` is one of [`ROTATION_REASONS`].
+    pub fn rotated(&self, reason: &str) {
+        if let Some(index) = ROTATION_REASONS.iter().position(|known| *known == reason) {
+            self.rotations[index].increment(1);
+        }
+    }
+
+    /// Records one object stored in the bucket.
+    pub fn stored(
+        &self,
+        records: usize,
+        bytes: usize,
+        upload: Duration,
+        oldest_timestamp_ms: Option<i64>,
+    ) {
+        self.written_objects.increment(1);
+        self.written_records.increment(records as u64);
+        self.written_bytes.increment(bytes as u64);
+        self.object_size.record(bytes as f64);
+        self.object_records.record(records as f64);
+        self.upload_duration.record(upload.as_secs_f64());
+        if let Some(oldest) = oldest_timestamp_ms.filter(|ts| *ts >= 0) {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_millis() as i64)
+                .unwrap_or(0);
+            self.freshness
+                .record((now_ms - oldest).max(0) as f64 / 1000.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, kind) in ALL {
+            assert!(seen.insert(*name), "{name} listed twice");
+            assert!(name.starts_with("kafka_oss_sink_"), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+            assert_eq!(
+                name.ends_with("_total"),
+                *kind == "counter",
+                "{name}: counters and only counters end with _total"
+            );
+        }
+        for (name, _) in BUCKETS {
+            assert!(
+                ALL.contains(&(*name, "histogram")),
+                "{name} has buckets but is no histogram"
+            );
+        }
+        for (name, kind) in ALL {
+            if *kind == "histogram" {
+                assert!(
+                    BUCKETS.iter().any(|(n, _)| n == name),
+                    "{name}: a histogram without buckets renders as a summary"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_metric_is_documented_in_the_readme() {
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+        )
+        .unwrap();
+        let monitoring = readme
+            .split("## Monitoring")
+            .nth(1)
+            .expect("README.md has a Monitoring section");
+        for (name, kind) in ALL {
+            let row = monitoring
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{name}`")))
+                .unwrap_or_else(|| panic!("{name} is not in README.md's metrics table"));
+            assert!(row.contains(kind), "{name}: README row does not say {kind}");
+        }
+        for reason in ROTATION_REASONS {
+            assert!(
+                monitoring.contains(&format!("`{reason}`")),
+                "rotation reason {reason}"
+            );
+        }
+    }
+}
