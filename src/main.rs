@@ -8,6 +8,7 @@
 mod admin;
 mod config;
 mod logging;
+mod partition_command;
 mod send;
 
 use std::path::PathBuf;
@@ -46,6 +47,21 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Resume a PAUSED or FAILED partition of the running connector (through its admin address):
+    /// held uploads are retried and a record that failed conversion goes to the dead-letter topic.
+    Resume {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        partition: i32,
+    },
+    /// Pause a partition of the running connector (through its admin address).
+    Pause {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        partition: i32,
+    },
     /// Send one test record to the config's source topic (the product page's "Send Message"),
     /// wait for the broker's acknowledgement and print its partition and offset.
     Send {
@@ -77,6 +93,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config, cli.log_format),
+        Command::Resume { config, partition } => partition_command(&config, partition, "resume"),
+        Command::Pause { config, partition } => partition_command(&config, partition, "pause"),
         Command::Send {
             config,
             partition,
@@ -84,6 +102,33 @@ fn main() -> ExitCode {
             value,
             timeout_ms,
         } => send_one(&config, partition, key.as_deref(), &value, timeout_ms),
+    }
+}
+
+fn partition_command(path: &std::path::Path, partition: i32, action: &str) -> ExitCode {
+    let config = match config::load_config(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            for problem in &errors.0 {
+                eprintln!("  error: {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let Some(address) = config.admin_address() else {
+        eprintln!("error: admin.enabled is false in {}: the connector has no admin address to send the command to", path.display());
+        return ExitCode::from(2);
+    };
+    match partition_command::send(address, partition, action) {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
     }
 }
 

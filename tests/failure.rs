@@ -480,3 +480,285 @@ fn manual_mode_refuses_to_start_and_lists_everything_missing_or_wrong() {
         "manual mode creates nothing"
     );
 }
+
+/// Runs `kafka-oss-sink <action> --config FILE --partition N`; returns (success, output).
+fn partition_command(config: &std::path::Path, action: &str, partition: i32) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-oss-sink"))
+        .args([action, "--config"])
+        .arg(config)
+        .args(["--partition", &partition.to_string()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The states written to the status topic for one partition, in order.
+fn partition_states(stack: &Stack, name: &str, topic: &str, partition: i32) -> Vec<String> {
+    let key = format!("status-partition-{name}-{topic}-{partition}");
+    stack
+        .read_topic(&format!("connect-status-{name}"))
+        .into_iter()
+        .filter(|record| record.key.as_deref() == Some(key.as_bytes()))
+        .map(|record| {
+            let value: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+            value["state"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// `fail`: the partition stops exactly at a record that cannot be converted (nothing at or after
+/// it committed, FAILED visible in /status and the status topic); `resume` sends that record to
+/// the dead-letter topic and the partition goes on, until the next bad record.
+#[test]
+fn fail_policy_stops_at_the_bad_record_and_resume_skips_it_to_the_dead_letter_topic() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("poison"), "fail-bucket", unique("fail"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let records: Vec<TestRecord> = (0..100)
+        .map(|i| {
+            let value = if i == 40 || i == 70 {
+                b"bad \xff".to_vec()
+            } else {
+                format!("v{i}").into_bytes()
+            };
+            (0, Some(format!("k{i}").into_bytes()), Some(value))
+        })
+        .collect();
+    let produced = stack.produce(&topic, &records);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 10\nmax_interval_ms = 200",
+        "[failure]\npolicy = \"fail\"",
+    );
+    let mut connector = stack.connector(&config, None);
+    connector.wait_for_log("partition stopped", Duration::from_secs(60));
+    wait_until(
+        "the commit up to the bad record",
+        Duration::from_secs(30),
+        || {
+            stack
+                .committed(&format!("connect-{name}"), &topic, 1)
+                .get(&0)
+                == Some(&40)
+        },
+    );
+    let (_, status) = connector.admin_get("/status");
+    assert!(
+        status.contains("FAILED") && status.contains("RECORD_INVALID_UTF8"),
+        "{status}"
+    );
+    let in_bucket = bucket_records(&stack, bucket, &topic);
+    assert_eq!(
+        in_bucket.keys().map(|(_, o)| *o).collect::<Vec<_>>(),
+        (0..40).collect::<Vec<_>>(),
+        "exactly the records before the bad one"
+    );
+
+    let (ok, answer) = partition_command(&config, "resume", 0);
+    assert!(ok, "{answer}");
+    assert!(answer.contains("partition 0 resumed"), "{answer}");
+    wait_until(
+        "the stop at the second bad record",
+        Duration::from_secs(60),
+        || connector.logs().matches("partition stopped").count() == 2,
+    );
+    wait_until(
+        "the commit up to the second bad record",
+        Duration::from_secs(30),
+        || {
+            stack
+                .committed(&format!("connect-{name}"), &topic, 1)
+                .get(&0)
+                == Some(&70)
+        },
+    );
+    let (ok, answer) = partition_command(&config, "resume", 0);
+    assert!(ok, "{answer}");
+    let (ok, answer) = partition_command(&config, "resume", 0);
+    assert!(ok && answer.contains("already RUNNING"), "{answer}");
+    let (ok, answer) = partition_command(&config, "resume", 7);
+    assert!(!ok && answer.contains("not assigned"), "{answer}");
+    wait_until(
+        "every good record in the bucket",
+        Duration::from_secs(60),
+        || bucket_records(&stack, bucket, &topic).len() == 98,
+    );
+    connector.terminate();
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
+
+    let in_bucket = bucket_records(&stack, bucket, &topic);
+    let dead = error_records(&stack, &format!("connect-error-{name}"), &topic);
+    assert_eq!(
+        dead.keys().map(|(_, o)| *o).collect::<Vec<_>>(),
+        [40, 70],
+        "the skipped records are in the dead-letter topic"
+    );
+    for (id, record) in &produced {
+        match dead.get(id) {
+            Some(forwarded) => {
+                assert_eq!(forwarded.value, record.value);
+                assert_eq!(
+                    forwarded.header("kafka-oss-sink.error.code").as_deref(),
+                    Some("RECORD_INVALID_UTF8")
+                );
+                assert!(!in_bucket.contains_key(id));
+            }
+            None => assert!(in_bucket.contains_key(id), "{id:?} lost"),
+        }
+    }
+    assert_eq!(
+        stack
+            .committed(&format!("connect-{name}"), &topic, 1)
+            .get(&0),
+        Some(&100)
+    );
+    let states = partition_states(&stack, &name, &topic, 0);
+    assert_eq!(
+        states,
+        ["RUNNING", "FAILED", "RESUMED", "RUNNING", "FAILED", "RESUMED", "RUNNING"],
+        "status topic history"
+    );
+}
+
+/// `fail` with a bucket that refuses objects: the partition stops at the refused object, commits
+/// nothing past it and sends nothing to the abnormal-data topic; once the bucket is back, `resume`
+/// uploads the held object and the partition goes on.
+#[test]
+fn fail_policy_holds_a_refused_object_until_resume() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("held"), "held-bucket", unique("held"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 50\nmax_interval_ms = 200",
+        "[failure]\npolicy = \"fail\"",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[sink]\n", "[sink]\nmax_upload_attempts = 2\n");
+    std::fs::write(&config, text).unwrap();
+    let batch = |range: std::ops::Range<usize>| -> Vec<TestRecord> {
+        range
+            .map(|i| {
+                (
+                    0,
+                    Some(format!("k{i}").into_bytes()),
+                    Some(format!("v{i}").into_bytes()),
+                )
+            })
+            .collect()
+    };
+    let mut produced = stack.produce(&topic, &batch(0..50));
+    let mut connector = stack.connector(&config, None);
+    wait_until(
+        "the first records in the bucket",
+        Duration::from_secs(60),
+        || bucket_records(&stack, bucket, &topic).len() == 50,
+    );
+
+    let bucket_dir = stack.dir.join("s3").join(bucket);
+    let kept = stack.dir.join("kept-bucket");
+    std::fs::rename(&bucket_dir, &kept).unwrap();
+    std::fs::write(&bucket_dir, b"not a directory").unwrap();
+    produced.extend(stack.produce(&topic, &batch(50..100)));
+    connector.wait_for_log("partition stopped", Duration::from_secs(60));
+    assert!(
+        connector.logs().contains("UPLOAD_UNAVAILABLE"),
+        "{}",
+        connector.logs()
+    );
+    produced.extend(stack.produce(&topic, &batch(100..150)));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        stack
+            .committed(&format!("connect-{name}"), &topic, 1)
+            .get(&0),
+        Some(&50),
+        "nothing past the refused object is committed"
+    );
+
+    std::fs::remove_file(&bucket_dir).unwrap();
+    std::fs::rename(&kept, &bucket_dir).unwrap();
+    let (ok, answer) = partition_command(&config, "resume", 0);
+    assert!(ok, "{answer}");
+    wait_until(
+        "every record in the bucket",
+        Duration::from_secs(60),
+        || bucket_records(&stack, bucket, &topic).len() == 150,
+    );
+    connector.terminate();
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
+    let in_bucket = bucket_records(&stack, bucket, &topic);
+    for id in produced.keys() {
+        assert!(in_bucket.contains_key(id), "{id:?} lost");
+    }
+    assert!(
+        error_records(&stack, &format!("connect-error-{name}"), &topic).is_empty(),
+        "nothing forwarded under fail"
+    );
+    assert_eq!(
+        stack
+            .committed(&format!("connect-{name}"), &topic, 1)
+            .get(&0),
+        Some(&150)
+    );
+}
+
+/// An operator pauses a partition (nothing more is read from it) and resumes it.
+#[test]
+fn pause_and_resume_a_partition() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("paused"), "pause-bucket", unique("pause"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let config = stack.config(&name, &topic, bucket, "max_interval_ms = 200", "");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_for_log("partitions assigned", Duration::from_secs(60));
+    let (ok, answer) = partition_command(&config, "pause", 0);
+    assert!(ok && answer.contains("paused"), "{answer}");
+    let (_, status) = connector.admin_get("/status");
+    assert!(status.contains("PAUSED"), "{status}");
+    let records: Vec<TestRecord> = (0..20)
+        .map(|i| (0, None, Some(format!("v{i}").into_bytes())))
+        .collect();
+    stack.produce(&topic, &records);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        bucket_records(&stack, bucket, &topic).is_empty(),
+        "a paused partition is not read"
+    );
+    let (ok, answer) = partition_command(&config, "resume", 0);
+    assert!(ok && answer.contains("resumed"), "{answer}");
+    wait_until("the records in the bucket", Duration::from_secs(30), || {
+        bucket_records(&stack, bucket, &topic).len() == 20
+    });
+    connector.terminate();
+    assert!(
+        connector.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        connector.logs()
+    );
+    assert_eq!(
+        partition_states(&stack, &name, &topic, 0),
+        ["RUNNING", "PAUSED", "RESUMED", "RUNNING"]
+    );
+}

@@ -35,7 +35,8 @@ use crate::encode::{decode_object, ObjectEncoder, Pushed, RecordError};
 use crate::error_topics::{Destination, ErrorTopics, Failure};
 use crate::kafka::SinkConsumer;
 use crate::messages::{
-    Drain, DrainReport, PartitionFailed, Records, ResumeBatcher, SealedObject, Stop, UploadOutcome,
+    Drain, DrainReport, PartitionFailed, PartitionResumed, Records, ResumeBatcher, SealedObject,
+    Stop, UploadOutcome,
 };
 use crate::metrics::{self, PartitionMetrics};
 use crate::object_key::object_key;
@@ -105,6 +106,7 @@ pub struct BatcherContext {
     pub upload_queue: async_channel::Sender<SealedObject>,
     pub error_topics: ErrorTopics,
     pub supervisor: Recipient<PartitionFailed>,
+    pub resumed: Recipient<PartitionResumed>,
 }
 
 pub struct Batcher {
@@ -234,10 +236,13 @@ impl Batcher {
                 reply: ctx.address().recipient(),
             })
         };
-        if last_seen >= 0 {
-            let advanced = self.tracker.seal(unit, last_seen);
-            self.store(advanced);
-        }
+        let advanced = if last_seen >= 0 {
+            self.tracker.seal(unit, last_seen)
+        } else {
+            // Opened for a record that did not go in (the partition failed on it).
+            self.tracker.discard(unit)
+        };
+        self.store(advanced);
         object
     }
 
@@ -246,6 +251,7 @@ impl Batcher {
         let Some(next_offset) = advanced else {
             return;
         };
+        debug!(topic = %self.cx.topic, partition = self.partition, next_offset, "committable offset advanced");
         // In memory only; the driver thread commits. Fails with `_STATE` if the partition was
         // revoked meanwhile: then the new owner re-reads from the last commit.
         if let Err(error) = store_next_offset(
@@ -415,19 +421,18 @@ impl Batcher {
             futures_util::future::join_all(forwards)
                 .into_actor(self)
                 .map(|results, actor, _ctx| {
+                    debug!(topic = %actor.cx.topic, partition = actor.partition, records = results.len(), "dead-letter records acknowledged");
                     for (unit, offset, result) in results {
                         match result {
                             Ok(()) => {
                                 let advanced = actor.tracker.acknowledged(unit);
                                 actor.store(advanced);
                             }
-                            Err(reason) => actor.fail(
-                                offset,
-                                "KAFKA_ERROR_TOPIC",
-                                format!("record at offset {offset} could not be written to the dead-letter topic: {reason}"),
-                                None,
-                                false,
-                            ),
+                            Err(reason) => {
+                                let message = format!("record at offset {offset} could not be written to the dead-letter topic: {reason}");
+                                error!(code = "KAFKA_ERROR_TOPIC", topic = %actor.cx.topic, partition = actor.partition, offset, "{message}");
+                                actor.fail(offset, "KAFKA_ERROR_TOPIC", message, None, false);
+                            }
                         }
                     }
                     actor.answer_drain_waiters();
@@ -636,6 +641,9 @@ impl Handler<ResumeBatcher> for Batcher {
             Mode::Failed { bad_record, .. } => bad_record.clone(),
         };
         self.mode = Mode::Running;
+        self.cx.resumed.do_send(PartitionResumed {
+            partition: self.partition,
+        });
         let objects: Vec<SealedObject> = self.held_objects.drain(..).collect();
         self.pending += objects.len();
         self.enqueue(objects, ctx);

@@ -67,6 +67,14 @@ impl CommitTracker {
         self.advance()
     }
 
+    /// Forgets a unit that covers no offset (opened, then closed before any record went in).
+    /// Returns the new committable offset if that unblocked the prefix.
+    pub fn discard(&mut self, id: UnitId) -> Option<i64> {
+        self.units
+            .retain(|unit| unit.id != id || unit.outstanding > 0 || unit.sealed);
+        self.advance()
+    }
+
     /// One awaited acknowledgement arrived. Returns the new committable offset if the prefix
     /// advanced. An unknown id changes nothing.
     pub fn acknowledged(&mut self, id: UnitId) -> Option<i64> {
@@ -190,6 +198,22 @@ mod tests {
         assert_eq!(tracker.acknowledged(later), None);
         assert_eq!(tracker.committable(), None);
         let _ = stuck;
+    }
+
+    #[test]
+    fn an_empty_unit_is_discarded_and_does_not_hold_the_commit() {
+        let mut tracker = CommitTracker::default();
+        let a = object(&mut tracker, 9);
+        let empty = tracker.open();
+        let b = object(&mut tracker, 19);
+        assert_eq!(
+            tracker.discard(empty),
+            None,
+            "the first unit is still in flight"
+        );
+        assert_eq!(tracker.acknowledged(a), Some(10));
+        assert_eq!(tracker.acknowledged(b), Some(20));
+        assert_eq!(tracker.in_flight(), 0);
     }
 
     #[test]

@@ -105,6 +105,14 @@ pub struct PartitionFailed {
     pub error: String,
 }
 
+/// A failed partition's batcher goes on after `ResumeBatcher`; sent before it processes the held
+/// records, so the supervisor sees RESUMED before any new failure.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct PartitionResumed {
+    pub partition: i32,
+}
+
 /// Stop reading the partition queue (it is kept, so reading can resume where it stopped);
 /// records already handed on are still uploaded.
 #[derive(Message, Debug)]

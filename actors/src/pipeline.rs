@@ -143,6 +143,7 @@ pub async fn run(
             upload_queue: upload_tx,
             error_topics,
             supervisor: ctx.address().recipient(),
+            resumed: ctx.address().recipient(),
         };
         PipelineSupervisor::new(
             batcher_context,

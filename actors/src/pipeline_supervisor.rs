@@ -23,8 +23,8 @@ use rdkafka::consumer::Consumer;
 use crate::batcher::{Batcher, BatcherContext};
 use crate::kafka::PartitionQueue;
 use crate::messages::{
-    Drain, Halt, KafkaEvent, PartitionAction, PartitionCommand, PartitionFailed, Proceed,
-    ResumeBatcher, Shutdown, Stop,
+    Drain, Halt, KafkaEvent, PartitionAction, PartitionCommand, PartitionFailed, PartitionResumed,
+    Proceed, ResumeBatcher, Shutdown, Stop,
 };
 use crate::metrics::PartitionMetrics;
 use crate::partition_consumer::PartitionConsumer;
@@ -291,41 +291,64 @@ impl Handler<PartitionCommand> for PipelineSupervisor {
                 info!(topic = %topic, partition, "partition paused");
                 Box::pin(fut::ready(Ok(format!("partition {partition} paused"))))
             }
-            PartitionAction::Resume => {
-                if handle.state == PartitionState::Running {
-                    return Box::pin(fut::ready(Ok(format!(
-                        "partition {partition} is already RUNNING"
-                    ))));
+            PartitionAction::Resume => match handle.state {
+                PartitionState::Running => Box::pin(fut::ready(Ok(format!(
+                    "partition {partition} is already RUNNING"
+                )))),
+                PartitionState::Paused => {
+                    self.resumed(partition);
+                    Box::pin(fut::ready(Ok(format!("partition {partition} resumed"))))
                 }
-                let batcher = handle.batcher.clone();
-                Box::pin(batcher.send(ResumeBatcher).into_actor(self).map(
-                    move |result, actor, _ctx| {
-                        let resumed = result
-                            .map_err(|_| format!("partition {partition} is shutting down"))
-                            .and_then(|resumed| resumed);
-                        if let Err(reason) = resumed {
-                            return Err(format!("partition {partition} cannot resume: {reason}"));
+                PartitionState::Failed { .. } => {
+                    // The batcher announces the resume itself (`PartitionResumed`) before it
+                    // processes the held records, so that a failure on one of them is reported
+                    // after it, in order.
+                    let batcher = handle.batcher.clone();
+                    Box::pin(
+                        async move {
+                            match batcher.send(ResumeBatcher).await {
+                                Ok(Ok(())) => Ok(format!("partition {partition} resumed")),
+                                Ok(Err(reason)) => {
+                                    Err(format!("partition {partition} cannot resume: {reason}"))
+                                }
+                                Err(_) => Err(format!("partition {partition} is shutting down")),
+                            }
                         }
-                        let Some(handle) = actor.partitions.get_mut(&partition) else {
-                            return Err(format!("partition {partition} was revoked meanwhile"));
-                        };
-                        handle.state = PartitionState::Running;
-                        handle.consumer.do_send(Proceed);
-                        actor.set_fetching(partition, true);
-                        actor.status.report(&StatusChange {
-                            state: "RESUMED",
-                            partition: Some((&topic, partition)),
-                            code: None,
-                            offset: None,
-                            message: None,
-                        });
-                        actor.report(partition, &PartitionState::Running);
-                        info!(topic = %topic, partition, "partition resumed");
-                        Ok(format!("partition {partition} resumed"))
-                    },
-                ))
-            }
+                        .into_actor(self),
+                    )
+                }
+            },
         }
+    }
+}
+
+impl PipelineSupervisor {
+    /// A paused or failed partition goes on: consumption restarts, RESUMED then RUNNING.
+    fn resumed(&mut self, partition: i32) {
+        let topic = self.topic().clone();
+        let Some(handle) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        handle.state = PartitionState::Running;
+        handle.consumer.do_send(Proceed);
+        self.set_fetching(partition, true);
+        self.status.report(&StatusChange {
+            state: "RESUMED",
+            partition: Some((&topic, partition)),
+            code: None,
+            offset: None,
+            message: None,
+        });
+        self.report(partition, &PartitionState::Running);
+        info!(topic = %topic, partition, "partition resumed");
+    }
+}
+
+impl Handler<PartitionResumed> for PipelineSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, resumed: PartitionResumed, _ctx: &mut Self::Context) {
+        self.resumed(resumed.partition);
     }
 }
 
