@@ -782,7 +782,15 @@ fn parse_resources(
     let offset_topic_partitions = s.int("offset_topic_partitions", OFFSET_TOPIC_PARTITIONS);
     let status_topic_partitions = s.int("status_topic_partitions", STATUS_TOPIC_PARTITIONS);
     let error_topic_partitions = s.int("error_topic_partitions", ERROR_TOPIC_PARTITIONS);
-    let replication_factor = s.signed_int("replication_factor", REPLICATION_FACTOR);
+    let mut replication_factor = s.signed_int("replication_factor", REPLICATION_FACTOR);
+    if replication_factor == Some(0) {
+        let key = s.key("replication_factor");
+        s.errors.push(ConfigError::new(
+            key,
+            "must be -1 (the broker's default) or from 1 to 32, got 0",
+        ));
+        replication_factor = None;
+    }
     errors.extend(s.finish());
     let as_i32 = |value: u64| i32::try_from(value).unwrap_or(i32::MAX);
     Some(ResourceSettings {
@@ -1588,6 +1596,71 @@ max_interval_ms = [1]
     }
 
     #[test]
+    fn failure_and_resources_default_to_the_product_page() {
+        let settings = parse_config(MINIMAL).unwrap().into_settings(credentials());
+        assert_eq!(settings.failure.policy, FailurePolicy::Log);
+        assert_eq!(settings.failure.max_value_bytes, None);
+        assert_eq!(settings.sink.max_upload_attempts, Some(10));
+        let r = &settings.resources;
+        assert_eq!(r.create, CreateMode::Automatic);
+        assert_eq!(r.offset_topic, "connect-offset-orders-to-oss");
+        assert_eq!(r.config_topic, "connect-config-orders-to-oss");
+        assert_eq!(r.status_topic, "connect-status-orders-to-oss");
+        assert_eq!(r.abnormal_topic, "connect-error-orders-to-oss");
+        assert_eq!(r.dead_letter_topic, "connect-error-orders-to-oss");
+        assert_eq!(
+            (
+                r.offset_topic_partitions,
+                r.status_topic_partitions,
+                r.error_topic_partitions
+            ),
+            (12, 6, 6)
+        );
+        assert_eq!(r.replication_factor, -1);
+        assert!(settings.redacted_config.contains("[resources]"));
+    }
+
+    #[test]
+    fn failure_and_resources_values_are_checked() {
+        let text = format!(
+            "{MINIMAL}max_upload_attempts = 0\n\n[failure]\npolicy = \"fail\"\nmax_value_bytes = 1000\n\n\
+             [resources]\ncreate = \"manual\"\ndead_letter_topic = \"dlq\"\nreplication_factor = 3\n"
+        );
+        let settings = parse_config(&text).unwrap().into_settings(credentials());
+        assert_eq!(settings.failure.policy, FailurePolicy::Fail);
+        assert_eq!(settings.failure.max_value_bytes, Some(1000));
+        assert_eq!(settings.sink.max_upload_attempts, None, "0 means unlimited");
+        assert_eq!(settings.resources.create, CreateMode::Manual);
+        assert_eq!(settings.resources.dead_letter_topic, "dlq");
+        assert_eq!(
+            settings.resources.abnormal_topic,
+            "connect-error-orders-to-oss"
+        );
+        assert_eq!(settings.resources.replication_factor, 3);
+
+        let bad = format!(
+            "{MINIMAL}\n[failure]\npolicy = \"ignore\"\nmax_value_bytes = -1\n\n\
+             [resources]\ncreate = \"auto\"\nstatus_topic = \"bad topic\"\noffset_topic_partitions = 1\n\
+             replication_factor = 0\nerror_topics = 3\n"
+        );
+        let errors = errors_of(&bad);
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        for key in [
+            "failure.policy",
+            "failure.max_value_bytes",
+            "resources.create",
+            "resources.status_topic",
+            "resources.offset_topic_partitions",
+            "resources.error_topics",
+            "resources.replication_factor",
+        ] {
+            assert!(keys.contains(&key), "no error for {key} in {errors:?}");
+        }
+        let policy = errors.iter().find(|e| e.key == "failure.policy").unwrap();
+        assert!(policy.to_string().contains("\"log\", \"fail\""), "{policy}");
+    }
+
+    #[test]
     fn value_rules() {
         let sink_with = |line: &str| format!("{MINIMAL}{line}\n");
         for ok in [
@@ -2005,6 +2078,14 @@ max_interval_ms = [1]
             "max_interval_ms = 10000",
             "enabled = true",
             "address = \"127.0.0.1:9464\"",
+            "max_upload_attempts = 10",
+            "policy = \"log\"",
+            "max_value_bytes = 0",
+            "create = \"automatic\"",
+            "offset_topic_partitions = 12",
+            "status_topic_partitions = 6",
+            "error_topic_partitions = 6",
+            "replication_factor = -1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
