@@ -192,7 +192,7 @@ fn restart_mid_stream_loses_and_duplicates_nothing() {
     let first: Vec<_> = (0..1500)
         .map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index)))
         .collect();
-    let mut produced = stack.produce(&topic, &first);
+    let mut produced = stack.produce_one_per_batch(&topic, &first);
     let mut connector = stack.connector(&config, None);
     connector.wait_for_log("partitions assigned", Duration::from_secs(30));
     // Stop while the backlog is still being copied.
@@ -217,7 +217,7 @@ fn restart_mid_stream_loses_and_duplicates_nothing() {
     let second: Vec<_> = (1500..3000)
         .map(|index| ((index % 3) as i32, tricky_key(index), tricky_value(index)))
         .collect();
-    produced.extend(stack.produce(&topic, &second));
+    produced.extend(stack.produce_one_per_batch(&topic, &second));
     let mut restarted = stack.connector(&config, None);
     restarted.wait_for_log("partitions assigned", Duration::from_secs(60));
     let objects = stack.wait_for_records(bucket, &prefix, 3000, Duration::from_secs(90));
