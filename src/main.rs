@@ -105,16 +105,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn partition_command(path: &std::path::Path, partition: i32, action: &str) -> ExitCode {
-    let config = match config::load_config(path) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
-            for problem in &errors.0 {
-                eprintln!("  error: {problem}");
-            }
-            return ExitCode::from(2);
+/// Loads the config file, or prints every problem in it and gives the exit code (2).
+fn load_or_report(path: &std::path::Path) -> Result<config::ConnectorConfig, ExitCode> {
+    config::load_config(path).map_err(|errors| {
+        eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+        for problem in &errors.0 {
+            eprintln!("  error: {problem}");
         }
+        ExitCode::from(2)
+    })
+}
+
+fn partition_command(path: &std::path::Path, partition: i32, action: &str) -> ExitCode {
+    let config = match load_or_report(path) {
+        Ok(config) => config,
+        Err(exit) => return exit,
     };
     let Some(address) = config.admin_address() else {
         eprintln!("error: admin.enabled is false in {}: the connector has no admin address to send the command to", path.display());
@@ -139,15 +144,9 @@ fn send_one(
     value: &str,
     timeout_ms: u64,
 ) -> ExitCode {
-    let config = match config::load_config(path) {
+    let config = match load_or_report(path) {
         Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
-            for problem in &errors.0 {
-                eprintln!("  error: {problem}");
-            }
-            return ExitCode::from(2);
-        }
+        Err(exit) => return exit,
     };
     match send::send(
         &config,
