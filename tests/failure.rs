@@ -545,6 +545,8 @@ fn fail_policy_stops_at_the_bad_record_and_resume_skips_it_to_the_dead_letter_to
         .map(|i| {
             let value = if i == 40 || i == 70 {
                 b"bad \xff".to_vec()
+            } else if i == 20 {
+                "x".repeat(150).into_bytes() // oversize: not a failure, also under `fail`
             } else {
                 format!("v{i}").into_bytes()
             };
@@ -557,7 +559,7 @@ fn fail_policy_stops_at_the_bad_record_and_resume_skips_it_to_the_dead_letter_to
         &topic,
         bucket,
         "max_records = 10\nmax_interval_ms = 200",
-        "[failure]\npolicy = \"fail\"",
+        "[failure]\npolicy = \"fail\"\nmax_value_bytes = 100",
     );
     let mut connector = stack.connector(&config, None);
     connector.wait_for_log("partition stopped", Duration::from_secs(60));
@@ -623,11 +625,20 @@ fn fail_policy_stops_at_the_bad_record_and_resume_skips_it_to_the_dead_letter_to
     let dead = error_records(&stack, &format!("connect-error-{name}"), &topic);
     assert_eq!(
         dead.keys().map(|(_, o)| *o).collect::<Vec<_>>(),
-        [40, 70],
-        "the skipped records are in the dead-letter topic"
+        [20, 40, 70],
+        "the oversize record and the skipped records are in the dead-letter topic"
     );
+    assert_eq!(in_bucket[&(0, 20)]["overflowFlag"], true);
+    assert_eq!(in_bucket[&(0, 20)]["valueSize"], 150);
     for (id, record) in &produced {
         match dead.get(id) {
+            Some(forwarded) if id.1 == 20 => {
+                assert_eq!(forwarded.value, record.value);
+                assert_eq!(
+                    forwarded.header("kafka-oss-sink.error.code").as_deref(),
+                    Some("RECORD_OVERSIZE")
+                );
+            }
             Some(forwarded) => {
                 assert_eq!(forwarded.value, record.value);
                 assert_eq!(
