@@ -322,12 +322,12 @@ pub fn run(args: &LoadgenArgs) -> Result<LoadgenSummary, String> {
         if args.records.is_some_and(|records| sent >= records) {
             break;
         }
-        if sent % 256 == 0 {
+        if sent.is_multiple_of(256) {
             let now = Instant::now();
             if deadline.is_some_and(|deadline| now >= deadline) {
                 break;
             }
-            if sent % 4096 == 0 {
+            if sent.is_multiple_of(4096) {
                 if args.records.is_some() {
                     progress.set_position(sent);
                 } else {
@@ -376,11 +376,8 @@ pub fn run(args: &LoadgenArgs) -> Result<LoadgenSummary, String> {
     let context = producer.context();
     let mut deliveries = std::mem::take(&mut *context.deliveries.lock().expect("deliveries lock"));
     let delivered = deliveries.latencies_us.len() as u64;
-    let produced_bytes = if sent == 0 {
-        0
-    } else {
-        bytes * delivered / sent
-    };
+    // Every record of a run has the same size up to its key's length: scale to the delivered.
+    let produced_bytes = (bytes * delivered).checked_div(sent).unwrap_or(0);
     Ok(LoadgenSummary {
         topic: args.topic.clone(),
         seed: args.seed,

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_oss_sink_actors::batcher::Batcher;
 use kafka_oss_sink_actors::kafka::detached_consumer;
-use kafka_oss_sink_actors::messages::{PartitionFailed, Records};
+use kafka_oss_sink_actors::messages::{PartitionFailed, Records, SealedObject};
 use kafka_oss_sink_actors::record::RecordChunk;
 use kafka_oss_sink_actors::settings::RollPolicy;
 
@@ -46,7 +46,7 @@ fn bench_batcher(c: &mut Criterion) {
             b.iter_custom(|iterations| {
                 let system = System::new();
                 system.block_on(async {
-                    let (queue, objects) = async_channel::bounded(4);
+                    let (queue, objects) = async_channel::bounded::<SealedObject>(4);
                     let drained = tokio::spawn(async move {
                         let mut records = 0usize;
                         while let Ok(object) = objects.recv().await {
