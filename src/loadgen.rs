@@ -322,17 +322,16 @@ pub fn run(args: &LoadgenArgs) -> Result<LoadgenSummary, String> {
         if args.records.is_some_and(|records| sent >= records) {
             break;
         }
-        if sent.is_multiple_of(256) {
-            let now = Instant::now();
-            if deadline.is_some_and(|deadline| now >= deadline) {
+        if let Some(deadline) = deadline {
+            if Instant::now() >= deadline {
                 break;
             }
-            if sent.is_multiple_of(4096) {
-                if args.records.is_some() {
-                    progress.set_position(sent);
-                } else {
-                    progress.set_position(now.duration_since(start).as_secs());
-                }
+        }
+        if sent.is_multiple_of(4096) {
+            if args.records.is_some() {
+                progress.set_position(sent);
+            } else {
+                progress.set_position(start.elapsed().as_secs());
             }
         }
         if args.rate > 0.0 {
