@@ -51,6 +51,9 @@ for name in sorted(os.listdir(out)):
         "e2e_latency_ms": conn["e2e_latency"],
         "exactly_once": conn["exactly_once"],
         "complete": conn["complete"] and base["complete"],
+        # CPU seconds of the broker and the S3 server while the connector ran (same machine).
+        "servers_cpu_s": load(os.path.join(d, "servers.json")),
+        "connector_wall_s": drain["seconds"],
     }
     targets = []
     if name == "preload-100b":
@@ -97,6 +100,16 @@ for r in rows:
         f"| {r['connector_peak_rss_mib']:.0f} / {r['baseline_peak_rss_mib']:.0f} "
         f"| {'yes' if e['ok'] else 'NO'} ({e['stored']:,}/{e['expected']:,}, dup {e['duplicated']}, missing {e['missing']}) "
         f"| {targets} |"
+    )
+lines += ["", "CPU seconds spent while the connector ran (wall seconds from assignment to the last object):", "",
+          "| scenario | wall s | connector | tansu | s3s-fs |", "|---|---:|---:|---:|---:|"]
+for r in rows:
+    if "error" in r:
+        continue
+    servers = r["servers_cpu_s"] or {}
+    lines.append(
+        f"| {r['scenario']} | {r['connector_wall_s']:.2f} | {(r['connector_cpu_s_per_million'] or 0) * r['records'] / 1e6:.2f} "
+        f"| {servers.get('tansu_cpu_s', float('nan')):.2f} | {servers.get('s3s_fs_cpu_s', float('nan')):.2f} |"
     )
 with open(os.path.join(out, "results.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
