@@ -44,6 +44,11 @@ pub struct WatchArgs {
     /// "since assignment" drain figure.
     #[arg(long)]
     pub connector_log: Option<PathBuf>,
+    /// The connector's `batching.max_records`: also report the drain rate of the objects sealed
+    /// by record count alone, without the last objects of each partition that wait for
+    /// `max_interval_ms`.
+    #[arg(long)]
+    pub full_object_records: Option<i64>,
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
     #[arg(long, default_value_t = 900)]
@@ -95,6 +100,9 @@ pub struct WatchSummary {
     /// From `partitions assigned` in the connector log to the last object.
     pub drain_since_assignment: Option<Throughput>,
     pub assigned_after_s: Option<f64>,
+    /// Only the objects holding `--full-object-records` records, from assignment (or the start)
+    /// to the last of them: the drain without the tail sealed by the interval.
+    pub drain_full_objects: Option<Throughput>,
     /// Record timestamp to first seen in a listing.
     pub e2e_latency: Percentiles,
     pub stored_time: String,
@@ -130,6 +138,7 @@ struct SeenObject {
     seen_ms: i64,
     /// Seconds since the watcher started when first listed.
     seen_s: u64,
+    seen_at: Instant,
 }
 
 fn now_ms() -> i64 {
@@ -296,6 +305,7 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
                     size,
                     seen_ms,
                     seen_s,
+                    seen_at: last_seen,
                 },
             );
         }
@@ -335,6 +345,8 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
     let mut latencies_us: Vec<u64> = Vec::new();
     let mut bins: BTreeMap<u64, (u64, u64, Vec<u64>)> = BTreeMap::new();
     let (mut payload_bytes, mut stored_records, mut object_bytes) = (0u64, 0u64, 0u64);
+    // Records, payload bytes and the last stored time of the objects sealed by record count.
+    let (mut full_records, mut full_bytes, mut full_last) = (0u64, 0u64, None::<Instant>);
     let mut keys: Vec<&String> = objects.keys().collect();
     keys.sort();
     for key in keys {
@@ -361,10 +373,21 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
         let records: Vec<StoredRecord> = serde_json::from_slice(&bytes)
             .map_err(|error| format!("object {key} is not a record array: {error}"))?;
         let bin = bins.entry(object.seen_s).or_default();
+        let full = args
+            .full_object_records
+            .is_some_and(|n| object.last - object.first + 1 == n && records.len() as i64 == n);
+        if full {
+            full_records += records.len() as u64;
+            full_last =
+                Some(full_last.map_or(object.seen_at, |at: Instant| at.max(object.seen_at)));
+        }
         for record in records {
             stored_records += 1;
             let size = record.value_size + record.key.as_ref().map_or(0, |k| k.len() as u64);
             payload_bytes += size;
+            if full {
+                full_bytes += size;
+            }
             bin.0 += 1;
             bin.1 += size;
             if record.timestamp >= 0 {
@@ -435,6 +458,14 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             )
         }),
         assigned_after_s: assigned_at.map(|at| at.duration_since(start).as_secs_f64()),
+        drain_full_objects: full_last.map(|last| {
+            let from = assigned_at.unwrap_or(start);
+            Throughput::new(
+                full_records,
+                full_bytes,
+                last.saturating_duration_since(from),
+            )
+        }),
         e2e_latency: Percentiles::from_micros(&mut latencies_us),
         stored_time: format!(
             "first seen in a LIST of the bucket, polled every {} ms (record timestamps are in ms)",
@@ -488,6 +519,12 @@ pub fn print_summary(summary: &WatchSummary) {
             "drain MB/s (since assignment)", a.mb_per_s
         );
     }
+    if let Some(f) = &summary.drain_full_objects {
+        println!(
+            "  {:<34} {:>12.0} ({:.2} MB/s, {} records)",
+            "drain records/s (full objects)", f.records_per_s, f.mb_per_s, f.records
+        );
+    }
     let l = &summary.e2e_latency;
     println!(
         "  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
@@ -530,6 +567,7 @@ mod tests {
             size: 0,
             seen_ms: 0,
             seen_s: 0,
+            seen_at: Instant::now(),
         }
     }
 
