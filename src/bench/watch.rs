@@ -49,6 +49,10 @@ pub struct WatchArgs {
     /// `max_interval_ms`.
     #[arg(long)]
     pub full_object_records: Option<i64>,
+    /// Another process on the same machine, `name=pid` (repeatable; e.g. the broker and the S3
+    /// server): its CPU seconds from the watcher's start to the last object are reported too.
+    #[arg(long = "other-pid", value_parser = super::parse_property)]
+    pub other_pids: Vec<(String, String)>,
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
     #[arg(long, default_value_t = 900)]
@@ -111,6 +115,8 @@ pub struct WatchSummary {
     /// object was seen.
     pub connector: Option<ProcStats>,
     pub connector_cpu_s_per_million: Option<f64>,
+    /// CPU seconds of the `--other-pid` processes from the watcher's start to the last object.
+    pub others_cpu_s: BTreeMap<String, f64>,
     pub series: Vec<Bin>,
 }
 
@@ -259,6 +265,15 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
     let mut connector: Option<ProcStats> = None;
     let mut samples: BTreeMap<u64, ProcStats> = BTreeMap::new();
     let mut last_seen = start;
+    let others_before: Vec<(String, String, f64)> = args
+        .other_pids
+        .iter()
+        .map(|(name, pid)| {
+            let cpu = proc_stats(pid).map_or(0.0, |stats| stats.cpu_seconds);
+            (name.clone(), pid.clone(), cpu)
+        })
+        .collect();
+    let mut others_cpu_s = BTreeMap::new();
     let mut complete = false;
     while Instant::now() < deadline {
         let polled_at = Instant::now();
@@ -313,6 +328,11 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             if let Some(stats) = proc_stats(pid) {
                 connector = Some(stats);
                 samples.insert(seen_s, stats);
+            }
+        }
+        for (name, pid, before) in &others_before {
+            if let Some(stats) = proc_stats(pid) {
+                others_cpu_s.insert(name.clone(), stats.cpu_seconds - before);
             }
         }
         if expected
@@ -482,6 +502,7 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
         connector_cpu_s_per_million: connector
             .map(|c| c.cpu_seconds / (stored_records.max(1) as f64) * 1e6),
         connector,
+        others_cpu_s,
         series,
     })
 }
@@ -537,6 +558,9 @@ pub fn print_summary(summary: &WatchSummary) {
             "connector CPU s per million records",
             summary.connector_cpu_s_per_million.unwrap_or(0.0)
         );
+        for (name, cpu) in &summary.others_cpu_s {
+            println!("  {:<34} {:>12.2}", format!("{name} CPU seconds"), cpu);
+        }
         println!(
             "  {:<34} {:>12.1}",
             "connector peak RSS MiB",
