@@ -290,9 +290,41 @@ fn utf8(bytes: Option<&[u8]>, field: Field, offset: i64) -> Result<Option<&str>,
 }
 
 /// Writes `s` as a JSON string literal (quotes, backslashes, control characters escaped).
+///
+/// Most keys and values need no escaping: those are found eight bytes at a time and copied in
+/// one go; the others go through `serde_json`'s escaper.
 fn write_json_str(buf: &mut Vec<u8>, s: &str) {
-    // Serializing a `&str` into a `Vec` cannot fail.
-    serde_json::to_writer(buf, s).expect("writing a JSON string into a Vec cannot fail");
+    if needs_escape(s.as_bytes()) {
+        // Serializing a `&str` into a `Vec` cannot fail.
+        serde_json::to_writer(buf, s).expect("writing a JSON string into a Vec cannot fail");
+    } else {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    }
+}
+
+/// Whether `bytes` holds a byte JSON requires escaped: `"`, `\` or a control character
+/// (below 0x20). Exact (no false negatives, no false positives).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Bit-twiddling "has a byte less than n" (exact as a yes/no for n <= 128): a byte below n
+    // borrows into its high bit, and `!word` masks out bytes that had the high bit set already.
+    let has_less = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGH != 0;
+    let has_byte = |word: u64, byte: u8| has_less(word ^ (ONES * u64::from(byte)), 1);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        if has_less(word, 0x20) || has_byte(word, b'"') || has_byte(word, b'\\') {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 #[cfg(test)]
@@ -442,6 +474,37 @@ mod tests {
                 decoded.headers(record).collect::<Vec<_>>(),
                 chunk.headers(original).collect::<Vec<_>>()
             );
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_json_for_every_byte_at_every_position() {
+        let mut samples: Vec<String> = Vec::new();
+        for byte in 0u8..0x80 {
+            for position in 0..17 {
+                let mut text = "a".repeat(17);
+                text.replace_range(position..position + 1, &(byte as char).to_string());
+                samples.push(text);
+            }
+        }
+        samples.extend(
+            [
+                "",
+                "é日本🎉 plain",
+                "x\u{7f}y",
+                "ab\u{2028}cd",
+                "\u{80}\u{ff}abcdefgh",
+            ]
+            .map(String::from),
+        );
+        for sample in samples {
+            let expected = serde_json::to_vec(&sample).unwrap();
+            let mut fast = Vec::new();
+            write_json_str(&mut fast, &sample);
+            assert_eq!(fast, expected, "{sample:?}");
+            let bytes = sample.as_bytes();
+            let slow = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            assert_eq!(needs_escape(bytes), slow, "{sample:?}");
         }
     }
 

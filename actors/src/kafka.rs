@@ -454,3 +454,22 @@ fn drive(consumer: Arc<SinkConsumer>, stop: Arc<AtomicBool>, on_fatal: impl FnOn
         let _ = consumer.poll(Duration::from_millis(50));
     }
 }
+
+/// A consumer that never connects to a broker nor subscribes: the handle batchers need, for
+/// benchmarks (`actors/benches/batcher.rs`) that drive a batcher without Kafka.
+#[doc(hidden)]
+pub fn detached_consumer(topic: &str) -> Result<Arc<SinkConsumer>, KafkaError> {
+    let context = SinkContext {
+        topic: topic.to_owned(),
+        consumer: OnceLock::new(),
+        supervisor: OnceLock::new(),
+        drain_timeout: Duration::from_secs(1),
+        fenced: AtomicBool::new(false),
+        status: StatusBoard::new(topic),
+    };
+    let consumer: SinkConsumer = ClientConfig::new()
+        .set("group.id", "detached")
+        .set("log_level", "0")
+        .create_with_context(context)?;
+    Ok(Arc::new(consumer))
+}

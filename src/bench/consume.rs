@@ -1,0 +1,172 @@
+//! `kafka-oss-sink bench-consume`: the baseline. A bare rdkafka group consumer with the
+//! connector's librdkafka settings reads a topic's backlog to the end (the high watermarks seen at
+//! start) and does nothing with the records but touch their bytes. Its rate is the ceiling of this
+//! machine and broker; the connector's figures are reported as ratios to it.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
+use serde::Serialize;
+
+use super::{proc_stats, ProcStats, Throughput};
+
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    #[arg(long)]
+    pub bootstrap: String,
+    #[arg(long)]
+    pub topic: String,
+    /// Extra librdkafka consumer property, `name=value` (repeatable); the connector's
+    /// `fetch.wait.max.ms = 10` is set already.
+    #[arg(long = "property", value_parser = super::parse_property)]
+    pub properties: Vec<(String, String)>,
+    /// Records to read; by default the sum of the partitions' high minus low watermarks at start.
+    #[arg(long)]
+    pub expect: Option<u64>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_s: u64,
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConsumeSummary {
+    pub topic: String,
+    /// Records to read: `--expect`, or those between the low and high watermarks at start.
+    pub expected: u64,
+    /// From consumer creation to the last record (includes joining the group).
+    pub total: Throughput,
+    /// From the first record to the last.
+    pub since_first_record: Throughput,
+    /// Seconds from consumer creation to the first record.
+    pub first_record_after_s: f64,
+    /// This process: CPU seconds spent and peak RSS.
+    pub process: ProcStats,
+    /// CPU seconds per million records.
+    pub cpu_s_per_million: f64,
+    pub complete: bool,
+}
+
+pub fn run(args: &ConsumeArgs) -> Result<ConsumeSummary, String> {
+    let cpu_before = proc_stats("self").unwrap_or_default().cpu_seconds;
+    let start = Instant::now();
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &args.bootstrap)
+        .set(
+            "group.id",
+            format!("kos-bench-baseline-{}", std::process::id()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "10");
+    for (name, value) in &args.properties {
+        config.set(name, value);
+    }
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|error| format!("kafka consumer configuration rejected: {error}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(&args.topic), Duration::from_secs(30))
+        .map_err(|error| format!("cannot read metadata of `{}`: {error}", args.topic))?;
+    let topic = metadata
+        .topics()
+        .iter()
+        .find(|topic| topic.name() == args.topic && topic.error().is_none())
+        .ok_or_else(|| format!("topic `{}` does not exist", args.topic))?;
+    let mut expected: u64 = 0;
+    for partition in topic.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(&args.topic, partition.id(), Duration::from_secs(30))
+            .map_err(|error| format!("watermarks of partition {}: {error}", partition.id()))?;
+        expected += (high - low).max(0) as u64;
+    }
+    if let Some(count) = args.expect {
+        expected = count;
+    }
+    consumer
+        .subscribe(&[&args.topic])
+        .map_err(|error| format!("cannot subscribe to `{}`: {error}", args.topic))?;
+    let deadline = start + Duration::from_secs(args.timeout_s);
+    let (mut records, mut bytes, mut checksum) = (0u64, 0u64, 0u64);
+    let mut first_at = None;
+    let mut last_at = start;
+    while records < expected && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let now = Instant::now();
+                first_at.get_or_insert(now);
+                last_at = now;
+                records += 1;
+                let key = message.key().unwrap_or_default();
+                let value = message.payload().unwrap_or_default();
+                bytes += (key.len() + value.len()) as u64;
+                // Touch the bytes, as a sink must.
+                checksum = checksum
+                    .wrapping_add(value.first().copied().unwrap_or(0) as u64)
+                    .wrapping_add(value.last().copied().unwrap_or(0) as u64);
+            }
+            Some(Err(error)) => eprintln!("consume error: {error}"),
+            None => {}
+        }
+    }
+    std::hint::black_box(checksum);
+    let mut process = proc_stats("self").unwrap_or_default();
+    process.cpu_seconds -= cpu_before;
+    let first_at = first_at.unwrap_or(last_at);
+    Ok(ConsumeSummary {
+        topic: args.topic.clone(),
+        expected,
+        total: Throughput::new(records, bytes, last_at.duration_since(start)),
+        since_first_record: Throughput::new(records, bytes, last_at.duration_since(first_at)),
+        first_record_after_s: first_at.duration_since(start).as_secs_f64(),
+        cpu_s_per_million: process.cpu_seconds / (records.max(1) as f64) * 1e6,
+        process,
+        complete: records >= expected,
+    })
+}
+
+pub fn print_summary(summary: &ConsumeSummary) {
+    println!(
+        "bare consumer read {} of {} records of `{}`{}",
+        summary.total.records,
+        summary.expected,
+        summary.topic,
+        if summary.complete {
+            ""
+        } else {
+            " (INCOMPLETE)"
+        }
+    );
+    let (t, f) = (&summary.total, &summary.since_first_record);
+    println!(
+        "  {:<28} {:>12.0} {:>12.0}",
+        "records/s (total, since 1st)", t.records_per_s, f.records_per_s
+    );
+    println!(
+        "  {:<28} {:>12.2} {:>12.2}",
+        "MB/s (total, since 1st)", t.mb_per_s, f.mb_per_s
+    );
+    println!(
+        "  {:<28} {:>12.2}",
+        "first record after s", summary.first_record_after_s
+    );
+    println!(
+        "  {:<28} {:>12.2}",
+        "CPU seconds", summary.process.cpu_seconds
+    );
+    println!(
+        "  {:<28} {:>12.3}",
+        "CPU s per million records", summary.cpu_s_per_million
+    );
+    println!(
+        "  {:<28} {:>12.1}",
+        "peak RSS MiB",
+        summary.process.peak_rss_bytes as f64 / 1048576.0
+    );
+}

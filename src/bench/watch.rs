@@ -1,0 +1,619 @@
+//! `kafka-oss-sink bench-watch`: end-to-end measurement of a running connector through the bucket.
+//!
+//! While the connector runs, the watcher only LISTs the bucket (every `--poll-ms`), so it takes
+//! little CPU from the connector: an object's key names its partition and offset range, which
+//! gives the drain progress, and the time an object first shows up in a listing is its "stored"
+//! time (resolution: the poll interval plus one LIST round trip; S3 `LastModified` is not used,
+//! s3s-fs reports it in whole seconds). It samples the connector's CPU seconds and RSS from
+//! `/proc/<pid>/stat` and `/proc/<pid>/status` (`VmHWM` is the peak).
+//!
+//! Once the keys cover every offset the load generator's delivery reports list (`--produced`,
+//! the JSON of `loadgen --json`, which may appear later: the watcher waits for it), it GETs every
+//! object and checks each produced `(partition, offset)` is stored exactly once and nothing else
+//! is; the end-to-end latency of a record is its stored time minus its Kafka timestamp (set by the
+//! producer at send, milliseconds).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use serde::{Deserialize, Serialize};
+
+use super::{proc_stats, Percentiles, ProcStats, Throughput};
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// S3 endpoint URL (path-style addressing).
+    #[arg(long)]
+    pub endpoint: String,
+    #[arg(long)]
+    pub bucket: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Object key prefix of the topic: `{sink.key_prefix}{topic}/`.
+    #[arg(long)]
+    pub prefix: String,
+    /// The `loadgen --json` summary of the records to expect (waited for if not there yet).
+    #[arg(long)]
+    pub produced: PathBuf,
+    /// The connector's process id (for CPU seconds and peak RSS).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// The connector's log: the time `partitions assigned` appears starts the
+    /// "since assignment" drain figure.
+    #[arg(long)]
+    pub connector_log: Option<PathBuf>,
+    /// The connector's `batching.max_records`: also report the drain rate of the objects sealed
+    /// by record count alone, without the last objects of each partition that wait for
+    /// `max_interval_ms`.
+    #[arg(long)]
+    pub full_object_records: Option<i64>,
+    /// Another process on the same machine, `name=pid` (repeatable; e.g. the broker and the S3
+    /// server): its CPU seconds from the watcher's start to the last object are reported too.
+    #[arg(long = "other-pid", value_parser = super::parse_property)]
+    pub other_pids: Vec<(String, String)>,
+    #[arg(long, default_value_t = 100)]
+    pub poll_ms: u64,
+    #[arg(long, default_value_t = 900)]
+    pub timeout_s: u64,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Chart of throughput and latency over time (SVG).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Bin {
+    /// Seconds since the watcher started.
+    pub t_s: u64,
+    /// Records whose object was first seen in this second.
+    pub records: u64,
+    /// Key plus value bytes of those records (known after the final read; 0 before).
+    pub payload_bytes: u64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    pub connector_rss_mib: f64,
+    pub connector_cpu_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExactlyOnce {
+    pub expected: u64,
+    /// Distinct produced `(partition, offset)` found in the bucket.
+    pub stored: u64,
+    pub missing: u64,
+    /// Produced records found more than once (counted once each).
+    pub duplicated: u64,
+    /// Records in the bucket that the load generator did not produce.
+    pub unexpected: u64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WatchSummary {
+    pub prefix: String,
+    pub complete: bool,
+    pub objects: u64,
+    pub object_bytes: u64,
+    /// From the watcher's start (started with the connector) to the last object.
+    pub drain_total: Throughput,
+    /// From `partitions assigned` in the connector log to the last object.
+    pub drain_since_assignment: Option<Throughput>,
+    pub assigned_after_s: Option<f64>,
+    /// Only the objects holding `--full-object-records` records, from assignment (or the start)
+    /// to the last of them: the drain without the tail sealed by the interval.
+    pub drain_full_objects: Option<Throughput>,
+    /// Record timestamp to first seen in a listing.
+    pub e2e_latency: Percentiles,
+    pub stored_time: String,
+    pub exactly_once: ExactlyOnce,
+    /// The connector's CPU seconds (since it started) and peak RSS, sampled when the last
+    /// object was seen.
+    pub connector: Option<ProcStats>,
+    pub connector_cpu_s_per_million: Option<f64>,
+    /// CPU seconds of the `--other-pid` processes from the watcher's start to the last object.
+    pub others_cpu_s: BTreeMap<String, f64>,
+    pub series: Vec<Bin>,
+}
+
+#[derive(Deserialize)]
+struct Produced {
+    offsets: BTreeMap<String, Vec<[i64; 2]>>,
+}
+
+#[derive(Deserialize)]
+struct StoredRecord {
+    key: Option<String>,
+    offset: i64,
+    partition: i32,
+    timestamp: i64,
+    #[serde(rename = "valueSize")]
+    value_size: u64,
+}
+
+struct SeenObject {
+    partition: i32,
+    first: i64,
+    last: i64,
+    size: u64,
+    /// Milliseconds since the epoch when first listed.
+    seen_ms: i64,
+    /// Seconds since the watcher started when first listed.
+    seen_s: u64,
+    seen_at: Instant,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `{partition}/{first:020}-{last:020}.json` after the prefix.
+pub fn parse_key(rest: &str) -> Option<(i32, i64, i64)> {
+    let (partition, name) = rest.split_once('/')?;
+    let (first, last) = name.strip_suffix(".json")?.split_once('-')?;
+    Some((
+        partition.parse().ok()?,
+        first.parse().ok()?,
+        last.parse().ok()?,
+    ))
+}
+
+/// Whether the ranges of `objects` cover every range in `expected` (per partition).
+fn covered(expected: &BTreeMap<i32, Vec<[i64; 2]>>, objects: &HashMap<String, SeenObject>) -> bool {
+    let mut have: HashMap<i32, Vec<(i64, i64)>> = HashMap::new();
+    for object in objects.values() {
+        have.entry(object.partition)
+            .or_default()
+            .push((object.first, object.last));
+    }
+    for ranges in have.values_mut() {
+        ranges.sort_unstable();
+    }
+    expected.iter().all(|(partition, wanted)| {
+        let Some(ranges) = have.get(partition) else {
+            return wanted.is_empty();
+        };
+        wanted.iter().all(|[from, to]| {
+            let mut next = *from;
+            for (first, last) in ranges {
+                if *first <= next && *last >= next {
+                    next = last + 1;
+                }
+                if next > *to {
+                    return true;
+                }
+            }
+            next > *to
+        })
+    })
+}
+
+fn s3_client(args: &WatchArgs) -> Result<aws_sdk_s3::Client, String> {
+    let id = std::env::var("OSS_ACCESS_KEY_ID")
+        .or_else(|_| std::env::var("AWS_ACCESS_KEY_ID"))
+        .map_err(|_| "set OSS_ACCESS_KEY_ID (or AWS_ACCESS_KEY_ID)".to_owned())?;
+    let secret = std::env::var("OSS_ACCESS_KEY_SECRET")
+        .or_else(|_| std::env::var("AWS_SECRET_ACCESS_KEY"))
+        .map_err(|_| "set OSS_ACCESS_KEY_SECRET (or AWS_SECRET_ACCESS_KEY)".to_owned())?;
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(args.region.clone()))
+        .endpoint_url(&args.endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(id, secret, None, None, "bench"))
+        .build();
+    Ok(aws_sdk_s3::Client::from_conf(config))
+}
+
+async fn list(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, u64)>, String> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|error| {
+                format!(
+                    "listing s3://{bucket}/{prefix}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(error)
+                )
+            })?;
+        out.extend(page.contents().iter().filter_map(|object| {
+            Some((
+                object.key()?.to_owned(),
+                object.size().unwrap_or(0).max(0) as u64,
+            ))
+        }));
+        match page.next_continuation_token {
+            Some(next) if page.is_truncated == Some(true) => token = Some(next),
+            _ => return Ok(out),
+        }
+    }
+}
+
+pub fn run(args: &WatchArgs) -> Result<WatchSummary, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    runtime.block_on(watch(args))
+}
+
+async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
+    let client = s3_client(args)?;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.timeout_s);
+    let pid = args.pid.map(|pid| pid.to_string());
+    let mut objects: HashMap<String, SeenObject> = HashMap::new();
+    let mut expected: Option<BTreeMap<i32, Vec<[i64; 2]>>> = None;
+    let mut assigned_at: Option<Instant> = None;
+    let mut connector: Option<ProcStats> = None;
+    let mut samples: BTreeMap<u64, ProcStats> = BTreeMap::new();
+    let mut last_seen = start;
+    let others_before: Vec<(String, String, f64)> = args
+        .other_pids
+        .iter()
+        .map(|(name, pid)| {
+            let cpu = proc_stats(pid).map_or(0.0, |stats| stats.cpu_seconds);
+            (name.clone(), pid.clone(), cpu)
+        })
+        .collect();
+    let mut others_cpu_s = BTreeMap::new();
+    let mut complete = false;
+    while Instant::now() < deadline {
+        let polled_at = Instant::now();
+        if expected.is_none() {
+            if let Ok(text) = std::fs::read_to_string(&args.produced) {
+                // The file may be half written: retry on the next poll.
+                if let Ok(produced) = serde_json::from_str::<Produced>(&text) {
+                    expected = Some(
+                        produced
+                            .offsets
+                            .into_iter()
+                            .filter_map(|(p, r)| Some((p.parse().ok()?, r)))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        if assigned_at.is_none() {
+            if let Some(log) = &args.connector_log {
+                if std::fs::read_to_string(log)
+                    .is_ok_and(|text| text.contains("partitions assigned"))
+                {
+                    assigned_at = Some(polled_at);
+                }
+            }
+        }
+        let listing = list(&client, &args.bucket, &args.prefix).await?;
+        let (seen_ms, seen_s) = (now_ms(), Instant::now().duration_since(start).as_secs());
+        for (key, size) in listing {
+            if objects.contains_key(&key) {
+                continue;
+            }
+            let Some((partition, first, last)) = key.strip_prefix(&args.prefix).and_then(parse_key)
+            else {
+                continue;
+            };
+            last_seen = Instant::now();
+            objects.insert(
+                key,
+                SeenObject {
+                    partition,
+                    first,
+                    last,
+                    size,
+                    seen_ms,
+                    seen_s,
+                    seen_at: last_seen,
+                },
+            );
+        }
+        if let Some(pid) = &pid {
+            if let Some(stats) = proc_stats(pid) {
+                connector = Some(stats);
+                samples.insert(seen_s, stats);
+            }
+        }
+        for (name, pid, before) in &others_before {
+            if let Some(stats) = proc_stats(pid) {
+                others_cpu_s.insert(name.clone(), stats.cpu_seconds - before);
+            }
+        }
+        if expected
+            .as_ref()
+            .is_some_and(|expected| covered(expected, &objects))
+        {
+            complete = true;
+            break;
+        }
+        let next = polled_at + Duration::from_millis(args.poll_ms);
+        tokio::time::sleep_until(next.into()).await;
+    }
+    let expected = expected.unwrap_or_default();
+
+    // Read everything back: exactly-once check, payload bytes, latencies.
+    let mut counts: HashMap<i32, (i64, Vec<u8>)> = HashMap::new();
+    for (partition, ranges) in &expected {
+        let low = ranges.iter().map(|r| r[0]).min().unwrap_or(0);
+        let high = ranges.iter().map(|r| r[1]).max().unwrap_or(-1);
+        let mut marks = vec![2u8; (high - low + 1).max(0) as usize];
+        for [from, to] in ranges {
+            for offset in *from..=*to {
+                marks[(offset - low) as usize] = 0;
+            }
+        }
+        // 0 = expected, not seen; 1 = seen once; 2 = not expected (gap); 3 = seen more than once.
+        counts.insert(*partition, (low, marks));
+    }
+    let mut unexpected = 0u64;
+    let mut latencies_us: Vec<u64> = Vec::new();
+    let mut bins: BTreeMap<u64, (u64, u64, Vec<u64>)> = BTreeMap::new();
+    let (mut payload_bytes, mut stored_records, mut object_bytes) = (0u64, 0u64, 0u64);
+    // Records, payload bytes and the last stored time of the objects sealed by record count.
+    let (mut full_records, mut full_bytes, mut full_last) = (0u64, 0u64, None::<Instant>);
+    let mut keys: Vec<&String> = objects.keys().collect();
+    keys.sort();
+    for key in keys {
+        let object = &objects[key];
+        object_bytes += object.size;
+        let body = client
+            .get_object()
+            .bucket(&args.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|error| {
+                format!(
+                    "get {key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(error)
+                )
+            })?;
+        let bytes = body
+            .body
+            .collect()
+            .await
+            .map_err(|error| format!("read {key}: {error}"))?
+            .into_bytes();
+        let records: Vec<StoredRecord> = serde_json::from_slice(&bytes)
+            .map_err(|error| format!("object {key} is not a record array: {error}"))?;
+        let bin = bins.entry(object.seen_s).or_default();
+        let full = args
+            .full_object_records
+            .is_some_and(|n| object.last - object.first + 1 == n && records.len() as i64 == n);
+        if full {
+            full_records += records.len() as u64;
+            full_last =
+                Some(full_last.map_or(object.seen_at, |at: Instant| at.max(object.seen_at)));
+        }
+        for record in records {
+            stored_records += 1;
+            let size = record.value_size + record.key.as_ref().map_or(0, |k| k.len() as u64);
+            payload_bytes += size;
+            if full {
+                full_bytes += size;
+            }
+            bin.0 += 1;
+            bin.1 += size;
+            if record.timestamp >= 0 {
+                let latency = (object.seen_ms - record.timestamp).max(0) as u64 * 1000;
+                latencies_us.push(latency);
+                bin.2.push(latency);
+            }
+            let slot = counts.get_mut(&record.partition).and_then(|(low, marks)| {
+                let index = usize::try_from(record.offset - *low).ok()?;
+                marks.get_mut(index)
+            });
+            match slot {
+                Some(mark @ 0) => *mark = 1,
+                Some(mark @ 1) => *mark = 3,
+                Some(3) => {}
+                _ => unexpected += 1,
+            }
+        }
+    }
+    let (mut expected_count, mut stored, mut missing, mut duplicated) = (0u64, 0u64, 0u64, 0u64);
+    for (_, marks) in counts.values() {
+        for mark in marks {
+            match mark {
+                0 => missing += 1,
+                1 => stored += 1,
+                3 => {
+                    stored += 1;
+                    duplicated += 1
+                }
+                _ => continue,
+            }
+            expected_count += 1;
+        }
+    }
+    let drain_elapsed = last_seen.duration_since(start);
+    let series = bins
+        .into_iter()
+        .map(|(t_s, (records, bytes, mut latencies))| {
+            let p = Percentiles::from_micros(&mut latencies);
+            let sample = samples
+                .range(..=t_s)
+                .next_back()
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            Bin {
+                t_s,
+                records,
+                payload_bytes: bytes,
+                latency_p50_ms: p.p50_ms,
+                latency_p99_ms: p.p99_ms,
+                latency_max_ms: p.max_ms,
+                connector_rss_mib: sample.rss_bytes as f64 / 1048576.0,
+                connector_cpu_s: sample.cpu_seconds,
+            }
+        })
+        .collect();
+    Ok(WatchSummary {
+        prefix: args.prefix.clone(),
+        complete,
+        objects: objects.len() as u64,
+        object_bytes,
+        drain_total: Throughput::new(stored_records, payload_bytes, drain_elapsed),
+        drain_since_assignment: assigned_at.map(|at| {
+            Throughput::new(
+                stored_records,
+                payload_bytes,
+                last_seen.saturating_duration_since(at),
+            )
+        }),
+        assigned_after_s: assigned_at.map(|at| at.duration_since(start).as_secs_f64()),
+        drain_full_objects: full_last.map(|last| {
+            let from = assigned_at.unwrap_or(start);
+            Throughput::new(
+                full_records,
+                full_bytes,
+                last.saturating_duration_since(from),
+            )
+        }),
+        e2e_latency: Percentiles::from_micros(&mut latencies_us),
+        stored_time: format!(
+            "first seen in a LIST of the bucket, polled every {} ms (record timestamps are in ms)",
+            args.poll_ms
+        ),
+        exactly_once: ExactlyOnce {
+            expected: expected_count,
+            stored,
+            missing,
+            duplicated,
+            unexpected,
+            ok: expected_count > 0 && missing == 0 && duplicated == 0 && unexpected == 0,
+        },
+        connector_cpu_s_per_million: connector
+            .map(|c| c.cpu_seconds / (stored_records.max(1) as f64) * 1e6),
+        connector,
+        others_cpu_s,
+        series,
+    })
+}
+
+pub fn print_summary(summary: &WatchSummary) {
+    let e = &summary.exactly_once;
+    println!(
+        "connector stored {} records in {} objects ({:.1} MB of JSON) under {}{}",
+        summary.drain_total.records,
+        summary.objects,
+        summary.object_bytes as f64 / 1e6,
+        summary.prefix,
+        if summary.complete {
+            ""
+        } else {
+            " (INCOMPLETE: timed out)"
+        }
+    );
+    let t = &summary.drain_total;
+    println!(
+        "  {:<34} {:>12.0}",
+        "drain records/s (from start)", t.records_per_s
+    );
+    println!(
+        "  {:<34} {:>12.2}",
+        "drain MB/s key+value (from start)", t.mb_per_s
+    );
+    if let Some(a) = &summary.drain_since_assignment {
+        println!(
+            "  {:<34} {:>12.0}",
+            "drain records/s (since assignment)", a.records_per_s
+        );
+        println!(
+            "  {:<34} {:>12.2}",
+            "drain MB/s (since assignment)", a.mb_per_s
+        );
+    }
+    if let Some(f) = &summary.drain_full_objects {
+        println!(
+            "  {:<34} {:>12.0} ({:.2} MB/s, {} records)",
+            "drain records/s (full objects)", f.records_per_s, f.mb_per_s, f.records
+        );
+    }
+    let l = &summary.e2e_latency;
+    println!(
+        "  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        "end-to-end latency", l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+    );
+    if let Some(c) = &summary.connector {
+        println!("  {:<34} {:>12.2}", "connector CPU seconds", c.cpu_seconds);
+        println!(
+            "  {:<34} {:>12.3}",
+            "connector CPU s per million records",
+            summary.connector_cpu_s_per_million.unwrap_or(0.0)
+        );
+        for (name, cpu) in &summary.others_cpu_s {
+            println!("  {:<34} {:>12.2}", format!("{name} CPU seconds"), cpu);
+        }
+        println!(
+            "  {:<34} {:>12.1}",
+            "connector peak RSS MiB",
+            c.peak_rss_bytes as f64 / 1048576.0
+        );
+    }
+    println!(
+        "  {:<34} {} (expected {}, stored {}, missing {}, duplicated {}, unexpected {})",
+        "exactly once",
+        if e.ok { "yes" } else { "NO" },
+        e.expected,
+        e.stored,
+        e.missing,
+        e.duplicated,
+        e.unexpected
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(partition: i32, first: i64, last: i64) -> SeenObject {
+        SeenObject {
+            partition,
+            first,
+            last,
+            size: 0,
+            seen_ms: 0,
+            seen_s: 0,
+            seen_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn keys_parse() {
+        assert_eq!(
+            parse_key("3/00000000000000000010-00000000000000000019.json"),
+            Some((3, 10, 19))
+        );
+        assert_eq!(parse_key("3/garbage.json"), None);
+    }
+
+    #[test]
+    fn coverage_needs_every_expected_offset() {
+        let expected: BTreeMap<i32, Vec<[i64; 2]>> = [(0, vec![[0, 9]]), (1, vec![[0, 4]])].into();
+        let mut objects = HashMap::new();
+        objects.insert("a".to_owned(), seen(0, 0, 4));
+        objects.insert("b".to_owned(), seen(1, 0, 4));
+        assert!(!covered(&expected, &objects));
+        objects.insert("c".to_owned(), seen(0, 6, 9));
+        assert!(!covered(&expected, &objects));
+        objects.insert("d".to_owned(), seen(0, 5, 5));
+        assert!(covered(&expected, &objects));
+    }
+}
