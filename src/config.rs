@@ -68,6 +68,7 @@ const ALL_KEYS: &[&str] = &[
     "sink.addressing",
     "sink.part_size_bytes",
     "sink.checksum",
+    "sink.sign_payload",
     "sink.upload_concurrency",
     "sink.request_timeout_ms",
     "sink.retry_initial_backoff_ms",
@@ -222,6 +223,7 @@ struct SinkConfig {
     addressing: Addressing,
     part_size_bytes: u64,
     checksum: ChecksumMode,
+    sign_payload: bool,
     upload_concurrency: u64,
     request_timeout_ms: u64,
     retry_initial_backoff_ms: u64,
@@ -332,6 +334,7 @@ impl ConnectorConfig {
                 path_style: sink.addressing == Addressing::Path,
                 part_size: to_usize(sink.part_size_bytes),
                 checksum: sink.checksum,
+                sign_payload: sink.sign_payload,
                 upload_concurrency: to_usize(sink.upload_concurrency),
                 request_timeout: Duration::from_millis(sink.request_timeout_ms),
                 retry_initial_backoff: Duration::from_millis(sink.retry_initial_backoff_ms),
@@ -411,6 +414,7 @@ impl ConnectorConfig {
             "checksum = {}",
             quote(option_name(CHECKSUMS, k.checksum))
         );
+        let _ = writeln!(out, "sign_payload = {}", k.sign_payload);
         let _ = writeln!(out, "upload_concurrency = {}", k.upload_concurrency);
         let _ = writeln!(out, "request_timeout_ms = {}", k.request_timeout_ms);
         let _ = writeln!(
@@ -706,6 +710,7 @@ fn parse_sink(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<SinkConfi
     let addressing = s.choice("addressing", ADDRESSINGS, Addressing::VirtualHosted);
     let part_size_bytes = s.int("part_size_bytes", PART_SIZE_BYTES);
     let checksum = s.choice("checksum", CHECKSUMS, ChecksumMode::WhenRequired);
+    let sign_payload = s.boolean("sign_payload", true);
     let upload_concurrency = s.int("upload_concurrency", UPLOAD_CONCURRENCY);
     let request_timeout_ms = s.int("request_timeout_ms", REQUEST_TIMEOUT_MS);
     let retry_initial_backoff_ms = s.int("retry_initial_backoff_ms", RETRY_INITIAL_BACKOFF_MS);
@@ -732,6 +737,7 @@ fn parse_sink(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<SinkConfi
         addressing: addressing?,
         part_size_bytes: part_size_bytes?,
         checksum: checksum?,
+        sign_payload: sign_payload?,
         upload_concurrency: upload_concurrency?,
         request_timeout_ms: request_timeout_ms?,
         retry_initial_backoff_ms: retry_initial_backoff_ms?,
@@ -1393,6 +1399,7 @@ bucket = "my-bucket"
         assert!(!sink.path_style, "virtual_hosted by default");
         assert_eq!(sink.part_size, 16 * 1024 * 1024);
         assert_eq!(sink.checksum, ChecksumMode::WhenRequired);
+        assert!(sink.sign_payload);
         assert_eq!(sink.upload_concurrency, 4);
         assert_eq!(sink.request_timeout, Duration::from_secs(30));
         assert_eq!(sink.retry_initial_backoff, Duration::from_millis(200));
@@ -1431,6 +1438,7 @@ key_prefix = "kafka/raw/"
 addressing = "path"
 part_size_bytes = 5242880
 checksum = "when_supported"
+sign_payload = false
 upload_concurrency = 8
 request_timeout_ms = 1000
 retry_initial_backoff_ms = 10
@@ -1471,6 +1479,7 @@ max_interval_ms = 100
         assert!(s.sink.path_style);
         assert_eq!(s.sink.part_size, 5 * 1024 * 1024);
         assert_eq!(s.sink.checksum, ChecksumMode::WhenSupported);
+        assert!(!s.sink.sign_payload);
         assert_eq!(s.sink.upload_concurrency, 8);
         assert_eq!(s.sink.request_timeout, Duration::from_secs(1));
         assert_eq!(s.sink.retry_max_backoff, Duration::from_millis(10));
@@ -2069,6 +2078,7 @@ max_interval_ms = [1]
             "addressing = \"virtual_hosted\"",
             "part_size_bytes = 16777216",
             "checksum = \"when_required\"",
+            "sign_payload = true",
             "upload_concurrency = 4",
             "request_timeout_ms = 30000",
             "retry_initial_backoff_ms = 200",

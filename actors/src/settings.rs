@@ -143,6 +143,10 @@ pub struct SinkSettings {
     /// Objects larger than this go up as multipart uploads with parts of this size.
     pub part_size: usize,
     pub checksum: ChecksumMode,
+    /// `true`: the request signature covers the body's SHA-256 (SigV4 default). `false`: sent as
+    /// `UNSIGNED-PAYLOAD`, which saves hashing every byte; use it over HTTPS, where TLS protects
+    /// the body.
+    pub sign_payload: bool,
     /// Number of uploader actors, i.e. uploads in flight at once.
     pub upload_concurrency: usize,
     /// Timeout of one HTTP attempt.

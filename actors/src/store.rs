@@ -62,6 +62,7 @@ pub struct ObjectStore {
     client: aws_sdk_s3::Client,
     bucket: String,
     part_size: usize,
+    sign_payload: bool,
 }
 
 impl ObjectStore {
@@ -105,6 +106,7 @@ impl ObjectStore {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             bucket: settings.bucket.clone(),
             part_size: settings.part_size,
+            sign_payload: settings.sign_payload,
         }
     }
 
@@ -129,17 +131,20 @@ impl ObjectStore {
         if body.len() > self.part_size {
             return self.put_multipart(key, body).await;
         }
-        let output = self
+        let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/json")
             .content_length(body.len() as i64)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|error| self.classify(error))?;
+            .body(ByteStream::from(body));
+        let output = if self.sign_payload {
+            request.send().await
+        } else {
+            request.customize().disable_payload_signing().send().await
+        }
+        .map_err(|error| self.classify(error))?;
         Ok(output.e_tag.unwrap_or_default())
     }
 
@@ -179,7 +184,7 @@ impl ObjectStore {
         for (index, start) in (0..body.len()).step_by(self.part_size).enumerate() {
             let part_number = index as i32 + 1;
             let part = body.slice(start..body.len().min(start + self.part_size));
-            let uploaded = self
+            let request = self
                 .client
                 .upload_part()
                 .bucket(&self.bucket)
@@ -187,10 +192,13 @@ impl ObjectStore {
                 .upload_id(upload_id)
                 .part_number(part_number)
                 .content_length(part.len() as i64)
-                .body(ByteStream::from(part))
-                .send()
-                .await
-                .map_err(|error| self.classify(error))?;
+                .body(ByteStream::from(part));
+            let uploaded = if self.sign_payload {
+                request.send().await
+            } else {
+                request.customize().disable_payload_signing().send().await
+            }
+            .map_err(|error| self.classify(error))?;
             parts.push(
                 CompletedPart::builder()
                     .part_number(part_number)
