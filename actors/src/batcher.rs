@@ -334,6 +334,7 @@ impl Batcher {
                             self.partition,
                             record_error.code(),
                             "none",
+                            1,
                         );
                         sealed.extend(self.seal(SealReason::RecordError, ctx));
                         self.fail(
@@ -392,6 +393,7 @@ impl Batcher {
             self.partition,
             failure.code,
             Destination::DeadLetter.as_str(),
+            1,
         );
         let offset = record.offset;
         let delivered = self.cx.error_topics.forward(
@@ -518,9 +520,7 @@ impl Batcher {
         ctx.spawn(forwarded.into_actor(self).map(move |result, actor, _ctx| {
             match result {
                 Ok(count) => {
-                    for _ in 0..count {
-                        metrics::record_failed(&actor.cx.topic, actor.partition, code, Destination::AbnormalData.as_str());
-                    }
+                    metrics::record_failed(&actor.cx.topic, actor.partition, code, Destination::AbnormalData.as_str(), count as u64);
                     info!(topic = %actor.cx.topic, partition = actor.partition, first, last, records = count,
                         "records of the refused object are in the abnormal-data topic");
                     actor.pending -= 1;

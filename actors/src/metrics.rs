@@ -208,9 +208,9 @@ pub fn record_retry(code: &'static str) {
     metrics::counter!(RETRIES, "reason" => code).increment(1);
 }
 
-/// Counts one record that could not be written. `destination` is where it went: `"none"` (the
+/// Counts records that could not be written. `destination` is where they went: `"none"` (the
 /// partition stopped before it), `"dead_letter"` or `"abnormal_data"`.
-pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str) {
+pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str, records: u64) {
     metrics::counter!(
         FAILED_RECORDS,
         "topic" => topic.to_owned(),
@@ -218,7 +218,7 @@ pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str)
         "code" => code.to_owned(),
         "destination" => destination.to_owned(),
     )
-    .increment(1);
+    .increment(records);
 }
 
 /// Counts a warning or error log line that carries an error code.
