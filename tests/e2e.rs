@@ -432,3 +432,73 @@ fn objects_over_the_part_size_go_up_as_multipart_and_read_back_intact() {
         connector.logs()
     );
 }
+
+/// A crash after objects were stored but before their offsets were committed, then a restart with
+/// different batching: the objects already in the bucket are found by listing and not written
+/// again (no duplicate, although the new cut would give them other keys), and their offsets are
+/// committed.
+#[test]
+fn objects_stored_but_not_committed_are_not_written_again_after_a_crash() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("crash"), "crash-bucket", unique("crash"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let prefix = format!("e2e/{topic}/");
+    let records = |range: std::ops::Range<usize>| -> Vec<TestRecord> {
+        range.map(|i| (0, tricky_key(i), tricky_value(i))).collect()
+    };
+    let mut produced = stack.produce_one_per_batch(&topic, &records(0..300));
+    let first = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 50\nmax_interval_ms = 300",
+        "",
+    );
+    let mut connector = stack.connector(&first, None);
+    stack.wait_for_records(bucket, &prefix, 300, Duration::from_secs(60));
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &connector.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    connector.wait_exit(Duration::from_secs(10));
+    // As if the crash came before the commit: the group is back at the start.
+    stack.commit(&format!("connect-{name}"), &topic, 0, 0);
+    let before: Vec<String> = stack
+        .objects(bucket, &prefix)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(before.len(), 6, "{before:?}");
+
+    let second = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 70\nmax_interval_ms = 300",
+        "",
+    );
+    let mut restarted = stack.connector(&second, None);
+    restarted.wait_for_log("not written again", Duration::from_secs(60));
+    produced.extend(stack.produce_one_per_batch(&topic, &records(300..400)));
+    let objects = stack.wait_for_records(bucket, &prefix, 400, Duration::from_secs(60));
+    assert_exactly_once(&objects, &topic, &produced);
+    let keys: Vec<&String> = objects.iter().map(|(key, _)| key).collect();
+    assert!(
+        before.iter().all(|key| keys.contains(&key)),
+        "the stored objects are kept"
+    );
+    restarted.terminate();
+    assert!(
+        restarted.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        restarted.logs()
+    );
+    assert_eq!(
+        stack
+            .committed(&format!("connect-{name}"), &topic, 1)
+            .get(&0),
+        Some(&400)
+    );
+}

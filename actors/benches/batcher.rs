@@ -102,6 +102,7 @@ fn bench_batcher(c: &mut Criterion) {
                         consumer,
                         upload_queue: queue,
                         error_topics: unused_error_topics(),
+                        store: None,
                         supervisor: supervisor.clone().recipient(),
                         resumed: supervisor.recipient(),
                     };

@@ -40,10 +40,11 @@ use crate::messages::{
 };
 use crate::metrics::{self, PartitionMetrics};
 use crate::object_key::object_key;
+use crate::object_key::{list_start_after, parse_offsets, partition_prefix};
 use crate::record::RecordChunk;
 use crate::settings::{FailurePolicy, FailureSettings, RollPolicy};
 use crate::status::StatusBoard;
-use crate::store::StoreError;
+use crate::store::{ObjectStore, StoreError};
 
 /// Records messages buffered ahead of the batcher: enough to overlap polling and encoding,
 /// small enough that backpressure reaches the consumer quickly.
@@ -57,6 +58,8 @@ pub enum SealReason {
     Interval,
     Drain(Drain),
     RecordError,
+    /// The next offsets are already in the bucket (recovered at assignment).
+    Recovered,
 }
 
 impl SealReason {
@@ -69,6 +72,7 @@ impl SealReason {
             SealReason::Drain(Drain::Shutdown) => "shutdown",
             SealReason::Drain(Drain::Rebalance) => "rebalance",
             SealReason::RecordError => "record_error",
+            SealReason::Recovered => "recovered",
         }
     }
 }
@@ -105,6 +109,9 @@ pub struct BatcherContext {
     pub consumer: Arc<SinkConsumer>,
     pub upload_queue: async_channel::Sender<SealedObject>,
     pub error_topics: ErrorTopics,
+    /// Lists what is already in the bucket when the partition starts (recovery); `None`
+    /// disables the recovery (benchmarks without a bucket).
+    pub store: Option<ObjectStore>,
     pub supervisor: Recipient<PartitionFailed>,
     pub resumed: Recipient<PartitionResumed>,
 }
@@ -130,6 +137,11 @@ pub struct Batcher {
     held_records: VecDeque<(RecordChunk, usize)>,
     /// Objects the bucket refused under the `fail` policy, uploaded again on resume.
     held_objects: Vec<SealedObject>,
+    /// `(first, last)` of objects already in the bucket at or after the first offset read, found
+    /// when the partition started; `None` until the first records arrive.
+    recovered: Option<VecDeque<(i64, i64)>>,
+    /// Records up to this offset are in a recovered object: not written again.
+    skip_until: i64,
 }
 
 impl Batcher {
@@ -153,6 +165,8 @@ impl Batcher {
             mode: Mode::Running,
             held_records: VecDeque::new(),
             held_objects: Vec::new(),
+            recovered: None,
+            skip_until: -1,
         }
     }
 
@@ -297,6 +311,9 @@ impl Batcher {
         let mut held_from = None;
         for index in start..chunk.len() {
             let record = &chunk.records()[index];
+            if self.already_stored(record.offset, &mut sealed, ctx) {
+                continue;
+            }
             let policy = self.cx.policy;
             let open = self.open_object(ctx);
             let encoder = &mut open.encoder;
@@ -376,6 +393,79 @@ impl Batcher {
         }
         self.enqueue(sealed, ctx);
         self.await_forwards(forwards, ctx);
+    }
+
+    /// Whether the record at `offset` is in an object that was already in the bucket when the
+    /// partition started (uploaded before a crash or a rebalance, but not committed). Such
+    /// objects are not written again, whatever the batching settings now: the open object is
+    /// sealed just before one, and its offsets become committable at once.
+    fn already_stored(
+        &mut self,
+        offset: i64,
+        sealed: &mut Vec<SealedObject>,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        if offset <= self.skip_until {
+            return true;
+        }
+        let Some(recovered) = self.recovered.as_mut() else {
+            return false;
+        };
+        while recovered.front().is_some_and(|&(_, last)| last < offset) {
+            recovered.pop_front();
+        }
+        let Some(&(first, last)) = recovered.front() else {
+            return false;
+        };
+        if offset < first {
+            return false;
+        }
+        recovered.pop_front();
+        sealed.extend(self.seal(SealReason::Recovered, ctx));
+        let unit = self.tracker.open();
+        let advanced = self.tracker.seal(unit, last);
+        self.store(advanced);
+        self.skip_until = last;
+        info!(topic = %self.cx.topic, partition = self.partition, first, last,
+            "offsets already in the bucket (stored before a restart or rebalance, not committed); not written again");
+        true
+    }
+
+    /// Lists the partition's objects from the chunk's first offset on, once, then processes the
+    /// chunk (one `ctx.wait`: actix runs waits last-in first-out, so the two must not be split).
+    /// A failed listing (e.g. a key pair without list permission) only disables the recovery:
+    /// records are then written again, under the same keys if cut the same way.
+    fn recover_then_process(&mut self, chunk: RecordChunk, ctx: &mut Context<Self>) {
+        let (Some(store), Some(first_offset)) = (self.cx.store.clone(), chunk.first_offset())
+        else {
+            self.recovered = Some(VecDeque::new());
+            self.process(chunk, 0, ctx);
+            return;
+        };
+        let prefix = partition_prefix(&self.cx.key_prefix, &self.cx.topic, self.partition);
+        let start_after = list_start_after(
+            &self.cx.key_prefix,
+            &self.cx.topic,
+            self.partition,
+            first_offset,
+        );
+        ctx.wait(
+            async move { store.list(&prefix, Some(&start_after)).await }
+                .into_actor(self)
+                .map(move |listed, actor, ctx| {
+                    let keys = listed.unwrap_or_else(|error| {
+                        warn!(code = error.code(), topic = %actor.cx.topic, partition = actor.partition,
+                            "cannot list the bucket to find objects stored but not committed; they may be written again: {error}");
+                        Vec::new()
+                    });
+                    let mut ranges: Vec<(i64, i64)> =
+                        keys.iter().filter_map(|key| parse_offsets(key)).collect();
+                    ranges.sort_unstable();
+                    actor.recovered = Some(ranges.into());
+                    actor.process(chunk, 0, ctx);
+                    actor.report_buffered();
+                }),
+        );
     }
 
     /// Enqueues one record for an error topic; the unit waits for its acknowledgement.
@@ -601,6 +691,12 @@ impl Handler<Records> for Batcher {
         if !matches!(self.mode, Mode::Running) {
             // Arrived after the failure (the consumer is halted now): kept for a resume.
             self.held_records.push_back((chunk, 0));
+            return;
+        }
+        if self.recovered.is_none() {
+            // The first records since assignment: look for objects stored but not committed.
+            self.recover_then_process(chunk, ctx);
+            self.report_buffered();
             return;
         }
         self.process(chunk, 0, ctx);

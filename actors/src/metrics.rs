@@ -107,6 +107,7 @@ pub const ROTATION_REASONS: &[&str] = &[
     "shutdown",
     "rebalance",
     "record_error",
+    "recovered",
 ];
 
 /// Error codes pre-registered with zero in [`RETRIES`], so the series exist before the first retry.

@@ -25,6 +25,17 @@ pub fn partition_prefix(prefix: &str, topic: &str, partition: i32) -> String {
     format!("{prefix}{topic}/{partition}/")
 }
 
+/// The `start-after` key for listing the objects of a partition whose first offset is at least
+/// `first_offset`: it sorts after every key of a smaller first offset (`.` sorts after `-`) and
+/// before every key of `first_offset` or more.
+pub fn list_start_after(prefix: &str, topic: &str, partition: i32, first_offset: i64) -> String {
+    format!(
+        "{}{:020}.",
+        partition_prefix(prefix, topic, partition),
+        first_offset - 1
+    )
+}
+
 /// Parses the `(first, last)` offsets back from a key built by [`object_key`].
 pub fn parse_offsets(key: &str) -> Option<(i64, i64)> {
     let name = key.rsplit('/').next()?.strip_suffix(".json")?;
@@ -65,5 +76,23 @@ mod tests {
         assert_eq!(parse_offsets(&key), Some((i64::MAX - 1, i64::MAX)));
         assert_eq!(parse_offsets("p/t/1/garbage.json"), None);
         assert!(key.starts_with(&partition_prefix("p/", "t", 1)));
+    }
+
+    #[test]
+    fn start_after_selects_objects_from_an_offset_on() {
+        let keys = [
+            object_key("p/", "t", 1, 0, 9),
+            object_key("p/", "t", 1, 10, 19),
+            object_key("p/", "t", 1, 20, 29),
+        ];
+        let after = list_start_after("p/", "t", 1, 10);
+        let listed: Vec<&String> = keys
+            .iter()
+            .filter(|key| key.as_str() > after.as_str())
+            .collect();
+        assert_eq!(listed, [&keys[1], &keys[2]]);
+        let from_zero = list_start_after("p/", "t", 1, 0);
+        assert!(keys.iter().all(|key| key.as_str() > from_zero.as_str()));
+        assert!(from_zero.starts_with(&partition_prefix("p/", "t", 1)));
     }
 }

@@ -142,6 +142,7 @@ pub async fn run(
             consumer: consumer.clone(),
             upload_queue: upload_tx,
             error_topics,
+            store: Some(store.clone()),
             supervisor: ctx.address().recipient(),
             resumed: ctx.address().recipient(),
         };

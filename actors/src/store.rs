@@ -223,8 +223,12 @@ impl ObjectStore {
         Ok(completed.e_tag.unwrap_or_default())
     }
 
-    /// Keys under `prefix`, in the store's (lexicographic) order.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    /// Keys under `prefix` that sort after `start_after`, in the store's (lexicographic) order.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
@@ -233,6 +237,7 @@ impl ObjectStore {
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(prefix)
+                .set_start_after(start_after.map(str::to_owned))
                 .set_continuation_token(token)
                 .send()
                 .await

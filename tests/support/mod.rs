@@ -283,6 +283,22 @@ impl Stack {
             .collect()
     }
 
+    /// Commits `offset` for `topic`/`partition` in `group`, as if its member had (for tests that
+    /// simulate a crash before the connector's commit).
+    pub fn commit(&self, group: &str, topic: &str, partition: i32, offset: i64) {
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        use rdkafka::{Offset, TopicPartitionList};
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", group)
+            .create()
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .unwrap();
+        consumer.commit(&list, CommitMode::Sync).expect("commit");
+    }
+
     /// The offsets committed by a consumer group, per partition.
     pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
