@@ -148,6 +148,5 @@ fn baseline_and_watcher_measure_a_real_run_and_check_exactly_once() {
     assert_eq!(summary["exactly_once"]["ok"], false);
     assert_eq!(summary["exactly_once"]["unexpected"], 1);
     assert!(text(&output).contains("exactly once"), "{}", text(&output));
-    connector.terminate();
-    assert!(connector.wait_exit(Duration::from_secs(30)).success());
+    connector.stop();
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{unique, Produced, Stack, TestRecord};
+use support::{set_sink_keys, unique, Produced, Stack, TestRecord};
 
 /// Checks the bucket against what was produced: every record exactly once, in offset order
 /// within its partition, with every field right. Returns the number of objects.
@@ -147,13 +147,7 @@ fn every_record_lands_once_in_offset_order_with_every_field_right() {
         );
     }
 
-    connector.terminate();
-    let status = connector.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "graceful stop exits 0, got {status}:\n{}",
-        connector.logs()
-    );
+    connector.stop();
     let committed = stack.committed(&format!("connect-{name}"), &topic, 4);
     for partition in 0..4 {
         let end = produced
@@ -205,13 +199,7 @@ fn restart_mid_stream_loses_and_duplicates_nothing() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    connector.terminate();
-    let status = connector.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "graceful stop exits 0, got {status}:\n{}",
-        connector.logs()
-    );
+    connector.stop();
 
     // More records while it is down, then start again.
     let second: Vec<_> = (1500..3000)
@@ -222,12 +210,7 @@ fn restart_mid_stream_loses_and_duplicates_nothing() {
     restarted.wait_for_log("partitions assigned", Duration::from_secs(60));
     let objects = stack.wait_for_records(bucket, &prefix, 3000, Duration::from_secs(90));
     assert_exactly_once(&objects, &topic, &produced);
-    restarted.terminate();
-    assert!(
-        restarted.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        restarted.logs()
-    );
+    restarted.stop();
 }
 
 /// A wrong secret is a clear startup error naming the bucket, never the secret.
@@ -345,12 +328,7 @@ fn invalid_utf8_stops_its_partition_exactly_at_the_record() {
     );
     assert_exactly_once(&objects, &topic, &expected);
 
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
     let committed = stack.committed(&format!("connect-{name}"), &topic, 2);
     assert_eq!(
         committed.get(&1),
@@ -401,11 +379,7 @@ fn objects_over_the_part_size_go_up_as_multipart_and_read_back_intact() {
         "max_bytes = 12582912\nmax_interval_ms = 2000",
         "",
     );
-    let config_text = std::fs::read_to_string(&config).unwrap().replace(
-        "[sink]\n",
-        "[sink]\npart_size_bytes = 5242880\nsign_payload = false\n",
-    );
-    std::fs::write(&config, config_text).unwrap();
+    set_sink_keys(&config, "part_size_bytes = 5242880\nsign_payload = false");
     let mut connector = stack.connector(&config, None);
     let objects = stack.wait_for_records(
         bucket,
@@ -425,12 +399,7 @@ fn objects_over_the_part_size_go_up_as_multipart_and_read_back_intact() {
         etag.trim_matches('"').ends_with("-3"),
         "a 12 MiB object in 5 MiB parts is a 3-part multipart upload (ETag {etag})"
     );
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
 }
 
 /// A crash after objects were stored but before their offsets were committed, then a restart with
@@ -489,12 +458,7 @@ fn objects_stored_but_not_committed_are_not_written_again_after_a_crash() {
         before.iter().all(|key| keys.contains(&key)),
         "the stored objects are kept"
     );
-    restarted.terminate();
-    assert!(
-        restarted.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        restarted.logs()
-    );
+    restarted.stop();
     assert_eq!(
         stack
             .committed(&format!("connect-{name}"), &topic, 1)

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{unique, Consumed, Produced, Stack, TestRecord};
+use support::{set_sink_keys, unique, Consumed, Produced, Stack, TestRecord};
 
 /// `(partition, offset)` of every record in the bucket, with the record's JSON.
 fn bucket_records(stack: &Stack, bucket: &str, topic: &str) -> BTreeMap<(i32, i64), Value> {
@@ -62,14 +62,6 @@ fn numbered(range: std::ops::Range<usize>) -> Vec<TestRecord> {
             )
         })
         .collect()
-}
-
-/// Adds a `[sink]` key to a config written by `Stack::config`.
-fn set_sink_key(config: &std::path::Path, line: &str) {
-    let text = std::fs::read_to_string(config)
-        .unwrap()
-        .replace("[sink]\n", &format!("[sink]\n{line}\n"));
-    std::fs::write(config, text).unwrap();
 }
 
 /// Makes every PUT to `bucket` fail (HTTP 500): s3s-fs cannot write under a bucket directory
@@ -176,12 +168,7 @@ fn log_policy_sends_bad_records_to_the_dead_letter_topic_and_keeps_going() {
                 && error_records(&stack, &error_topic, &topic).len() >= expected_dead
         },
     );
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
 
     let in_bucket = bucket_records(&stack, bucket, &topic);
     let dead = error_records(&stack, &error_topic, &topic);
@@ -289,7 +276,7 @@ fn log_policy_sends_records_of_refused_objects_to_the_abnormal_data_topic() {
         "max_records = 50\nmax_interval_ms = 200",
         "[resources]\nabnormal_topic = \"abnormal-data\"\ndead_letter_topic = \"dead-letter\"",
     );
-    set_sink_key(&config, "max_upload_attempts = 2");
+    set_sink_keys(&config, "max_upload_attempts = 2");
     let mut produced = stack.produce(&topic, &numbered(0..100));
     let mut connector = stack.connector(&config, None);
     wait_until(
@@ -312,12 +299,7 @@ fn log_policy_sends_records_of_refused_objects_to_the_abnormal_data_topic() {
         Duration::from_secs(60),
         || bucket_records(&stack, bucket, &topic).len() == 200,
     );
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
 
     let in_bucket = bucket_records(&stack, bucket, &topic);
     let abnormal = error_records(&stack, "abnormal-data", &topic);
@@ -437,12 +419,7 @@ fn automatic_mode_creates_the_kafka_resources_on_an_empty_broker() {
         stack.groups().contains(&format!("connect-{name}")),
         "group connect-{name} exists"
     );
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
 }
 
 /// `manual` with resources missing or wrong: the connector refuses to start with one message
@@ -614,12 +591,7 @@ fn fail_policy_stops_at_the_bad_record_and_resume_skips_it_to_the_dead_letter_to
         Duration::from_secs(60),
         || bucket_records(&stack, bucket, &topic).len() == 98,
     );
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
 
     let in_bucket = bucket_records(&stack, bucket, &topic);
     let dead = error_records(&stack, &format!("connect-error-{name}"), &topic);
@@ -680,7 +652,7 @@ fn fail_policy_holds_a_refused_object_until_resume() {
         "max_records = 50\nmax_interval_ms = 200",
         "[failure]\npolicy = \"fail\"",
     );
-    set_sink_key(&config, "max_upload_attempts = 2");
+    set_sink_keys(&config, "max_upload_attempts = 2");
     let mut produced = stack.produce_one_per_batch(&topic, &numbered(0..50));
     let mut connector = stack.connector(&config, None);
     wait_until(
@@ -715,12 +687,7 @@ fn fail_policy_holds_a_refused_object_until_resume() {
         Duration::from_secs(60),
         || bucket_records(&stack, bucket, &topic).len() == 150,
     );
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
     let in_bucket = bucket_records(&stack, bucket, &topic);
     for id in produced.keys() {
         assert!(in_bucket.contains_key(id), "{id:?} lost");
@@ -765,12 +732,7 @@ fn pause_and_resume_a_partition() {
     wait_until("the records in the bucket", Duration::from_secs(30), || {
         bucket_records(&stack, bucket, &topic).len() == 20
     });
-    connector.terminate();
-    assert!(
-        connector.wait_exit(Duration::from_secs(30)).success(),
-        "{}",
-        connector.logs()
-    );
+    connector.stop();
     assert_eq!(
         partition_states(&stack, &name, &topic, 0),
         ["RUNNING", "PAUSED", "RESUMED", "RUNNING"]

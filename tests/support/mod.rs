@@ -141,6 +141,13 @@ impl Stack {
         let _ = self.broker.wait();
     }
 
+    /// A librdkafka client config for this stack's broker.
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.kafka_port)
     }
@@ -288,8 +295,8 @@ impl Stack {
     pub fn commit(&self, group: &str, topic: &str, partition: i32, offset: i64) {
         use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
         use rdkafka::{Offset, TopicPartitionList};
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
+        let consumer: BaseConsumer = self
+            .client_config()
             .set("group.id", group)
             .create()
             .unwrap();
@@ -303,8 +310,8 @@ impl Stack {
     pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::{Offset, TopicPartitionList};
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
+        let consumer: BaseConsumer = self
+            .client_config()
             .set("group.id", group)
             .create()
             .unwrap();
@@ -331,8 +338,8 @@ impl Stack {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::message::Headers;
         use rdkafka::{Message, Offset, TopicPartitionList};
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
+        let consumer: BaseConsumer = self
+            .client_config()
             .set("group.id", unique("reader"))
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "10")
@@ -382,10 +389,7 @@ impl Stack {
     /// Partition count of a topic, `None` if it does not exist.
     pub fn topic_partitions(&self, topic: &str) -> Option<usize> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()
-            .unwrap();
+        let consumer: BaseConsumer = self.client_config().create().unwrap();
         let metadata = consumer
             .fetch_metadata(None, Duration::from_secs(10))
             .unwrap();
@@ -399,10 +403,8 @@ impl Stack {
     /// One config value of a topic, as the broker describes it.
     pub fn topic_config(&self, topic: &str, name: &str) -> Option<String> {
         use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()
-            .unwrap();
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            self.client_config().create().unwrap();
         self.runtime.block_on(async {
             let described = admin
                 .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
@@ -419,10 +421,7 @@ impl Stack {
     /// Consumer groups the broker knows.
     pub fn groups(&self) -> Vec<String> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()
-            .unwrap();
+        let consumer: BaseConsumer = self.client_config().create().unwrap();
         let groups = consumer
             .fetch_group_list(None, Duration::from_secs(10))
             .unwrap();
@@ -436,10 +435,8 @@ impl Stack {
     /// Creates a topic with configs (`cleanup.policy=compact`, ...).
     pub fn create_topic_with(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()
-            .unwrap();
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            self.client_config().create().unwrap();
         let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
         for (key, value) in configs {
             new_topic = new_topic.set(key, value);
@@ -721,6 +718,14 @@ pub fn parse_exposition(text: &str) -> Vec<(String, BTreeMap<String, String>, f6
     samples
 }
 
+/// Adds `lines` to the `[sink]` table of a config written by [`Stack::config`].
+pub fn set_sink_keys(config: &Path, lines: &str) {
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace("[sink]\n", &format!("[sink]\n{lines}\n"));
+    std::fs::write(config, text).unwrap();
+}
+
 /// Records `(index, partition, offset)` of every successful delivery; panics on a failed one.
 #[derive(Default)]
 pub struct Capture(std::sync::Mutex<Vec<(usize, i32, i64)>>);
@@ -859,6 +864,17 @@ impl Connector {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGTERM, then asserts a clean exit (status 0) within 30 s.
+    pub fn stop(&mut self) {
+        self.terminate();
+        let status = self.wait_exit(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "graceful stop exits 0, got {status}:\n{}",
+            self.logs()
+        );
     }
 
     pub fn terminate(&mut self) {
