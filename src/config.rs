@@ -76,6 +76,7 @@ const ALL_KEYS: &[&str] = &[
     "batching.max_records",
     "batching.max_bytes",
     "batching.max_interval_ms",
+    "batching.seal_when_caught_up",
     "sink.max_upload_attempts",
     "failure.policy",
     "failure.max_value_bytes",
@@ -236,6 +237,7 @@ struct BatchingConfig {
     max_records: u64,
     max_bytes: u64,
     max_interval_ms: u64,
+    seal_when_caught_up: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,6 +351,7 @@ impl ConnectorConfig {
                 max_records: to_usize(batching.max_records),
                 max_bytes: to_usize(batching.max_bytes),
                 max_interval: Duration::from_millis(batching.max_interval_ms),
+                seal_when_caught_up: batching.seal_when_caught_up,
             },
             drain_timeout: Duration::from_millis(drain_timeout_ms),
             failure,
@@ -429,6 +432,7 @@ impl ConnectorConfig {
         let _ = writeln!(out, "max_records = {}", b.max_records);
         let _ = writeln!(out, "max_bytes = {}", b.max_bytes);
         let _ = writeln!(out, "max_interval_ms = {}", b.max_interval_ms);
+        let _ = writeln!(out, "seal_when_caught_up = {}", b.seal_when_caught_up);
         let f = &self.failure;
         let _ = writeln!(out);
         let _ = writeln!(out, "[failure]");
@@ -520,6 +524,7 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
             max_records: MAX_RECORDS.0,
             max_bytes: MAX_BYTES.0,
             max_interval_ms: MAX_INTERVAL_MS.0,
+            seal_when_caught_up: true,
         }),
     };
     let failure = parse_failure(failure, &mut errors);
@@ -710,7 +715,13 @@ fn parse_sink(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<SinkConfi
     let addressing = s.choice("addressing", ADDRESSINGS, Addressing::VirtualHosted);
     let part_size_bytes = s.int("part_size_bytes", PART_SIZE_BYTES);
     let checksum = s.choice("checksum", CHECKSUMS, ChecksumMode::WhenRequired);
-    let sign_payload = s.boolean("sign_payload", true);
+    // Default: unsigned over https (TLS protects the body, as the AWS SDKs for Java and Go do
+    // for S3 over HTTPS), signed over plain http. No endpoint means AWS's own, over https.
+    let sign_payload = s.optional_boolean("sign_payload").map(|value| {
+        value.unwrap_or_else(|| {
+            matches!(&endpoint, Some(Some(url)) if url.starts_with("http://"))
+        })
+    });
     let upload_concurrency = s.int("upload_concurrency", UPLOAD_CONCURRENCY);
     let request_timeout_ms = s.int("request_timeout_ms", REQUEST_TIMEOUT_MS);
     let retry_initial_backoff_ms = s.int("retry_initial_backoff_ms", RETRY_INITIAL_BACKOFF_MS);
@@ -817,11 +828,13 @@ fn parse_batching(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<Batch
     let max_records = s.int("max_records", MAX_RECORDS);
     let max_bytes = s.int("max_bytes", MAX_BYTES);
     let max_interval_ms = s.int("max_interval_ms", MAX_INTERVAL_MS);
+    let seal_when_caught_up = s.boolean("seal_when_caught_up", true);
     errors.extend(s.finish());
     Some(BatchingConfig {
         max_records: max_records?,
         max_bytes: max_bytes?,
         max_interval_ms: max_interval_ms?,
+        seal_when_caught_up: seal_when_caught_up?,
     })
 }
 
@@ -1077,6 +1090,18 @@ impl Section {
     }
 
     /// A boolean, the default if missing. `None` if invalid (error recorded).
+    /// `Some(None)` if missing, `None` if invalid (error recorded).
+    fn optional_boolean(&mut self, name: &'static str) -> Option<Option<bool>> {
+        match self.take(name) {
+            None => Some(None),
+            Some(Value::Boolean(b)) => Some(Some(b)),
+            Some(other) => {
+                self.invalid::<()>(name, "must be true or false", &other);
+                None
+            }
+        }
+    }
+
     fn boolean(&mut self, name: &'static str, default: bool) -> Option<bool> {
         match self.take(name) {
             None => Some(default),
@@ -1374,6 +1399,26 @@ bucket = "my-bucket"
     }
 
     #[test]
+    fn payloads_are_signed_by_default_only_over_plain_http() {
+        for (endpoint, signed) in [
+            ("http://127.0.0.1:9000", true),
+            ("http://minio.local", true),
+            ("https://oss-cn-hangzhou.aliyuncs.com", false),
+        ] {
+            let text = MINIMAL.replace(
+                "[sink]\n",
+                &format!("[sink]\nendpoint = \"{endpoint}\"\n"),
+            );
+            assert!(text.contains(endpoint), "{text}");
+            let settings = parse_config(&text).unwrap().into_settings(credentials());
+            assert_eq!(settings.sink.sign_payload, signed, "{endpoint}");
+            let text = text.replace("[sink]\n", "[sink]\nsign_payload = true\n");
+            let settings = parse_config(&text).unwrap().into_settings(credentials());
+            assert!(settings.sink.sign_payload, "set explicitly over {endpoint}");
+        }
+    }
+
+    #[test]
     fn minimal_config_gets_documented_defaults() {
         let config = parse_config(MINIMAL).unwrap();
         assert_eq!(config.name(), "orders-to-oss");
@@ -1399,7 +1444,7 @@ bucket = "my-bucket"
         assert!(!sink.path_style, "virtual_hosted by default");
         assert_eq!(sink.part_size, 16 * 1024 * 1024);
         assert_eq!(sink.checksum, ChecksumMode::WhenRequired);
-        assert!(sink.sign_payload);
+        assert!(!sink.sign_payload, "no endpoint: AWS's own, over https");
         assert_eq!(sink.upload_concurrency, 4);
         assert_eq!(sink.request_timeout, Duration::from_secs(30));
         assert_eq!(sink.retry_initial_backoff, Duration::from_millis(200));
@@ -1411,6 +1456,7 @@ bucket = "my-bucket"
                 max_records: 10_000,
                 max_bytes: 16 * 1024 * 1024,
                 max_interval: Duration::from_secs(10),
+                seal_when_caught_up: true,
             }
         );
     }
@@ -1447,6 +1493,7 @@ retry_max_backoff_ms = 10
 max_records = 1
 max_bytes = 1024
 max_interval_ms = 100
+seal_when_caught_up = false
 "#;
         let config = parse_config(text).unwrap();
         assert_eq!(config.group_id(), "my-group");
@@ -1486,6 +1533,7 @@ max_interval_ms = 100
         assert_eq!(s.batching.max_records, 1);
         assert_eq!(s.batching.max_bytes, 1024);
         assert_eq!(s.batching.max_interval, Duration::from_millis(100));
+        assert!(!s.batching.seal_when_caught_up);
         assert_eq!(
             s.sink.credentials.access_key_secret.expose(),
             "very-secret-value"
@@ -2078,7 +2126,7 @@ max_interval_ms = [1]
             "addressing = \"virtual_hosted\"",
             "part_size_bytes = 16777216",
             "checksum = \"when_required\"",
-            "sign_payload = true",
+            "sign_payload = false",
             "upload_concurrency = 4",
             "request_timeout_ms = 30000",
             "retry_initial_backoff_ms = 200",
@@ -2086,6 +2134,7 @@ max_interval_ms = [1]
             "max_records = 10000",
             "max_bytes = 16777216",
             "max_interval_ms = 10000",
+            "seal_when_caught_up = true",
             "enabled = true",
             "address = \"127.0.0.1:9464\"",
             "max_upload_attempts = 10",

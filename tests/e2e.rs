@@ -466,3 +466,76 @@ fn objects_stored_but_not_committed_are_not_written_again_after_a_crash() {
         Some(&400)
     );
 }
+
+/// A backlog's last object is stored as soon as its partition is caught up, not after
+/// `max_interval_ms`; a partition that keeps up with a trickle still fills its objects instead of
+/// storing one tiny object per record.
+#[test]
+fn a_backlog_tail_is_stored_when_caught_up_while_a_trickle_still_fills_its_object() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("tail"), "tail-bucket", unique("tail"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let backlog: Vec<_> = (0..250)
+        .map(|index| (0, tricky_key(index), tricky_value(index)))
+        .collect();
+    let mut produced = stack.produce(&topic, &backlog);
+    // An interval far longer than the test: only the catch-up can seal the tail this early.
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 100\nmax_interval_ms = 600000",
+        "",
+    );
+    let prefix = format!("e2e/{topic}/");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_admin(Duration::from_secs(30));
+    let objects = stack.wait_for_records(bucket, &prefix, 250, Duration::from_secs(30));
+    let keys: Vec<&str> = objects.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [0, 100, 200].map(|first| format!(
+            "{prefix}0/{first:020}-{:020}.json",
+            (first + 99).min(249)
+        )),
+        "the tail (200-249) is stored once the partition is caught up:\n{}",
+        connector.logs()
+    );
+    let rotations = |reason: &str| {
+        connector
+            .scrape()
+            .iter()
+            .find(|(name, labels, _)| {
+                name == "kafka_oss_sink_rotations_total"
+                    && labels.get("reason").map(String::as_str) == Some(reason)
+            })
+            .map_or(0.0, |(_, _, value)| *value)
+    };
+    assert_eq!(rotations("count"), 2.0);
+    assert_eq!(rotations("caught_up"), 1.0);
+
+    // A trickle: the partition is caught up after every record, but was never behind by a full
+    // object or for the interval, so nothing is sealed until the drain at shutdown.
+    for index in 250..270 {
+        let record = [(0, tricky_key(index), tricky_value(index))];
+        produced.extend(stack.produce(&topic, &record));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        stack.objects(bucket, &prefix).len(),
+        3,
+        "a trickle must not seal an object per record:\n{}",
+        connector.logs()
+    );
+    assert_eq!(rotations("caught_up"), 1.0);
+    connector.stop();
+    let objects = stack.objects(bucket, &prefix);
+    assert_exactly_once(&objects, &topic, &produced);
+    assert_eq!(
+        objects.last().map(|(key, records)| (key.as_str(), records.len())),
+        Some((format!("{prefix}0/{:020}-{:020}.json", 250, 269).as_str(), 20)),
+        "the trickle's 20 records are one object, sealed at shutdown"
+    );
+}

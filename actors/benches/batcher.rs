@@ -94,6 +94,7 @@ fn bench_batcher(c: &mut Criterion) {
                             max_records: 10_000,
                             max_bytes: 16 << 20,
                             max_interval: Duration::from_secs(3600),
+                            seal_when_caught_up: true,
                         },
                         failure: FailureSettings {
                             policy: FailurePolicy::Log,

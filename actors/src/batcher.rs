@@ -9,7 +9,10 @@
 //! - Owns: the open object's encoder and the partition's [`CommitTracker`]. When the contiguous
 //!   prefix of units is done, it stores that offset (the driver thread commits stored offsets).
 //! - Seals an object when it reaches `max_records` or `max_bytes`, when `max_interval` has passed
-//!   since its first record, and on drain.
+//!   since its first record, on drain, and (`seal_when_caught_up`) on `CaughtUp` from its consumer
+//!   when the partition was behind by a full object or for `max_interval` before: the tail of a
+//!   backlog is stored at once, while a partition that keeps up still fills its objects (at most
+//!   one such seal per full object or per `max_interval`, so no stream of tiny objects).
 //!
 //! Failure policy:
 //! - A record that cannot be converted (key or value not UTF-8): `log` sends it to the
@@ -24,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use rdkafka::consumer::Consumer;
@@ -35,7 +39,7 @@ use crate::encode::{decode_object, ObjectEncoder, Pushed, RecordError};
 use crate::error_topics::{Destination, ErrorTopics, Failure};
 use crate::kafka::SinkConsumer;
 use crate::messages::{
-    Drain, DrainReport, PartitionFailed, PartitionResumed, Records, ResumeBatcher, SealedObject,
+    CaughtUp, Drain, DrainReport, PartitionFailed, PartitionResumed, Records, ResumeBatcher, SealedObject,
     Stop, UploadOutcome,
 };
 use crate::metrics::{self, PartitionMetrics};
@@ -60,6 +64,8 @@ pub enum SealReason {
     RecordError,
     /// The next offsets are already in the bucket (recovered at assignment).
     Recovered,
+    /// The partition caught up after a backlog.
+    CaughtUp,
 }
 
 impl SealReason {
@@ -73,6 +79,7 @@ impl SealReason {
             SealReason::Drain(Drain::Rebalance) => "rebalance",
             SealReason::RecordError => "record_error",
             SealReason::Recovered => "recovered",
+            SealReason::CaughtUp => "caught_up",
         }
     }
 }
@@ -83,6 +90,26 @@ struct OpenObject {
     unit: UnitId,
     /// Last offset handled in this unit (written, or sent to the dead-letter topic).
     last_seen: i64,
+}
+
+/// Records read since the partition was last caught up.
+#[derive(Debug, Clone, Copy)]
+struct Behind {
+    since: Instant,
+    records: usize,
+    bytes: usize,
+}
+
+impl Behind {
+    /// Whether catching up now should seal the open object: the partition was behind by a full
+    /// object or for the interval. A partition that keeps up is never behind that much, so it
+    /// still fills its objects; the number of such seals is at most one per full object or per
+    /// interval.
+    fn warrants_seal(&self, policy: &RollPolicy, now: Instant) -> bool {
+        self.records >= policy.max_records
+            || self.bytes >= policy.max_bytes
+            || now.duration_since(self.since) >= policy.max_interval
+    }
 }
 
 /// Whether the partition goes on.
@@ -142,6 +169,8 @@ pub struct Batcher {
     recovered: Option<VecDeque<(i64, i64)>>,
     /// Records up to this offset are in a recovered object: not written again.
     skip_until: i64,
+    /// `None` while the partition is caught up.
+    behind: Option<Behind>,
 }
 
 impl Batcher {
@@ -167,6 +196,7 @@ impl Batcher {
             held_objects: Vec::new(),
             recovered: None,
             skip_until: -1,
+            behind: None,
         }
     }
 
@@ -688,6 +718,13 @@ impl Handler<Records> for Batcher {
     type Result = ();
 
     fn handle(&mut self, Records(chunk): Records, ctx: &mut Self::Context) {
+        let behind = self.behind.get_or_insert_with(|| Behind {
+            since: Instant::now(),
+            records: 0,
+            bytes: 0,
+        });
+        behind.records += chunk.len();
+        behind.bytes += chunk.payload_bytes();
         if !matches!(self.mode, Mode::Running) {
             // Arrived after the failure (the consumer is halted now): kept for a resume.
             self.held_records.push_back((chunk, 0));
@@ -700,6 +737,27 @@ impl Handler<Records> for Batcher {
             return;
         }
         self.process(chunk, 0, ctx);
+        self.report_buffered();
+    }
+}
+
+impl Handler<CaughtUp> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, _: CaughtUp, ctx: &mut Self::Context) {
+        let Some(behind) = self.behind.take() else {
+            return;
+        };
+        let policy = &self.cx.policy;
+        if !policy.seal_when_caught_up
+            || !behind.warrants_seal(policy, Instant::now())
+            || !matches!(self.mode, Mode::Running)
+        {
+            return;
+        }
+        if let Some(object) = self.seal(SealReason::CaughtUp, ctx) {
+            self.enqueue(vec![object], ctx);
+        }
         self.report_buffered();
     }
 }
@@ -798,5 +856,35 @@ impl Handler<Stop> for Batcher {
 
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn catching_up_seals_only_after_a_full_object_or_the_interval_behind() {
+        let policy = RollPolicy {
+            max_records: 100,
+            max_bytes: 1000,
+            max_interval: Duration::from_secs(1),
+            seal_when_caught_up: true,
+        };
+        let since = Instant::now();
+        let behind = |records, bytes| Behind {
+            since,
+            records,
+            bytes,
+        };
+        // A trickle: caught up again right after a few records.
+        assert!(!behind(3, 300).warrants_seal(&policy, since + Duration::from_millis(5)));
+        assert!(!behind(99, 999).warrants_seal(&policy, since + Duration::from_millis(999)));
+        // The tail of a backlog: a full object's records or bytes, or the interval, behind.
+        assert!(behind(100, 10).warrants_seal(&policy, since));
+        assert!(behind(1, 1000).warrants_seal(&policy, since));
+        assert!(behind(1, 1).warrants_seal(&policy, since + Duration::from_secs(1)));
     }
 }

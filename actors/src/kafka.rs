@@ -32,7 +32,7 @@ use crate::settings::SourceSettings;
 use crate::status::StatusBoard;
 
 pub type SinkConsumer = BaseConsumer<SinkContext>;
-pub type PartitionQueue = rdkafka::consumer::base_consumer::PartitionQueue<SinkContext>;
+pub use crate::partition_queue::PartitionQueue;
 
 /// How often the driver commits stored offsets.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -214,7 +214,7 @@ impl ConsumerContext for SinkContext {
                     if element.topic() != self.topic {
                         continue;
                     }
-                    match consumer.split_partition_queue(&self.topic, element.partition()) {
+                    match PartitionQueue::split(&consumer, &self.topic, element.partition()) {
                         Some(queue) => queues.push((element.partition(), queue)),
                         None => error!(
                             code = "KAFKA_UNAVAILABLE",
@@ -297,6 +297,7 @@ pub fn create_consumer(
         // Offsets are stored only once the data is in the bucket, and committed by the driver.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // Must stay off: see `partition_queue`.
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     let context = SinkContext {

@@ -52,6 +52,7 @@ pub mod messages;
 pub mod metrics;
 pub mod object_key;
 pub mod partition_consumer;
+pub mod partition_queue;
 pub mod pipeline;
 pub mod pipeline_supervisor;
 pub mod record;

@@ -16,6 +16,12 @@ use crate::store::StoreError;
 #[rtype(result = "()")]
 pub struct Records(pub RecordChunk);
 
+/// The partition consumer reached the end of its partition (librdkafka's partition EOF): every
+/// record written to the partition so far has been sent to the batcher.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CaughtUp;
+
 /// One object ready to be written: deterministic key, encoded body and the offsets it covers.
 /// Travels through the bounded upload queue (not an actix mailbox) to whichever uploader is free.
 pub struct SealedObject {

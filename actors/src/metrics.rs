@@ -108,6 +108,7 @@ pub const ROTATION_REASONS: &[&str] = &[
     "rebalance",
     "record_error",
     "recovered",
+    "caught_up",
 ];
 
 /// Error codes pre-registered with zero in [`RETRIES`], so the series exist before the first retry.

@@ -10,6 +10,8 @@
 //! - Owns: the partition queue. Dropping it (on `Drain` or stop) removes the non-empty
 //!   callback; this happens before the revocation is acknowledged, so an old queue can never
 //!   outlive a newer split of the same partition.
+//! - Tells the batcher `CaughtUp` (after the records, in the same wait) when the queue is empty
+//!   and the last record read is at the partition's high watermark, once per catch-up.
 //! - Per poll it copies up to `CHUNK_RECORDS` records / `CHUNK_BYTES` bytes into one
 //!   [`RecordChunk`]: one message and two allocations per chunk, none per record.
 
@@ -18,13 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::message::Headers as _;
-use rdkafka::Message as _;
 use tracing::{debug, warn};
 
 use crate::batcher::Batcher;
 use crate::kafka::PartitionQueue;
-use crate::messages::{Drain, DrainReport, Halt, Proceed, Records, Stop};
+use crate::messages::{CaughtUp, Drain, DrainReport, Halt, Proceed, Records, Stop};
 use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
 
@@ -50,6 +50,10 @@ pub struct PartitionConsumer {
     sending: bool,
     /// `true` between `Halt` and `Proceed`: the queue is kept but not read.
     halted: bool,
+    /// The offset after the last record read.
+    next_offset: i64,
+    /// Records were read since the last `CaughtUp`.
+    unannounced: bool,
     /// Bytes per chunk are capped at the smaller of this and `CHUNK_BYTES`.
     chunk_records: usize,
     metrics: Arc<PartitionMetrics>,
@@ -72,51 +76,78 @@ impl PartitionConsumer {
             wake_queued: Arc::new(AtomicBool::new(false)),
             sending: false,
             halted: false,
+            next_offset: -1,
+            unannounced: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
             metrics,
         }
     }
 
     /// Copies what the queue holds now (up to the chunk limits) into one chunk.
-    fn poll_chunk(&mut self) -> (RecordChunk, bool) {
+    fn poll_chunk(&mut self) -> Polled {
         let mut chunk = RecordChunk::with_capacity(64, 0);
         let Some(queue) = &self.queue else {
-            return (chunk, false);
+            return Polled {
+                chunk,
+                more: false,
+                caught_up: false,
+            };
         };
-        while chunk.len() < self.chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
-            match queue.poll(Duration::ZERO) {
-                None => return (chunk, false),
-                Some(Ok(message)) => {
-                    let timestamp = message.timestamp().to_millis().unwrap_or(-1);
-                    match message.headers() {
-                        None => chunk.push(
-                            message.offset(),
-                            timestamp,
-                            message.key(),
-                            message.payload(),
-                        ),
-                        Some(headers) => chunk.push_with_headers(
-                            message.offset(),
-                            timestamp,
-                            message.key(),
-                            message.payload(),
-                            headers
-                                .iter()
-                                .map(|header| (header.key.as_bytes(), header.value)),
-                        ),
+        let chunk_records = self.chunk_records;
+        let (topic, partition) = (&self.topic, self.partition);
+        let mut last_offset = None;
+        let mut emptied = false;
+        while chunk.len() < chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
+            let outcome = queue.read(
+                chunk_records - chunk.len(),
+                |record| {
+                    last_offset = Some(record.offset);
+                    if record.has_headers() {
+                        chunk.push_with_headers(
+                            record.offset,
+                            record.timestamp,
+                            record.key,
+                            record.payload,
+                            record.headers(),
+                        );
+                    } else {
+                        chunk.push(record.offset, record.timestamp, record.key, record.payload);
                     }
-                }
-                Some(Err(error)) => warn!(
-                    code = "KAFKA_CONSUME",
-                    topic = %self.topic,
-                    partition = self.partition,
-                    %error,
-                    "error reading partition"
-                ),
+                },
+                |code, offset| {
+                    warn!(code = "KAFKA_CONSUME", topic = %topic, partition, offset, error = %code, "error reading partition")
+                },
+            );
+            if outcome.emptied {
+                emptied = true;
+                break;
             }
         }
-        (chunk, true)
+        if let Some(offset) = last_offset {
+            self.next_offset = offset + 1;
+            self.unannounced = true;
+        }
+        // Caught up: the queue is empty and the last record read is the last one the broker
+        // reported; announced once per catch-up.
+        let caught_up = emptied && self.unannounced && queue.caught_up(self.next_offset);
+        if caught_up {
+            self.unannounced = false;
+        }
+        Polled {
+            chunk,
+            more: !emptied,
+            caught_up,
+        }
     }
+}
+
+/// One poll of the partition queue.
+struct Polled {
+    chunk: RecordChunk,
+    /// The chunk limit was reached before the queue was empty: poll again.
+    more: bool,
+    /// The partition is caught up after the chunk's records.
+    caught_up: bool,
 }
 
 impl Actor for PartitionConsumer {
@@ -155,8 +186,12 @@ impl Handler<Wake> for PartitionConsumer {
         if self.sending || self.halted {
             return;
         }
-        let (chunk, more) = self.poll_chunk();
-        if chunk.is_empty() {
+        let Polled {
+            chunk,
+            more,
+            caught_up,
+        } = self.poll_chunk();
+        if chunk.is_empty() && !caught_up {
             return;
         }
         self.metrics.consumed_records.increment(chunk.len() as u64);
@@ -164,9 +199,19 @@ impl Handler<Wake> for PartitionConsumer {
             .consumed_bytes
             .increment(chunk.payload_bytes() as u64);
         self.sending = true;
+        let batcher = self.batcher.clone();
         // `ctx.wait`: no other message (Drain included) is handled until the batcher took the
         // chunk, so a drain sees every record read so far.
-        ctx.wait(self.batcher.send(Records(chunk)).into_actor(self).map(move |result, actor, ctx| {
+        let send = async move {
+            if !chunk.is_empty() {
+                batcher.send(Records(chunk)).await?;
+            }
+            if caught_up {
+                batcher.send(CaughtUp).await?;
+            }
+            Ok::<(), MailboxError>(())
+        };
+        ctx.wait(send.into_actor(self).map(move |result, actor, ctx| {
             actor.sending = false;
             if result.is_err() {
                 warn!(topic = %actor.topic, partition = actor.partition, "batcher gone; partition consumer stops");

@@ -151,7 +151,15 @@ impl StatusBoard {
     pub fn set_last_object(&self, partition: i32, key: &str) {
         let mut partitions = self.0.partitions.write().unwrap_or_else(|e| e.into_inner());
         if let Some(status) = partitions.get_mut(&partition) {
-            status.last_object_key = Some(key.to_owned());
+            // Objects of a partition may be stored out of order (several uploads in flight);
+            // keys of one partition sort by offset, so the greatest is the latest object.
+            if status
+                .last_object_key
+                .as_deref()
+                .is_none_or(|last| last < key)
+            {
+                status.last_object_key = Some(key.to_owned());
+            }
         }
     }
 
@@ -341,7 +349,9 @@ mod tests {
         board.set_committed(0, 42);
         board.set_committed(7, 1); // not assigned: ignored
         board.set_lag(0, 3, 45);
-        board.set_last_object(0, "p/t/0/a.json");
+        board.set_last_object(0, "p/t/0/0010-0019.json");
+        // Stored out of order: the later object stays the last one.
+        board.set_last_object(0, "p/t/0/0000-0009.json");
         board.set_state(1, FAILED);
         board.set_error(1, "RECORD_INVALID_UTF8", "value at offset 5", Some(5));
         let json = board.to_json();
@@ -351,7 +361,7 @@ mod tests {
         assert_eq!(partitions[0]["state"], "RUNNING");
         assert_eq!(partitions[0]["committed_offset"], 42);
         assert_eq!(partitions[0]["lag"], 3);
-        assert_eq!(partitions[0]["last_object_key"], "p/t/0/a.json");
+        assert_eq!(partitions[0]["last_object_key"], "p/t/0/0010-0019.json");
         assert_eq!(partitions[1]["state"], "FAILED");
         assert_eq!(partitions[1]["last_error"]["code"], "RECORD_INVALID_UTF8");
         assert_eq!(partitions[1]["last_error"]["offset"], 5);
