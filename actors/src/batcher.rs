@@ -479,10 +479,12 @@ impl Batcher {
             self.partition,
             first_offset,
         );
+        debug!(topic = %self.cx.topic, partition = self.partition, first_offset, "first records: listing the bucket for objects stored but not committed");
         ctx.wait(
             async move { store.list(&prefix, Some(&start_after)).await }
                 .into_actor(self)
                 .map(move |listed, actor, ctx| {
+                    debug!(topic = %actor.cx.topic, partition = actor.partition, "listing done");
                     let keys = listed.unwrap_or_else(|error| {
                         warn!(code = error.code(), topic = %actor.cx.topic, partition = actor.partition,
                             "cannot list the bucket to find objects stored but not committed; they may be written again: {error}");

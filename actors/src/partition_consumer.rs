@@ -50,6 +50,8 @@ pub struct PartitionConsumer {
     sending: bool,
     /// `true` between `Halt` and `Proceed`: the queue is kept but not read.
     halted: bool,
+    /// Records and bytes of the previous chunk.
+    last_chunk: (usize, usize),
     /// The offset after the last record read.
     next_offset: i64,
     /// Records were read since the last `CaughtUp`.
@@ -76,6 +78,7 @@ impl PartitionConsumer {
             wake_queued: Arc::new(AtomicBool::new(false)),
             sending: false,
             halted: false,
+            last_chunk: (0, 0),
             next_offset: -1,
             unannounced: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
@@ -85,7 +88,10 @@ impl PartitionConsumer {
 
     /// Copies what the queue holds now (up to the chunk limits) into one chunk.
     fn poll_chunk(&mut self) -> Polled {
-        let mut chunk = RecordChunk::with_capacity(64, 0);
+        // Sized like the previous chunk: a busy partition's chunks are alike, and growing a
+        // chunk by doubling copies it again and again.
+        let (records, bytes) = self.last_chunk;
+        let mut chunk = RecordChunk::with_capacity(records.max(64), bytes);
         let Some(queue) = &self.queue else {
             return Polled {
                 chunk,
@@ -123,6 +129,7 @@ impl PartitionConsumer {
                 break;
             }
         }
+        self.last_chunk = (chunk.len(), chunk.payload_bytes());
         if let Some(offset) = last_offset {
             self.next_offset = offset + 1;
             self.unannounced = true;

@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Message};
 use serde::Serialize;
 
 use super::{proc_stats, ProcStats, Throughput};
@@ -41,6 +43,9 @@ pub struct ConsumeSummary {
     pub total: Throughput,
     /// From the first record to the last.
     pub since_first_record: Throughput,
+    /// From the partitions' assignment to the last record: the connector's drain is measured
+    /// from its assignment too.
+    pub since_assignment: Option<Throughput>,
     /// Seconds from consumer creation to the first record.
     pub first_record_after_s: f64,
     /// This process: CPU seconds spent and peak RSS.
@@ -48,6 +53,22 @@ pub struct ConsumeSummary {
     /// CPU seconds per million records.
     pub cpu_s_per_million: f64,
     pub complete: bool,
+}
+
+/// Notes when the group assigns the partitions.
+#[derive(Default)]
+struct BaselineContext {
+    assigned: OnceLock<Instant>,
+}
+
+impl ClientContext for BaselineContext {}
+
+impl ConsumerContext for BaselineContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            let _ = self.assigned.set(Instant::now());
+        }
+    }
 }
 
 pub fn run(args: &ConsumeArgs) -> Result<ConsumeSummary, String> {
@@ -68,8 +89,8 @@ pub fn run(args: &ConsumeArgs) -> Result<ConsumeSummary, String> {
     for (name, value) in &args.properties {
         config.set(name, value);
     }
-    let consumer: BaseConsumer = config
-        .create()
+    let consumer: BaseConsumer<BaselineContext> = config
+        .create_with_context(BaselineContext::default())
         .map_err(|error| format!("kafka consumer configuration rejected: {error}"))?;
     let metadata = consumer
         .fetch_metadata(Some(&args.topic), Duration::from_secs(30))
@@ -124,6 +145,9 @@ pub fn run(args: &ConsumeArgs) -> Result<ConsumeSummary, String> {
         expected,
         total: Throughput::new(records, bytes, last_at.duration_since(start)),
         since_first_record: Throughput::new(records, bytes, last_at.duration_since(first_at)),
+        since_assignment: consumer.context().assigned.get().map(|assigned| {
+            Throughput::new(records, bytes, last_at.saturating_duration_since(*assigned))
+        }),
         first_record_after_s: first_at.duration_since(start).as_secs_f64(),
         cpu_s_per_million: process.cpu_seconds / (records.max(1) as f64) * 1e6,
         process,
@@ -144,6 +168,12 @@ pub fn print_summary(summary: &ConsumeSummary) {
         }
     );
     let (t, f) = (&summary.total, &summary.since_first_record);
+    if let Some(a) = &summary.since_assignment {
+        println!(
+            "  {:<28} {:>12.0} {:>12.2}",
+            "since assignment rec/s, MB/s", a.records_per_s, a.mb_per_s
+        );
+    }
     println!(
         "  {:<28} {:>12.0} {:>12.0}",
         "records/s (total, since 1st)", t.records_per_s, f.records_per_s

@@ -147,6 +147,25 @@ struct SeenObject {
     seen_at: Instant,
 }
 
+/// The timestamp (RFC 3339, the first field of the connector's text log) of the first line
+/// holding `needle`.
+fn logged_at(log: &str, needle: &str) -> Option<SystemTime> {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    let line = log.lines().find(|line| line.contains(needle))?;
+    let stamp = line.split_whitespace().next()?;
+    SystemTime::try_from(DateTime::from_str(stamp, DateTimeFormat::DateTime).ok()?).ok()
+}
+
+/// The `Instant` of wall-clock time `at`, given one moment known on both clocks.
+fn instant_at(at: SystemTime, start: Instant, start_wall: SystemTime) -> Instant {
+    match at.duration_since(start_wall) {
+        Ok(after) => start + after,
+        Err(before) => start
+            .checked_sub(before.duration())
+            .unwrap_or(start),
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -256,7 +275,7 @@ pub fn run(args: &WatchArgs) -> Result<WatchSummary, String> {
 
 async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
     let client = s3_client(args)?;
-    let start = Instant::now();
+    let (start, start_wall) = (Instant::now(), SystemTime::now());
     let deadline = start + Duration::from_secs(args.timeout_s);
     let pid = args.pid.map(|pid| pid.to_string());
     let mut objects: HashMap<String, SeenObject> = HashMap::new();
@@ -293,11 +312,11 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
         }
         if assigned_at.is_none() {
             if let Some(log) = &args.connector_log {
-                if std::fs::read_to_string(log)
-                    .is_ok_and(|text| text.contains("partitions assigned"))
-                {
-                    assigned_at = Some(polled_at);
-                }
+                // The log line's own timestamp, not the time this poll saw it.
+                assigned_at = std::fs::read_to_string(log)
+                    .ok()
+                    .and_then(|text| logged_at(&text, "partitions assigned"))
+                    .map(|at| instant_at(at, start, start_wall));
             }
         }
         let listing = list(&client, &args.bucket, &args.prefix).await?;
@@ -615,5 +634,17 @@ mod tests {
         assert!(!covered(&expected, &objects));
         objects.insert("d".to_owned(), seen(0, 5, 5));
         assert!(covered(&expected, &objects));
+    }
+
+    #[test]
+    fn the_assignment_time_is_the_log_line_s_own() {
+        let log = "2026-11-25T13:55:03.331638Z  INFO pipeline: connector running name=bench\n\
+                   2026-11-25T13:55:03.332972Z  INFO kafka: partitions assigned topic=t\n";
+        let at = logged_at(log, "partitions assigned").unwrap();
+        let micros = at.duration_since(UNIX_EPOCH).unwrap().as_micros();
+        assert_eq!(micros % 1_000_000, 332_972);
+        assert_eq!(logged_at(log, "partitions revoked"), None);
+        let (start, wall) = (Instant::now(), at + Duration::from_millis(250));
+        assert_eq!(start.duration_since(instant_at(at, start, wall)), Duration::from_millis(250));
     }
 }
