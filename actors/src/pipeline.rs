@@ -120,6 +120,11 @@ pub async fn run(
     // Room for one object per uploader waiting: enough to keep them busy, small enough that a
     // slow store stops the batchers quickly.
     let (upload_tx, upload_rx) = async_channel::bounded(settings.sink.upload_concurrency);
+    // Uploads run on threads of their own, one per two partition threads: a partition thread
+    // then only reads and encodes while HTTP writes (and payload hashing) go on in parallel.
+    let upload_arbiters: Vec<Arbiter> = (0..settings.source.concurrency.div_ceil(2))
+        .map(|_| Arbiter::new())
+        .collect();
     for id in 0..settings.sink.upload_concurrency {
         let (store, queue, status) = (store.clone(), upload_rx.clone(), status.clone());
         let (initial, max, attempts) = (
@@ -127,7 +132,7 @@ pub async fn run(
             settings.sink.retry_max_backoff,
             settings.sink.max_upload_attempts,
         );
-        Uploader::start_in_arbiter(&handles[id % handles.len()], move |_| {
+        Uploader::start_in_arbiter(&upload_arbiters[id % upload_arbiters.len()].handle(), move |_| {
             Uploader::new(id, store, queue, initial, max, attempts, status)
         });
     }
@@ -183,7 +188,7 @@ pub async fn run(
     tokio::task::spawn_blocking(move || driver.shutdown())
         .await
         .ok();
-    for arbiter in arbiters {
+    for arbiter in arbiters.into_iter().chain(upload_arbiters) {
         arbiter.stop();
     }
     status_topic.report(&StatusChange {
