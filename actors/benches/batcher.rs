@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_oss_sink_actors::batcher::{Batcher, BatcherContext};
+use kafka_oss_sink_actors::buffer_pool::BufferPool;
 use kafka_oss_sink_actors::error_topics::ErrorTopics;
 use kafka_oss_sink_actors::kafka::detached_consumer;
 use kafka_oss_sink_actors::messages::{PartitionFailed, PartitionResumed, Records, SealedObject};
@@ -106,6 +107,7 @@ fn bench_batcher(c: &mut Criterion) {
                         store: None,
                         supervisor: supervisor.clone().recipient(),
                         resumed: supervisor.recipient(),
+                        buffers: BufferPool::new(),
                     };
                     let batcher = Batcher::new(
                         context,

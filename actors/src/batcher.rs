@@ -34,6 +34,7 @@ use rdkafka::consumer::Consumer;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
+use crate::buffer_pool::BufferPool;
 use crate::commit::{CommitTracker, UnitId};
 use crate::encode::{decode_object, ObjectEncoder, Pushed, RecordError};
 use crate::error_topics::{Destination, ErrorTopics, Failure};
@@ -141,6 +142,8 @@ pub struct BatcherContext {
     pub store: Option<ObjectStore>,
     pub supervisor: Recipient<PartitionFailed>,
     pub resumed: Recipient<PartitionResumed>,
+    /// Object buffers, reused once their object is stored.
+    pub buffers: BufferPool,
 }
 
 pub struct Batcher {
@@ -211,10 +214,11 @@ impl Batcher {
     fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {
         if self.open.is_none() {
             // Start small and let the Vec grow: most partitions never fill an object.
-            let encoder = ObjectEncoder::new(
+            let encoder = ObjectEncoder::pooled(
                 &self.cx.topic,
                 self.partition,
                 self.cx.policy.max_bytes.min(64 * 1024),
+                &self.cx.buffers,
             );
             let unit = self.tracker.open();
             self.open = Some(OpenObject {

@@ -13,6 +13,8 @@
 
 use bytes::Bytes;
 
+use crate::buffer_pool::BufferPool;
+
 use crate::record::{RecordChunk, RecordMeta};
 
 /// The headers of an object's records (the format has no place for them), kept beside the body
@@ -86,11 +88,21 @@ pub struct ObjectEncoder {
     /// Smallest record timestamp in the object (for freshness reporting), if any record had one.
     min_timestamp: Option<i64>,
     headers: HeaderSidecar,
+    /// Where the buffer comes from and goes back to once the body is dropped.
+    pool: Option<BufferPool>,
 }
 
 impl ObjectEncoder {
     pub fn new(topic: &str, partition: i32, capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(capacity);
+        Self::with_buffer(topic, partition, Vec::with_capacity(capacity), None)
+    }
+
+    /// Writes into a buffer of `pool`; the finished body returns it there when dropped.
+    pub fn pooled(topic: &str, partition: i32, capacity: usize, pool: &BufferPool) -> Self {
+        Self::with_buffer(topic, partition, pool.take(capacity), Some(pool.clone()))
+    }
+
+    fn with_buffer(topic: &str, partition: i32, mut buf: Vec<u8>, pool: Option<BufferPool>) -> Self {
         buf.push(b'[');
         let mut topic_json = Vec::with_capacity(topic.len() + 2);
         write_json_str(&mut topic_json, topic);
@@ -103,6 +115,7 @@ impl ObjectEncoder {
             last_offset: -1,
             min_timestamp: None,
             headers: HeaderSidecar::default(),
+            pool,
         }
     }
 
@@ -234,7 +247,11 @@ impl ObjectEncoder {
     /// Closes the array and returns the body and the records' headers.
     pub fn finish_with_headers(mut self) -> (Bytes, HeaderSidecar) {
         self.buf.push(b']');
-        (Bytes::from(self.buf), self.headers)
+        let body = match &self.pool {
+            Some(pool) => pool.freeze(self.buf),
+            None => Bytes::from(self.buf),
+        };
+        (body, self.headers)
     }
 }
 

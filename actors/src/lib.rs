@@ -44,6 +44,7 @@
 //! stored offsets are committed synchronously and the rebalance (or the exit) proceeds.
 
 pub mod batcher;
+pub mod buffer_pool;
 pub mod commit;
 pub mod encode;
 pub mod error_topics;

@@ -7,6 +7,7 @@ use actix::prelude::*;
 use tracing::{error, info};
 
 use crate::batcher::BatcherContext;
+use crate::buffer_pool::BufferPool;
 use crate::error_topics::{self, ErrorTopics};
 use crate::kafka::{self, Driver, KafkaSetupError};
 use crate::messages::{PartitionCommand, Shutdown};
@@ -150,6 +151,7 @@ pub async fn run(
             store: Some(store.clone()),
             supervisor: ctx.address().recipient(),
             resumed: ctx.address().recipient(),
+            buffers: BufferPool::new(),
         };
         PipelineSupervisor::new(
             batcher_context,
