@@ -45,8 +45,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub connector_log: Option<PathBuf>,
     /// The connector's `batching.max_records`: also report the drain rate of the objects sealed
-    /// by record count alone, without the last objects of each partition that wait for
-    /// `max_interval_ms`.
+    /// by record count alone, without each partition's last, shorter object.
     #[arg(long)]
     pub full_object_records: Option<i64>,
     /// Another process on the same machine, `name=pid` (repeatable; e.g. the broker and the S3
@@ -105,7 +104,7 @@ pub struct WatchSummary {
     pub drain_since_assignment: Option<Throughput>,
     pub assigned_after_s: Option<f64>,
     /// Only the objects holding `--full-object-records` records, from assignment (or the start)
-    /// to the last of them: the drain without the tail sealed by the interval.
+    /// to the last of them: the drain without each partition's last, shorter object.
     pub drain_full_objects: Option<Throughput>,
     /// Record timestamp to first seen in a listing.
     pub e2e_latency: Percentiles,
