@@ -1103,14 +1103,8 @@ impl Section {
     }
 
     fn boolean(&mut self, name: &'static str, default: bool) -> Option<bool> {
-        match self.take(name) {
-            None => Some(default),
-            Some(Value::Boolean(b)) => Some(b),
-            Some(other) => {
-                self.invalid::<()>(name, "must be true or false", &other);
-                None
-            }
-        }
+        self.optional_boolean(name)
+            .map(|value| value.unwrap_or(default))
     }
 
     /// One of `options` by name, the default if missing. `None` if invalid (error recorded).

@@ -78,6 +78,12 @@ fn baseline_and_watcher_measure_a_real_run_and_check_exactly_once() {
     assert_eq!(baseline["total"]["records"], 3000);
     assert_eq!(baseline["complete"], true);
     assert!(baseline["process"]["cpu_seconds"].as_f64().unwrap() >= 0.0);
+    // Measured from the assignment, like the connector: the first record comes after it.
+    assert_eq!(baseline["since_assignment"]["records"], 3000);
+    assert!(
+        baseline["since_assignment"]["seconds"].as_f64().unwrap()
+            >= baseline["since_first_record"]["seconds"].as_f64().unwrap()
+    );
 
     let config = stack.config(&unique("c"), &topic, bucket, "max_interval_ms = 500", "");
     let mut connector = stack.connector(&config, None);
@@ -122,6 +128,9 @@ fn baseline_and_watcher_measure_a_real_run_and_check_exactly_once() {
     assert_eq!(summary["exactly_once"]["stored"], 3000);
     assert_eq!(summary["exactly_once"]["ok"], true);
     assert_eq!(summary["drain_total"]["records"], 3000);
+    // Timed from the `partitions assigned` line's own timestamp in the real connector log.
+    assert_eq!(summary["drain_since_assignment"]["records"], 3000, "{summary}");
+    assert!(summary["assigned_after_s"].as_f64().is_some(), "{summary}");
     assert_eq!(summary["e2e_latency"]["count"], 3000);
     let p99 = summary["e2e_latency"]["p99_ms"].as_f64().unwrap();
     assert!(p99 > 0.0 && p99 < 60_000.0, "p99 {p99}");
