@@ -81,10 +81,9 @@ with open(os.path.join(out, "results.json"), "w") as f:
     json.dump({"cores": cores, "max_interval_ms": max_interval_ms, "scenarios": rows}, f, indent=2)
 
 lines = [
-    f"Machine: {cores} cores. Rates are from partition assignment to the last object seen in the "
-    "bucket (connector) or to the last record read (bare consumer). "
-    "MB = 10^6 bytes of key + value. Latency: record timestamp to object first seen in a LIST "
-    "(polled every 25 ms unless BENCH_POLL_MS says otherwise).",
+    f"Machine: {cores} cores. Rates are from partition assignment to the last object stored "
+    "(its LastModified; connector) or to the last record read (bare consumer). "
+    "MB = 10^6 bytes of key + value. Latency: record timestamp to the object's LastModified.",
     "",
     "| scenario | records | connector rec/s | baseline rec/s | ratio | connector MB/s | baseline MB/s "
     "| CPU s/M rec (conn / base) | CPU ratio | e2e p50 / p90 / p99 / max ms | peak RSS MiB (conn / base) "

@@ -2,10 +2,12 @@
 //!
 //! While the connector runs, the watcher only LISTs the bucket (every `--poll-ms`), so it takes
 //! little CPU from the connector: an object's key names its partition and offset range, which
-//! gives the drain progress, and the time an object first shows up in a listing is its "stored"
-//! time (resolution: the poll interval plus one LIST round trip; S3 `LastModified` is not used,
-//! s3s-fs reports it in whole seconds). It samples the connector's CPU seconds and RSS from
-//! `/proc/<pid>/stat` and `/proc/<pid>/status` (`VmHWM` is the peak).
+//! gives the drain progress. An object's "stored" time is its `LastModified` in the listing
+//! (`--stored-time last-modified`, the default: milliseconds on s3s-fs, which stamps the file's
+//! modification time, on this machine's clock), or the time it first shows up in a listing
+//! (`first-listed`: resolution the poll interval plus one LIST round trip; for a remote store whose
+//! clock may differ). It samples the connector's CPU seconds and RSS from `/proc/<pid>/stat` and
+//! `/proc/<pid>/status` (`VmHWM` is the peak).
 //!
 //! Once the keys cover every offset the load generator's delivery reports list (`--produced`,
 //! the JSON of `loadgen --json`, which may appear later: the watcher waits for it), it GETs every
@@ -54,6 +56,9 @@ pub struct WatchArgs {
     pub other_pids: Vec<(String, String)>,
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
+    /// What an object's "stored" time is.
+    #[arg(long, value_enum, default_value_t = StoredTime::LastModified)]
+    pub stored_time: StoredTime,
     #[arg(long, default_value_t = 900)]
     pub timeout_s: u64,
     #[arg(long)]
@@ -61,6 +66,14 @@ pub struct WatchArgs {
     /// Chart of throughput and latency over time (SVG).
     #[arg(long)]
     pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoredTime {
+    /// The object's `LastModified` from the listing (same clock as this machine's).
+    LastModified,
+    /// When the object first appeared in a listing.
+    FirstListed,
 }
 
 /// One second of the run.
@@ -106,7 +119,7 @@ pub struct WatchSummary {
     /// Only the objects holding `--full-object-records` records, from assignment (or the start)
     /// to the last of them: the drain without each partition's last, shorter object.
     pub drain_full_objects: Option<Throughput>,
-    /// Record timestamp to first seen in a listing.
+    /// Record timestamp to the object's stored time.
     pub e2e_latency: Percentiles,
     pub stored_time: String,
     pub exactly_once: ExactlyOnce,
@@ -139,11 +152,11 @@ struct SeenObject {
     first: i64,
     last: i64,
     size: u64,
-    /// Milliseconds since the epoch when first listed.
-    seen_ms: i64,
-    /// Seconds since the watcher started when first listed.
-    seen_s: u64,
-    seen_at: Instant,
+    /// Milliseconds since the epoch when stored (see `StoredTime`).
+    stored_ms: i64,
+    /// Seconds since the watcher started when stored.
+    stored_s: u64,
+    stored_at: Instant,
 }
 
 /// The timestamp (RFC 3339, the first field of the connector's text log) of the first line
@@ -165,9 +178,8 @@ fn instant_at(at: SystemTime, start: Instant, start_wall: SystemTime) -> Instant
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
@@ -234,7 +246,7 @@ async fn list(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
-) -> Result<Vec<(String, u64)>, String> {
+) -> Result<Vec<(String, u64, Option<SystemTime>)>, String> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
@@ -255,6 +267,9 @@ async fn list(
             Some((
                 object.key()?.to_owned(),
                 object.size().unwrap_or(0).max(0) as u64,
+                object
+                    .last_modified()
+                    .and_then(|at| SystemTime::try_from(*at).ok()),
             ))
         }));
         match page.next_continuation_token {
@@ -282,7 +297,7 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
     let mut assigned_at: Option<Instant> = None;
     let mut connector: Option<ProcStats> = None;
     let mut samples: BTreeMap<u64, ProcStats> = BTreeMap::new();
-    let mut last_seen = start;
+    let mut last_stored = start;
     let others_before: Vec<(String, String, f64)> = args
         .other_pids
         .iter()
@@ -319,8 +334,8 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             }
         }
         let listing = list(&client, &args.bucket, &args.prefix).await?;
-        let (seen_ms, seen_s) = (now_ms(), Instant::now().duration_since(start).as_secs());
-        for (key, size) in listing {
+        let listed_at = SystemTime::now();
+        for (key, size, modified) in listing {
             if objects.contains_key(&key) {
                 continue;
             }
@@ -328,7 +343,12 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             else {
                 continue;
             };
-            last_seen = Instant::now();
+            let stored = match (args.stored_time, modified) {
+                (StoredTime::LastModified, Some(modified)) => modified,
+                _ => listed_at,
+            };
+            let stored_at = instant_at(stored, start, start_wall);
+            last_stored = last_stored.max(stored_at);
             objects.insert(
                 key,
                 SeenObject {
@@ -336,16 +356,16 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
                     first,
                     last,
                     size,
-                    seen_ms,
-                    seen_s,
-                    seen_at: last_seen,
+                    stored_ms: millis(stored),
+                    stored_s: stored_at.saturating_duration_since(start).as_secs(),
+                    stored_at,
                 },
             );
         }
         if let Some(pid) = &pid {
             if let Some(stats) = proc_stats(pid) {
                 connector = Some(stats);
-                samples.insert(seen_s, stats);
+                samples.insert(Instant::now().duration_since(start).as_secs(), stats);
             }
         }
         for (name, pid, before) in &others_before {
@@ -410,14 +430,14 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             .into_bytes();
         let records: Vec<StoredRecord> = serde_json::from_slice(&bytes)
             .map_err(|error| format!("object {key} is not a record array: {error}"))?;
-        let bin = bins.entry(object.seen_s).or_default();
+        let bin = bins.entry(object.stored_s).or_default();
         let full = args
             .full_object_records
             .is_some_and(|n| object.last - object.first + 1 == n && records.len() as i64 == n);
         if full {
             full_records += records.len() as u64;
             full_last =
-                Some(full_last.map_or(object.seen_at, |at: Instant| at.max(object.seen_at)));
+                Some(full_last.map_or(object.stored_at, |at: Instant| at.max(object.stored_at)));
         }
         for record in records {
             stored_records += 1;
@@ -429,7 +449,7 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             bin.0 += 1;
             bin.1 += size;
             if record.timestamp >= 0 {
-                let latency = (object.seen_ms - record.timestamp).max(0) as u64 * 1000;
+                let latency = (object.stored_ms - record.timestamp).max(0) as u64 * 1000;
                 latencies_us.push(latency);
                 bin.2.push(latency);
             }
@@ -460,7 +480,7 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             expected_count += 1;
         }
     }
-    let drain_elapsed = last_seen.duration_since(start);
+    let drain_elapsed = last_stored.saturating_duration_since(start);
     let series = bins
         .into_iter()
         .map(|(t_s, (records, bytes, mut latencies))| {
@@ -492,7 +512,7 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             Throughput::new(
                 stored_records,
                 payload_bytes,
-                last_seen.saturating_duration_since(at),
+                last_stored.saturating_duration_since(at),
             )
         }),
         assigned_after_s: assigned_at.map(|at| at.duration_since(start).as_secs_f64()),
@@ -505,10 +525,15 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             )
         }),
         e2e_latency: Percentiles::from_micros(&mut latencies_us),
-        stored_time: format!(
-            "first seen in a LIST of the bucket, polled every {} ms (record timestamps are in ms)",
-            args.poll_ms
-        ),
+        stored_time: match args.stored_time {
+            StoredTime::LastModified => {
+                "LastModified in a LIST of the bucket (record timestamps are in ms)".to_owned()
+            }
+            StoredTime::FirstListed => format!(
+                "first seen in a LIST of the bucket, polled every {} ms (record timestamps are in ms)",
+                args.poll_ms
+            ),
+        },
         exactly_once: ExactlyOnce {
             expected: expected_count,
             stored,
@@ -607,9 +632,9 @@ mod tests {
             first,
             last,
             size: 0,
-            seen_ms: 0,
-            seen_s: 0,
-            seen_at: Instant::now(),
+            stored_ms: 0,
+            stored_s: 0,
+            stored_at: Instant::now(),
         }
     }
 
