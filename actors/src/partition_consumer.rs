@@ -103,6 +103,7 @@ impl PartitionConsumer {
         let (topic, partition) = (&self.topic, self.partition);
         let mut last_offset = None;
         let mut emptied = false;
+        // Checked between batches: one batch may take the chunk past `CHUNK_BYTES`.
         while chunk.len() < chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
             let outcome = queue.read(
                 chunk_records - chunk.len(),
@@ -129,7 +130,9 @@ impl PartitionConsumer {
                 break;
             }
         }
-        self.last_chunk = (chunk.len(), chunk.payload_bytes());
+        if !chunk.is_empty() {
+            self.last_chunk = (chunk.len(), chunk.payload_bytes());
+        }
         if let Some(offset) = last_offset {
             self.next_offset = offset + 1;
             self.unannounced = true;
