@@ -167,9 +167,10 @@ pub struct RollPolicy {
     pub max_records: usize,
     pub max_bytes: usize,
     pub max_interval: Duration,
-    /// Seal the open object as soon as the partition is caught up (end of partition reached)
-    /// after it was behind by a full object (`max_records` or `max_bytes` read since it was last
-    /// caught up) or for `max_interval`: the tail of a backlog does not wait for the interval.
+    /// Seal the open object as soon as the partition is caught up (queue empty, high watermark
+    /// reached) after it was behind by a full object (`max_records` records, or `max_bytes` bytes
+    /// of keys and values, read since it was last caught up) or for `max_interval`: the tail of a
+    /// backlog does not wait for the interval.
     pub seal_when_caught_up: bool,
 }
 
