@@ -715,13 +715,8 @@ fn parse_sink(mut s: Section, errors: &mut Vec<ConfigError>) -> Option<SinkConfi
     let addressing = s.choice("addressing", ADDRESSINGS, Addressing::VirtualHosted);
     let part_size_bytes = s.int("part_size_bytes", PART_SIZE_BYTES);
     let checksum = s.choice("checksum", CHECKSUMS, ChecksumMode::WhenRequired);
-    // Default: unsigned over https (TLS protects the body, as the AWS SDKs for Java and Go do
-    // for S3 over HTTPS), signed over plain http. No endpoint means AWS's own, over https.
-    let sign_payload = s.optional_boolean("sign_payload").map(|value| {
-        value.unwrap_or_else(|| {
-            matches!(&endpoint, Some(Some(url)) if url.starts_with("http://"))
-        })
-    });
+    // Signed unless switched off: OSS's S3 API asks for the body's SHA-256 on PUT and POST.
+    let sign_payload = s.boolean("sign_payload", true);
     let upload_concurrency = s.int("upload_concurrency", UPLOAD_CONCURRENCY);
     let request_timeout_ms = s.int("request_timeout_ms", REQUEST_TIMEOUT_MS);
     let retry_initial_backoff_ms = s.int("retry_initial_backoff_ms", RETRY_INITIAL_BACKOFF_MS);
@@ -1090,21 +1085,15 @@ impl Section {
     }
 
     /// A boolean, the default if missing. `None` if invalid (error recorded).
-    /// `Some(None)` if missing, `None` if invalid (error recorded).
-    fn optional_boolean(&mut self, name: &'static str) -> Option<Option<bool>> {
+    fn boolean(&mut self, name: &'static str, default: bool) -> Option<bool> {
         match self.take(name) {
-            None => Some(None),
-            Some(Value::Boolean(b)) => Some(Some(b)),
+            None => Some(default),
+            Some(Value::Boolean(b)) => Some(b),
             Some(other) => {
                 self.invalid::<()>(name, "must be true or false", &other);
                 None
             }
         }
-    }
-
-    fn boolean(&mut self, name: &'static str, default: bool) -> Option<bool> {
-        self.optional_boolean(name)
-            .map(|value| value.unwrap_or(default))
     }
 
     /// One of `options` by name, the default if missing. `None` if invalid (error recorded).
@@ -1393,26 +1382,6 @@ bucket = "my-bucket"
     }
 
     #[test]
-    fn payloads_are_signed_by_default_only_over_plain_http() {
-        for (endpoint, signed) in [
-            ("http://127.0.0.1:9000", true),
-            ("http://minio.local", true),
-            ("https://oss-cn-hangzhou.aliyuncs.com", false),
-        ] {
-            let text = MINIMAL.replace(
-                "[sink]\n",
-                &format!("[sink]\nendpoint = \"{endpoint}\"\n"),
-            );
-            assert!(text.contains(endpoint), "{text}");
-            let settings = parse_config(&text).unwrap().into_settings(credentials());
-            assert_eq!(settings.sink.sign_payload, signed, "{endpoint}");
-            let text = text.replace("[sink]\n", "[sink]\nsign_payload = true\n");
-            let settings = parse_config(&text).unwrap().into_settings(credentials());
-            assert!(settings.sink.sign_payload, "set explicitly over {endpoint}");
-        }
-    }
-
-    #[test]
     fn minimal_config_gets_documented_defaults() {
         let config = parse_config(MINIMAL).unwrap();
         assert_eq!(config.name(), "orders-to-oss");
@@ -1438,7 +1407,7 @@ bucket = "my-bucket"
         assert!(!sink.path_style, "virtual_hosted by default");
         assert_eq!(sink.part_size, 16 * 1024 * 1024);
         assert_eq!(sink.checksum, ChecksumMode::WhenRequired);
-        assert!(!sink.sign_payload, "no endpoint: AWS's own, over https");
+        assert!(sink.sign_payload);
         assert_eq!(sink.upload_concurrency, 4);
         assert_eq!(sink.request_timeout, Duration::from_secs(30));
         assert_eq!(sink.retry_initial_backoff, Duration::from_millis(200));
@@ -2120,7 +2089,7 @@ max_interval_ms = [1]
             "addressing = \"virtual_hosted\"",
             "part_size_bytes = 16777216",
             "checksum = \"when_required\"",
-            "sign_payload = false",
+            "sign_payload = true",
             "upload_concurrency = 4",
             "request_timeout_ms = 30000",
             "retry_initial_backoff_ms = 200",
