@@ -129,7 +129,10 @@ fn baseline_and_watcher_measure_a_real_run_and_check_exactly_once() {
     assert_eq!(summary["exactly_once"]["ok"], true);
     assert_eq!(summary["drain_total"]["records"], 3000);
     // Timed from the `partitions assigned` line's own timestamp in the real connector log.
-    assert_eq!(summary["drain_since_assignment"]["records"], 3000, "{summary}");
+    assert_eq!(
+        summary["drain_since_assignment"]["records"], 3000,
+        "{summary}"
+    );
     assert!(summary["assigned_after_s"].as_f64().is_some(), "{summary}");
     assert_eq!(summary["e2e_latency"]["count"], 3000);
     let p99 = summary["e2e_latency"]["p99_ms"].as_f64().unwrap();

@@ -495,10 +495,8 @@ fn a_backlog_tail_is_stored_when_caught_up_while_a_trickle_still_fills_its_objec
     let keys: Vec<&str> = objects.iter().map(|(key, _)| key.as_str()).collect();
     assert_eq!(
         keys,
-        [0, 100, 200].map(|first| format!(
-            "{prefix}0/{first:020}-{:020}.json",
-            (first + 99).min(249)
-        )),
+        [0, 100, 200]
+            .map(|first| format!("{prefix}0/{first:020}-{:020}.json", (first + 99).min(249))),
         "the tail (200-249) is stored once the partition is caught up:\n{}",
         connector.logs()
     );
@@ -534,8 +532,13 @@ fn a_backlog_tail_is_stored_when_caught_up_while_a_trickle_still_fills_its_objec
     let objects = stack.objects(bucket, &prefix);
     assert_exactly_once(&objects, &topic, &produced);
     assert_eq!(
-        objects.last().map(|(key, records)| (key.as_str(), records.len())),
-        Some((format!("{prefix}0/{:020}-{:020}.json", 250, 269).as_str(), 20)),
+        objects
+            .last()
+            .map(|(key, records)| (key.as_str(), records.len())),
+        Some((
+            format!("{prefix}0/{:020}-{:020}.json", 250, 269).as_str(),
+            20
+        )),
         "the trickle's 20 records are one object, sealed at shutdown"
     );
 }

@@ -40,8 +40,8 @@ use crate::encode::{decode_object, ObjectEncoder, Pushed, RecordError};
 use crate::error_topics::{Destination, ErrorTopics, Failure};
 use crate::kafka::SinkConsumer;
 use crate::messages::{
-    CaughtUp, Drain, DrainReport, PartitionFailed, PartitionResumed, Records, ResumeBatcher, SealedObject,
-    Stop, UploadOutcome,
+    CaughtUp, Drain, DrainReport, PartitionFailed, PartitionResumed, Records, ResumeBatcher,
+    SealedObject, Stop, UploadOutcome,
 };
 use crate::metrics::{self, PartitionMetrics};
 use crate::object_key::object_key;

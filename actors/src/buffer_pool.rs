@@ -126,7 +126,11 @@ mod tests {
             .map(|_| pool.freeze(Vec::with_capacity(1024)))
             .collect();
         drop(bodies);
-        assert_eq!(pool.idle().0, MAX_IDLE_BUFFERS, "over the count bound: freed");
+        assert_eq!(
+            pool.idle().0,
+            MAX_IDLE_BUFFERS,
+            "over the count bound: freed"
+        );
         let pool = BufferPool::new();
         drop(pool.freeze(Vec::with_capacity(MAX_IDLE_BYTES + 1)));
         assert_eq!(pool.idle(), (0, 0), "over the byte bound: freed");

@@ -14,7 +14,6 @@
 use bytes::Bytes;
 
 use crate::buffer_pool::BufferPool;
-
 use crate::record::{RecordChunk, RecordMeta};
 
 /// The headers of an object's records (the format has no place for them), kept beside the body
@@ -102,7 +101,12 @@ impl ObjectEncoder {
         Self::with_buffer(topic, partition, pool.take(capacity), Some(pool.clone()))
     }
 
-    fn with_buffer(topic: &str, partition: i32, mut buf: Vec<u8>, pool: Option<BufferPool>) -> Self {
+    fn with_buffer(
+        topic: &str,
+        partition: i32,
+        mut buf: Vec<u8>,
+        pool: Option<BufferPool>,
+    ) -> Self {
         buf.push(b'[');
         let mut topic_json = Vec::with_capacity(topic.len() + 2);
         write_json_str(&mut topic_json, topic);

@@ -167,7 +167,8 @@ impl PartitionQueue {
                             == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
                         let mut timestamp_type =
                             rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-                        let timestamp = rdsys::rd_kafka_message_timestamp(message, &mut timestamp_type);
+                        let timestamp =
+                            rdsys::rd_kafka_message_timestamp(message, &mut timestamp_type);
                         let record = QueuedRecord {
                             offset: m.offset,
                             timestamp: if timestamp_type

@@ -133,9 +133,10 @@ pub async fn run(
             settings.sink.retry_max_backoff,
             settings.sink.max_upload_attempts,
         );
-        Uploader::start_in_arbiter(&upload_arbiters[id % upload_arbiters.len()].handle(), move |_| {
-            Uploader::new(id, store, queue, initial, max, attempts, status)
-        });
+        Uploader::start_in_arbiter(
+            &upload_arbiters[id % upload_arbiters.len()].handle(),
+            move |_| Uploader::new(id, store, queue, initial, max, attempts, status),
+        );
     }
     drop(upload_rx);
 

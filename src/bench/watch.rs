@@ -172,9 +172,7 @@ fn logged_at(log: &str, needle: &str) -> Option<SystemTime> {
 fn instant_at(at: SystemTime, start: Instant, start_wall: SystemTime) -> Instant {
     match at.duration_since(start_wall) {
         Ok(after) => start + after,
-        Err(before) => start
-            .checked_sub(before.duration())
-            .unwrap_or(start),
+        Err(before) => start.checked_sub(before.duration()).unwrap_or(start),
     }
 }
 
@@ -669,6 +667,9 @@ mod tests {
         assert_eq!(micros % 1_000_000, 332_972);
         assert_eq!(logged_at(log, "partitions revoked"), None);
         let (start, wall) = (Instant::now(), at + Duration::from_millis(250));
-        assert_eq!(start.duration_since(instant_at(at, start, wall)), Duration::from_millis(250));
+        assert_eq!(
+            start.duration_since(instant_at(at, start, wall)),
+            Duration::from_millis(250)
+        );
     }
 }
