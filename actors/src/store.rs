@@ -11,14 +11,16 @@
 
 use std::time::Duration;
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Object};
 use bytes::Bytes;
 
 use crate::settings::{ChecksumMode, SinkSettings};
@@ -229,29 +231,13 @@ impl ObjectStore {
         prefix: &str,
         start_after: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_start_after(start_after.map(str::to_owned))
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|error| self.classify(error))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|object| object.key().map(str::to_owned)),
-            );
-            match page.next_continuation_token {
-                Some(next) if page.is_truncated == Some(true) => token = Some(next),
-                _ => return Ok(keys),
-            }
-        }
+        let objects = list_objects(&self.client, &self.bucket, prefix, start_after)
+            .await
+            .map_err(|error| self.classify(error))?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|object| object.key)
+            .collect())
     }
 
     fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
@@ -310,6 +296,34 @@ fn classify_status(bucket: String, status: u16, code: String, message: String) -
             code,
             message,
         },
+    }
+}
+
+/// Every object under `prefix` that sorts after `start_after` (all of them if `None`), in the
+/// store's order, following `ListObjectsV2` continuation tokens. Shared by the connector, the
+/// benchmark watcher and the tests.
+pub async fn list_objects(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> Result<Vec<Object>, SdkError<ListObjectsV2Error, HttpResponse>> {
+    let mut objects = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .set_continuation_token(token)
+            .send()
+            .await?;
+        objects.extend(page.contents.unwrap_or_default());
+        match page.next_continuation_token {
+            Some(next) if page.is_truncated == Some(true) => token = Some(next),
+            _ => return Ok(objects),
+        }
     }
 }
 

@@ -245,36 +245,26 @@ async fn list(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<(String, u64, Option<SystemTime>)>, String> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .map_err(|error| {
-                format!(
-                    "listing s3://{bucket}/{prefix}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(error)
-                )
-            })?;
-        out.extend(page.contents().iter().filter_map(|object| {
+    let objects = actors::store::list_objects(client, bucket, prefix, None)
+        .await
+        .map_err(|error| {
+            format!(
+                "listing s3://{bucket}/{prefix}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(error)
+            )
+        })?;
+    Ok(objects
+        .into_iter()
+        .filter_map(|object| {
             Some((
-                object.key()?.to_owned(),
-                object.size().unwrap_or(0).max(0) as u64,
+                object.key?,
+                object.size.unwrap_or(0).max(0) as u64,
                 object
-                    .last_modified()
-                    .and_then(|at| SystemTime::try_from(*at).ok()),
+                    .last_modified
+                    .and_then(|at| SystemTime::try_from(at).ok()),
             ))
-        }));
-        match page.next_continuation_token {
-            Some(next) if page.is_truncated == Some(true) => token = Some(next),
-            _ => return Ok(out),
-        }
-    }
+        })
+        .collect())
 }
 
 pub fn run(args: &WatchArgs) -> Result<WatchSummary, String> {

@@ -471,27 +471,12 @@ impl Stack {
     pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, Vec<Value>)> {
         let client = self.s3();
         self.runtime.block_on(async {
-            let mut keys = Vec::new();
-            let mut token = None;
-            loop {
-                let page = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .set_continuation_token(token)
-                    .send()
-                    .await
-                    .expect("list objects");
-                keys.extend(
-                    page.contents()
-                        .iter()
-                        .filter_map(|object| object.key().map(str::to_owned)),
-                );
-                match page.next_continuation_token {
-                    Some(next) if page.is_truncated == Some(true) => token = Some(next),
-                    _ => break,
-                }
-            }
+            let mut keys: Vec<String> = actors::store::list_objects(&client, bucket, prefix, None)
+                .await
+                .expect("list objects")
+                .into_iter()
+                .filter_map(|object| object.key)
+                .collect();
             keys.sort();
             let mut objects = Vec::new();
             for key in keys {
@@ -515,16 +500,12 @@ impl Stack {
     pub fn object_sizes(&self, bucket: &str, prefix: &str) -> Vec<(String, i64, String)> {
         let client = self.s3();
         self.runtime.block_on(async {
-            let page = client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .send()
+            let objects = actors::store::list_objects(&client, bucket, prefix, None)
                 .await
                 .expect("list objects");
             let mut out = Vec::new();
-            for object in page.contents() {
-                let key = object.key().unwrap().to_owned();
+            for object in objects {
+                let key = object.key.expect("listed object without key");
                 let head = client
                     .head_object()
                     .bucket(bucket)
