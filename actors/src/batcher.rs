@@ -213,7 +213,8 @@ impl Batcher {
 
     fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {
         if self.open.is_none() {
-            // Start small and let the Vec grow: most partitions never fill an object.
+            // A pooled buffer if one is idle, else a small one that grows: most partitions never
+            // fill an object.
             let encoder = ObjectEncoder::pooled(
                 &self.cx.topic,
                 self.partition,
