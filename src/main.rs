@@ -354,7 +354,7 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         }
         Ok(RunOutcome::Fatal(_)) => ExitCode::from(1),
         Err(startup) => {
-            error!(code = startup.code(), "cannot start: {startup}");
+            error!(code = %startup.code(), "cannot start: {startup}");
             ExitCode::from(3)
         }
     }

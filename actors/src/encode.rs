@@ -13,6 +13,7 @@
 
 use bytes::Bytes;
 
+use crate::error::ErrorCode;
 use crate::buffer_pool::BufferPool;
 use crate::record::{RecordChunk, RecordMeta};
 
@@ -68,9 +69,9 @@ impl RecordError {
     }
 
     /// Stable error code, documented in README.md.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            RecordError::InvalidUtf8 { .. } => "RECORD_INVALID_UTF8",
+            RecordError::InvalidUtf8 { .. } => ErrorCode::RecordInvalidUtf8,
         }
     }
 }
@@ -259,11 +260,16 @@ impl ObjectEncoder {
     }
 }
 
+/// An object body that is not the JSON array this module writes (a bug if it ever happens).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the object back: {0}")]
+pub struct DecodeError(#[source] serde_json::Error);
+
 /// Rebuilds the records of an object from its body and header sidecar: keys, values, timestamps
 /// and headers byte for byte (the body's strings are the records' exact UTF-8). Records written
 /// with `overflowFlag: true` are left out: their value is not in the body (they are in the
 /// dead-letter topic whole).
-pub fn decode_object(body: &[u8], headers: &HeaderSidecar) -> Result<RecordChunk, String> {
+pub fn decode_object(body: &[u8], headers: &HeaderSidecar) -> Result<RecordChunk, DecodeError> {
     #[derive(serde::Deserialize)]
     struct Stored<'a> {
         #[serde(borrow)]
@@ -275,8 +281,7 @@ pub fn decode_object(body: &[u8], headers: &HeaderSidecar) -> Result<RecordChunk
         #[serde(borrow)]
         value: Option<std::borrow::Cow<'a, str>>,
     }
-    let stored: Vec<Stored<'_>> = serde_json::from_slice(body)
-        .map_err(|error| format!("cannot read the object back: {error}"))?;
+    let stored: Vec<Stored<'_>> = serde_json::from_slice(body).map_err(DecodeError)?;
     let mut chunk = RecordChunk::with_capacity(stored.len(), body.len());
     for record in stored.iter().filter(|record| !record.overflow) {
         let key = record.key.as_deref().map(str::as_bytes);
@@ -433,7 +438,7 @@ mod tests {
         );
         let error = encode(&[(3, 1, Some(b"\xc3"), Some(b"ok"))]).unwrap_err();
         assert_eq!(error.offset(), 3);
-        assert_eq!(error.code(), "RECORD_INVALID_UTF8");
+        assert_eq!(error.code(), ErrorCode::RecordInvalidUtf8);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The dead-letter and abnormal-data topics, and the producer that writes them.
+//! `ErrorTopicProducer`: writes failed records to the dead-letter and abnormal-data topics.
 //!
 //! - Dead-letter topic: records that cannot be converted into the product page's format (key or
 //!   value not UTF-8) and records whose value is over `failure.max_value_bytes` (those are also
@@ -10,6 +10,16 @@
 //!   kept beside it ([`crate::encode::HeaderSidecar`]), so no second copy of every buffered record
 //!   is kept in memory. Records already in the dead-letter topic are not repeated.
 //!
+//! - Receives: `Forward` from the supervisor (which applied the failure policy). Mailbox capacity
+//!   `MAILBOX`, so a slow broker slows the supervisor's answers, and so the batchers that report
+//!   failures.
+//! - Sends: `Forwarded` to the partition's batcher once the broker acknowledged every record (or
+//!   with the reason it did not).
+//! - Enqueues into librdkafka inside `ctx.wait` (records keep their order); while librdkafka's
+//!   queue is full it waits asynchronously (never sleeping the thread: it runs on an arbiter of its
+//!   own, and no partition waits on it except through its answers) for up to `QUEUE_TIMEOUT`.
+//!   Acknowledgements are awaited outside the wait, so many forwards are in flight at once.
+//!
 //! Every forwarded record keeps its original key, value, headers and timestamp, and carries Kafka
 //! Connect's error headers (`__connect.errors.topic`, `.partition`, `.offset`, `.connector.name`,
 //! `.exception.class.name`, `.exception.message`, ...) plus our code in
@@ -17,66 +27,43 @@
 //! the record as delivered: an offset is never committed past a record that is in neither the
 //! bucket nor one of these topics.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use actix::prelude::*;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tracing::debug;
 
 use crate::kafka::{producer_config, KafkaSetupError};
+use crate::messages::{Forward, Forwarded};
 use crate::record::{RecordChunk, RecordMeta};
 use crate::settings::{ResourceSettings, SourceSettings};
+use crate::supervisor::policy::{Destination, Failure};
 
-/// Which error topic a record goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    DeadLetter,
-    AbnormalData,
-}
-
-impl Destination {
-    /// Label used in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Destination::DeadLetter => "dead_letter",
-            Destination::AbnormalData => "abnormal_data",
-        }
-    }
-}
-
-/// Why a record is forwarded, as carried in its error headers.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// Stable error code (README.md lists them).
-    pub code: &'static str,
-    /// A class-like name for tools that group by `__connect.errors.exception.class.name`.
-    pub class_name: &'static str,
-    /// Kafka Connect's stage: `VALUE_CONVERTER`, `KEY_CONVERTER` or `TASK_PUT`.
-    pub stage: &'static str,
-    pub message: String,
-}
-
+/// Forwards queued ahead of the producer: a handful, so backpressure reaches the batchers soon.
+const MAILBOX: usize = 16;
 /// How long a produce may wait for room in librdkafka's queue before it is reported failed.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a full queue is tried again.
+const QUEUE_FULL_RETRY: Duration = Duration::from_millis(5);
 
-/// Writes failed records to the dead-letter and abnormal-data topics. Cheap to clone.
-#[derive(Clone)]
-pub struct ErrorTopics {
+/// The error-topic producer actor.
+pub struct ErrorTopicProducer {
     producer: FutureProducer,
     connector_name: Arc<str>,
     dead_letter_topic: Arc<str>,
     abnormal_topic: Arc<str>,
 }
 
-impl ErrorTopics {
+impl ErrorTopicProducer {
     pub fn new(
         producer: FutureProducer,
         connector_name: &str,
         resources: &ResourceSettings,
     ) -> Self {
-        ErrorTopics {
+        ErrorTopicProducer {
             producer,
             connector_name: Arc::from(connector_name),
             dead_letter_topic: Arc::from(resources.dead_letter_topic.as_str()),
@@ -84,95 +71,165 @@ impl ErrorTopics {
         }
     }
 
-    pub fn topic(&self, destination: Destination) -> &str {
+    fn topic(&self, destination: Destination) -> Arc<str> {
         match destination {
-            Destination::DeadLetter => &self.dead_letter_topic,
-            Destination::AbnormalData => &self.abnormal_topic,
-        }
-    }
-
-    /// Enqueues one record of `chunk` and returns a future that resolves once the broker
-    /// acknowledged it (or with the reason it never will). The record's bytes are copied into
-    /// librdkafka before this returns.
-    pub fn forward(
-        &self,
-        destination: Destination,
-        topic: &str,
-        partition: i32,
-        chunk: &RecordChunk,
-        record: &RecordMeta,
-        failure: &Failure,
-    ) -> impl Future<Output = Result<(), String>> + 'static {
-        let target = self.topic(destination).to_owned();
-        let mut headers = OwnedHeaders::new_with_capacity(
-            (record.headers.end - record.headers.start) as usize + 10,
-        );
-        for (name, value) in chunk.headers(record) {
-            let name = String::from_utf8_lossy(name);
-            headers = headers.insert(Header { key: &name, value });
-        }
-        let (partition_text, offset_text) = (partition.to_string(), record.offset.to_string());
-        for (key, value) in [
-            ("__connect.errors.topic", topic),
-            ("__connect.errors.partition", partition_text.as_str()),
-            ("__connect.errors.offset", offset_text.as_str()),
-            ("__connect.errors.connector.name", &*self.connector_name),
-            ("__connect.errors.task.id", "0"),
-            ("__connect.errors.stage", failure.stage),
-            ("__connect.errors.class.name", "kafka_oss_sink"),
-            ("__connect.errors.exception.class.name", failure.class_name),
-            (
-                "__connect.errors.exception.message",
-                failure.message.as_str(),
-            ),
-            ("kafka-oss-sink.error.code", failure.code),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        let mut future_record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&target).headers(headers);
-        if record.timestamp >= 0 {
-            future_record = future_record.timestamp(record.timestamp);
-        }
-        if let Some(key) = chunk.bytes(&record.key) {
-            future_record = future_record.key(key);
-        }
-        if let Some(value) = chunk.bytes(&record.value) {
-            future_record = future_record.payload(value);
-        }
-        let enqueued = enqueue(&self.producer, future_record);
-        async move {
-            match enqueued {
-                Err(error) => Err(format!("cannot produce to topic `{target}`: {error}")),
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((error, _))) => {
-                        Err(format!("topic `{target}` did not take the record: {error}"))
-                    }
-                    Err(_) => Err(format!("producer for topic `{target}` shut down")),
-                },
-            }
+            Destination::DeadLetter => self.dead_letter_topic.clone(),
+            Destination::AbnormalData => self.abnormal_topic.clone(),
         }
     }
 }
 
-/// Enqueues a record, waiting for room in the queue up to [`QUEUE_TIMEOUT`].
-fn enqueue(
+impl Actor for ErrorTopicProducer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX);
+    }
+}
+
+impl Handler<Forward> for ErrorTopicProducer {
+    type Result = ();
+
+    fn handle(&mut self, forward: Forward, ctx: &mut Self::Context) {
+        let producer = self.producer.clone();
+        let target = self.topic(forward.destination);
+        let connector_name = self.connector_name.clone();
+        // Enqueue in order (the wait), then await the acknowledgements beside other forwards.
+        ctx.wait(
+            async move {
+                let enqueued = enqueue_all(&producer, &target, &connector_name, &forward).await;
+                (forward, target, enqueued)
+            }
+            .into_actor(self)
+            .map(|(forward, target, enqueued), _actor, ctx| {
+                ctx.spawn(
+                    async move {
+                        let result = match enqueued {
+                            Ok(deliveries) => acknowledged(&target, deliveries).await,
+                            Err(error) => Err(error),
+                        };
+                        let records = forward.records.records();
+                        debug!(destination = forward.destination.as_str(), partition = forward.partition,
+                            records = records.len(), ok = result.is_ok(), "forward done");
+                        forward.reply.do_send(Forwarded {
+                            unit: forward.unit,
+                            destination: forward.destination,
+                            first_offset: records.first().map_or(forward.failure.offset, |r| r.offset),
+                            last_offset: records.last().map_or(forward.failure.offset, |r| r.offset),
+                            records: records.len(),
+                            code: forward.failure.code(),
+                            result,
+                        });
+                    }
+                    .into_actor(_actor),
+                );
+            }),
+        );
+    }
+}
+
+/// Enqueues every record of the forward; the error names the topic.
+async fn enqueue_all(
+    producer: &FutureProducer,
+    target: &str,
+    connector_name: &str,
+    forward: &Forward,
+) -> Result<Vec<DeliveryFuture>, String> {
+    let message = forward.failure.message();
+    let mut deliveries = Vec::with_capacity(forward.records.len());
+    for record in forward.records.records() {
+        let built = build(
+            target,
+            connector_name,
+            &forward.failure,
+            &message,
+            &forward.records,
+            record,
+        );
+        let delivery = enqueue(producer, built)
+            .await
+            .map_err(|error| format!("cannot produce to topic `{target}`: {error}"))?;
+        deliveries.push(delivery);
+    }
+    Ok(deliveries)
+}
+
+/// Resolves once the broker acknowledged every delivery, or with the first reason it did not.
+async fn acknowledged(target: &str, deliveries: Vec<DeliveryFuture>) -> Result<(), String> {
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => {
+                return Err(format!("topic `{target}` did not take the record: {error}"))
+            }
+            Err(_) => return Err(format!("producer for topic `{target}` shut down")),
+        }
+    }
+    Ok(())
+}
+
+/// One forwarded record: the original key, value, headers and timestamp, plus Kafka Connect's
+/// error headers and our code.
+fn build<'a>(
+    target: &'a str,
+    connector_name: &'a str,
+    failure: &'a Failure,
+    message: &'a str,
+    chunk: &'a RecordChunk,
+    record: &'a RecordMeta,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut headers = OwnedHeaders::new_with_capacity(
+        (record.headers.end - record.headers.start) as usize + 10,
+    );
+    for (name, value) in chunk.headers(record) {
+        let name = String::from_utf8_lossy(name);
+        headers = headers.insert(Header { key: &name, value });
+    }
+    let (partition_text, offset_text) = (failure.partition.to_string(), record.offset.to_string());
+    for (key, value) in [
+        ("__connect.errors.topic", &*failure.topic),
+        ("__connect.errors.partition", partition_text.as_str()),
+        ("__connect.errors.offset", offset_text.as_str()),
+        ("__connect.errors.connector.name", connector_name),
+        ("__connect.errors.task.id", "0"),
+        ("__connect.errors.stage", failure.stage()),
+        ("__connect.errors.class.name", "kafka_oss_sink"),
+        ("__connect.errors.exception.class.name", failure.class_name()),
+        ("__connect.errors.exception.message", message),
+        ("kafka-oss-sink.error.code", failure.code().as_str()),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    let mut future_record: FutureRecord<'a, [u8], [u8]> = FutureRecord::to(target).headers(headers);
+    if record.timestamp >= 0 {
+        future_record = future_record.timestamp(record.timestamp);
+    }
+    if let Some(key) = chunk.bytes(&record.key) {
+        future_record = future_record.key(key);
+    }
+    if let Some(value) = chunk.bytes(&record.value) {
+        future_record = future_record.payload(value);
+    }
+    future_record
+}
+
+/// Enqueues a record, waiting (asynchronously) for room in the queue up to [`QUEUE_TIMEOUT`].
+async fn enqueue(
     producer: &FutureProducer,
     mut record: FutureRecord<'_, [u8], [u8]>,
-) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
-    let deadline = Instant::now() + QUEUE_TIMEOUT;
+) -> Result<DeliveryFuture, KafkaError> {
+    let deadline = tokio::time::Instant::now() + QUEUE_TIMEOUT;
     loop {
         match producer.send_result(record) {
             Ok(delivery) => return Ok(delivery),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                if Instant::now() < deadline =>
+                if tokio::time::Instant::now() < deadline =>
             {
                 record = back;
-                std::thread::sleep(Duration::from_millis(5));
+                tokio::time::sleep(QUEUE_FULL_RETRY).await;
             }
             Err((error, _)) => return Err(error),
         }

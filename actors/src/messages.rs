@@ -6,10 +6,11 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use crate::commit::UnitId;
-use crate::kafka::PartitionQueue;
+use crate::error::ErrorCode;
 use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
 use crate::store::StoreError;
+use crate::supervisor::policy::{Destination, Disposition, Failure};
 
 /// Consecutive records of one partition, from its consumer to its batcher.
 #[derive(Message, Debug)]
@@ -100,45 +101,65 @@ pub struct DrainReport {
 #[rtype(result = "()")]
 pub struct Stop;
 
-/// A partition cannot go on; sent by its batcher to the supervisor.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct PartitionFailed {
-    pub partition: i32,
-    pub offset: i64,
-    /// Stable error code (README.md lists them).
-    pub code: &'static str,
-    pub error: String,
-}
-
-/// A failed partition's batcher goes on after `ResumeBatcher`; sent before it processes the held
-/// records, so the supervisor sees RESUMED before any new failure.
+/// Stop reading (consumer: the partition queue is kept, so reading goes on where it stopped;
+/// records already handed on are still uploaded).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct PartitionResumed {
-    pub partition: i32,
+pub struct Pause;
+
+/// Go on after a [`Pause`] (consumer) or a failure (batcher: held objects are uploaded again,
+/// the held record is reported again as resumed past, then the held records are processed).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Resume;
+
+/// A batcher reports a record or object it cannot store; the supervisor answers with what to do
+/// (the failure policy, [`crate::supervisor::policy::decide`]). When the answer routes records
+/// to an error topic, the supervisor has handed them to the error-topic producer, which tells
+/// `reply` once the broker acknowledged them.
+#[derive(Message)]
+#[rtype(result = "Disposition")]
+pub struct ReportFailure {
+    pub failure: Failure,
+    /// The records concerned (one bad record, or a refused object's records rebuilt).
+    pub records: RecordChunk,
+    /// The commit unit that waits for them.
+    pub unit: UnitId,
+    pub reply: Recipient<Forwarded>,
 }
 
-/// Stop reading the partition queue (it is kept, so reading can resume where it stopped);
-/// records already handed on are still uploaded.
+/// Records for an error topic; from the supervisor to the error-topic producer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forward {
+    pub destination: Destination,
+    pub partition: i32,
+    pub records: RecordChunk,
+    pub failure: Failure,
+    pub unit: UnitId,
+    pub reply: Recipient<Forwarded>,
+}
+
+/// The outcome of a [`Forward`], sent to the partition's batcher (`do_send`: one per failure
+/// the batcher reported, which it paces).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Halt;
-
-/// Read the partition queue again after a [`Halt`].
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct Proceed;
-
-/// Go on after a failure: retry held uploads, route the failed record per the `log` policy,
-/// then process the held records. Answers why not, if the partition cannot go on in-process.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), String>")]
-pub struct ResumeBatcher;
+pub struct Forwarded {
+    pub unit: UnitId,
+    pub destination: Destination,
+    /// Offsets of the first and last record forwarded.
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub records: usize,
+    /// The failure's code (a metric label).
+    pub code: ErrorCode,
+    /// `Err`: why the topic did not take the records.
+    pub result: Result<(), String>,
+}
 
 /// An operator's command for one partition (`kafka-oss-sink pause|resume`, or the admin API).
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
-#[rtype(result = "Result<String, String>")]
+#[rtype(result = "Result<String, CommandError>")]
 pub struct PartitionCommand {
     pub partition: i32,
     pub action: PartitionAction,
@@ -150,18 +171,21 @@ pub enum PartitionAction {
     Resume,
 }
 
-/// Rebalance events, sent from librdkafka's rebalance callback (on the Kafka driver thread).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub enum KafkaEvent {
-    /// Partitions were assigned; their queues are already split off the consumer queue.
-    Assigned(Vec<(i32, PartitionQueue)>),
-    /// Partitions are being revoked. The callback blocks until `ack` is sent (or a deadline),
-    /// then commits what was stored and lets the rebalance proceed.
-    Revoked {
-        partitions: Vec<i32>,
-        ack: crossbeam_channel::Sender<()>,
+/// Why a [`PartitionCommand`] was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("partition {partition} of topic `{topic}` is not assigned to this instance")]
+    NotAssigned { topic: String, partition: i32 },
+    #[error("partition {partition} is {state}, not RUNNING")]
+    NotRunning {
+        partition: i32,
+        state: crate::error::State,
     },
+    #[error(
+        "partition {partition} cannot resume: an error topic refused a record; restart the \
+         connector to go on from the committed offset"
+    )]
+    NotResumable { partition: i32 },
 }
 
 /// Drain every partition and stop; answers `true` if everything buffered was stored in time.

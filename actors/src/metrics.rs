@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 
+use crate::error::{ErrorCode, State};
+
 pub const CONSUMED_RECORDS: &str = "kafka_oss_sink_consumed_records_total";
 pub const CONSUMED_BYTES: &str = "kafka_oss_sink_consumed_bytes_total";
 pub const WRITTEN_RECORDS: &str = "kafka_oss_sink_written_records_total";
@@ -30,7 +32,9 @@ pub const COMMITTED_OFFSET: &str = "kafka_oss_sink_committed_offset";
 pub const RETRIES: &str = "kafka_oss_sink_retries_total";
 pub const FAILED_RECORDS: &str = "kafka_oss_sink_failed_records_total";
 pub const PARTITION_STATE: &str = "kafka_oss_sink_partition_state";
-pub const ROTATIONS: &str = "kafka_oss_sink_rotations_total";
+/// Objects sealed, by reason. (The metric keeps its first name, which dashboards and alert rules
+/// use.)
+pub const SEALS: &str = "kafka_oss_sink_rotations_total";
 pub const BUFFERED_BYTES: &str = "kafka_oss_sink_buffered_bytes";
 pub const ERRORS: &str = "kafka_oss_sink_errors_total";
 pub const READY: &str = "kafka_oss_sink_ready";
@@ -53,7 +57,7 @@ pub const ALL: &[(&str, &str)] = &[
     (RETRIES, "counter"),
     (FAILED_RECORDS, "counter"),
     (PARTITION_STATE, "gauge"),
-    (ROTATIONS, "counter"),
+    (SEALS, "counter"),
     (BUFFERED_BYTES, "gauge"),
     (ERRORS, "counter"),
     (READY, "gauge"),
@@ -99,8 +103,8 @@ pub const BUCKETS: &[(&str, &[f64])] = &[
     ),
 ];
 
-/// Why an object was sealed: the `reason` label of [`ROTATIONS`].
-pub const ROTATION_REASONS: &[&str] = &[
+/// Why an object was sealed: the `reason` label of [`SEALS`].
+pub const SEAL_REASONS: &[&str] = &[
     "count",
     "bytes",
     "interval",
@@ -112,17 +116,17 @@ pub const ROTATION_REASONS: &[&str] = &[
 ];
 
 /// Error codes pre-registered with zero in [`RETRIES`], so the series exist before the first retry.
-pub const RETRY_REASONS: &[&str] = &[
-    "UPLOAD_UNAVAILABLE",
-    "UPLOAD_ACCESS_DENIED",
-    "UPLOAD_REJECTED",
-    "UPLOAD_NO_SUCH_BUCKET",
-    "KAFKA_COMMIT",
+pub const RETRY_REASONS: &[ErrorCode] = &[
+    ErrorCode::UploadUnavailable,
+    ErrorCode::UploadAccessDenied,
+    ErrorCode::UploadRejected,
+    ErrorCode::UploadNoSuchBucket,
+    ErrorCode::KafkaCommit,
 ];
 
 /// Partition states: the `state` label of [`PARTITION_STATE`]. The current state's series is 1,
 /// every other state's series of the partition is 0.
-pub const PARTITION_STATES: &[&str] = &["RUNNING", "FAILED"];
+pub const PARTITION_STATES: &[State] = State::GAUGED;
 
 /// Registers the help text and unit of every metric. Call once, after installing the recorder.
 pub fn describe() {
@@ -183,7 +187,7 @@ pub fn describe() {
         PARTITION_STATE,
         "1 for the partition's current state, 0 for its other states"
     );
-    describe_counter!(ROTATIONS, Unit::Count, "Objects sealed, by reason");
+    describe_counter!(SEALS, Unit::Count, "Objects sealed, by reason");
     describe_gauge!(
         BUFFERED_BYTES,
         Unit::Bytes,
@@ -201,24 +205,30 @@ pub fn describe() {
         "Resident memory of the process (Linux: VmRSS of /proc/self/status), set at each scrape"
     );
     for reason in RETRY_REASONS {
-        metrics::counter!(RETRIES, "reason" => *reason).absolute(0);
+        metrics::counter!(RETRIES, "reason" => reason.as_str()).absolute(0);
     }
 }
 
 /// Counts one retry of an operation that failed with `code`.
-pub fn record_retry(code: &'static str) {
-    metrics::counter!(RETRIES, "reason" => code).increment(1);
+pub fn record_retry(code: ErrorCode) {
+    metrics::counter!(RETRIES, "reason" => code.as_str()).increment(1);
 }
 
 /// Counts records that could not be written. `destination` is where they went: `"none"` (the
 /// partition stopped before it), `"dead_letter"` or `"abnormal_data"`.
-pub fn record_failed(topic: &str, partition: i32, code: &str, destination: &str, records: u64) {
+pub fn record_failed(
+    topic: &str,
+    partition: i32,
+    code: ErrorCode,
+    destination: &'static str,
+    records: u64,
+) {
     metrics::counter!(
         FAILED_RECORDS,
         "topic" => topic.to_owned(),
         "partition" => partition.to_string(),
-        "code" => code.to_owned(),
-        "destination" => destination.to_owned(),
+        "code" => code.as_str(),
+        "destination" => destination,
     )
     .increment(records);
 }
@@ -233,11 +243,11 @@ pub fn record_error(code: &str, level: &'static str) {
 pub fn set_partition_state(
     topic: &str,
     partition: i32,
-    previous: Option<&str>,
-    state: Option<&str>,
+    previous: Option<State>,
+    state: Option<State>,
 ) {
     let partition = partition.to_string();
-    let mut states: Vec<&str> = PARTITION_STATES.to_vec();
+    let mut states: Vec<State> = PARTITION_STATES.to_vec();
     for extra in [previous, state].into_iter().flatten() {
         if !states.contains(&extra) {
             states.push(extra);
@@ -249,7 +259,7 @@ pub fn set_partition_state(
             PARTITION_STATE,
             "topic" => topic.to_owned(),
             "partition" => partition.clone(),
-            "state" => known.to_owned(),
+            "state" => known.as_str(),
         )
         .set(value);
     }
@@ -283,8 +293,8 @@ pub struct PartitionMetrics {
     pub written_bytes: Counter,
     pub written_objects: Counter,
     pub buffered_bytes: Gauge,
-    /// Indexed like [`ROTATION_REASONS`].
-    rotations: Vec<Counter>,
+    /// Indexed like [`SEAL_REASONS`].
+    seals: Vec<Counter>,
     object_size: Histogram,
     object_records: Histogram,
     upload_duration: Histogram,
@@ -307,11 +317,11 @@ impl PartitionMetrics {
             written_bytes: metrics::counter!(WRITTEN_BYTES, &labels),
             written_objects: metrics::counter!(WRITTEN_OBJECTS, &labels),
             buffered_bytes: metrics::gauge!(BUFFERED_BYTES, &labels),
-            rotations: ROTATION_REASONS
+            seals: SEAL_REASONS
                 .iter()
                 .map(|reason| {
                     metrics::counter!(
-                        ROTATIONS,
+                        SEALS,
                         "topic" => topic.to_owned(),
                         "partition" => partition.to_string(),
                         "reason" => *reason,
@@ -325,10 +335,10 @@ impl PartitionMetrics {
         })
     }
 
-    /// Counts one sealed object; `reason` is one of [`ROTATION_REASONS`].
-    pub fn rotated(&self, reason: &str) {
-        if let Some(index) = ROTATION_REASONS.iter().position(|known| *known == reason) {
-            self.rotations[index].increment(1);
+    /// Counts one sealed object; `reason` is one of [`SEAL_REASONS`].
+    pub fn sealed(&self, reason: &str) {
+        if let Some(index) = SEAL_REASONS.iter().position(|known| *known == reason) {
+            self.seals[index].increment(1);
         }
     }
 
@@ -411,7 +421,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name} is not in README.md's metrics table"));
             assert!(row.contains(kind), "{name}: README row does not say {kind}");
         }
-        for reason in ROTATION_REASONS {
+        for reason in SEAL_REASONS {
             assert!(
                 monitoring.contains(&format!("`{reason}`")),
                 "rotation reason {reason}"

@@ -1,7 +1,7 @@
 //! `PartitionConsumer`: reads one assigned partition's queue and feeds its batcher.
 //!
 //! - Receives: `Wake` (from librdkafka's non-empty callback, coalesced to at most one queued, and
-//!   from a slow safety tick), `Drain`, `Halt` / `Proceed` (stop and resume reading, keeping the
+//!   from a slow safety tick), `Drain`, `Pause` / `Resume` (stop and go on reading, keeping the
 //!   queue; the supervisor also pauses the partition's fetching meanwhile), `Stop`.
 //! - Sends: `Records` to its batcher with `send().await` inside `ctx.wait`, so while the batcher's
 //!   small mailbox is full this actor does not read the queue. librdkafka then stops fetching the
@@ -24,7 +24,8 @@ use tracing::{debug, warn};
 
 use crate::batcher::Batcher;
 use crate::kafka::PartitionQueue;
-use crate::messages::{CaughtUp, Drain, DrainReport, Halt, Proceed, Records, Stop};
+use crate::error::ErrorCode;
+use crate::messages::{CaughtUp, Drain, DrainReport, Pause, Records, Resume, Stop};
 use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
 
@@ -41,15 +42,15 @@ struct Wake;
 pub struct PartitionConsumer {
     topic: Arc<str>,
     partition: i32,
-    /// `None` once draining, halted or stopped.
+    /// `None` once draining or stopped.
     queue: Option<PartitionQueue>,
     batcher: Addr<Batcher>,
     /// `true` while a `Wake` from the non-empty callback is queued, so at most one is.
     wake_queued: Arc<AtomicBool>,
     /// `true` while a chunk is being handed to the batcher.
     sending: bool,
-    /// `true` between `Halt` and `Proceed`: the queue is kept but not read.
-    halted: bool,
+    /// `true` between `Pause` and `Resume`: the queue is kept but not read.
+    paused: bool,
     /// Records and bytes of the previous chunk.
     last_chunk: (usize, usize),
     /// The offset after the last record read.
@@ -77,7 +78,7 @@ impl PartitionConsumer {
             batcher,
             wake_queued: Arc::new(AtomicBool::new(false)),
             sending: false,
-            halted: false,
+            paused: false,
             last_chunk: (0, 0),
             next_offset: -1,
             unannounced: false,
@@ -122,7 +123,7 @@ impl PartitionConsumer {
                     }
                 },
                 |code, offset| {
-                    warn!(code = "KAFKA_CONSUME", topic = %topic, partition, offset, error = %code, "error reading partition")
+                    warn!(code = %ErrorCode::KafkaConsume, topic = %topic, partition, offset, error = %code, "error reading partition")
                 },
             );
             if outcome.emptied {
@@ -193,7 +194,7 @@ impl Handler<Wake> for PartitionConsumer {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.wake_queued.store(false, Ordering::Release);
-        if self.sending || self.halted {
+        if self.sending || self.paused {
             return;
         }
         let Polled {
@@ -249,19 +250,19 @@ impl Handler<Drain> for PartitionConsumer {
     }
 }
 
-impl Handler<Halt> for PartitionConsumer {
+impl Handler<Pause> for PartitionConsumer {
     type Result = ();
 
-    fn handle(&mut self, _: Halt, _ctx: &mut Self::Context) {
-        self.halted = true;
+    fn handle(&mut self, _: Pause, _ctx: &mut Self::Context) {
+        self.paused = true;
     }
 }
 
-impl Handler<Proceed> for PartitionConsumer {
+impl Handler<Resume> for PartitionConsumer {
     type Result = ();
 
-    fn handle(&mut self, _: Proceed, ctx: &mut Self::Context) {
-        self.halted = false;
+    fn handle(&mut self, _: Resume, ctx: &mut Self::Context) {
+        self.paused = false;
         ctx.notify(Wake);
     }
 }

@@ -160,6 +160,26 @@ impl RecordChunk {
     pub fn last_offset(&self) -> Option<i64> {
         self.records.last().map(|record| record.offset)
     }
+
+    /// A chunk holding a copy of the record at `index` (key, value, headers, timestamp): what a
+    /// failure report carries.
+    pub fn single(&self, index: usize) -> RecordChunk {
+        let record = &self.records[index];
+        let key = self.bytes(&record.key);
+        let value = self.bytes(&record.value);
+        let mut chunk = RecordChunk::with_capacity(
+            1,
+            key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len),
+        );
+        chunk.push_with_headers(
+            record.offset,
+            record.timestamp,
+            key,
+            value,
+            self.headers(record),
+        );
+        chunk
+    }
 }
 
 impl std::fmt::Debug for RecordChunk {

@@ -14,15 +14,13 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{json, Value};
 
+use crate::error::{ErrorCode, State};
 use crate::metrics;
-
-pub const RUNNING: &str = "RUNNING";
-pub const FAILED: &str = "FAILED";
 
 /// An error with its stable code (README.md lists the codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     /// The offset the error is about, if it is about a record.
     pub offset: Option<i64>,
@@ -30,15 +28,15 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     fn to_json(&self) -> Value {
-        json!({ "code": self.code, "message": self.message, "offset": self.offset })
+        json!({ "code": self.code.as_str(), "message": self.message, "offset": self.offset })
     }
 }
 
 /// One assigned partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionStatus {
-    /// `RUNNING`, `FAILED`, ... (the failure policy adds more).
-    pub state: String,
+    /// `None` only for an instant after assignment.
+    pub state: Option<State>,
     /// The last committed offset (the next record a restart reads).
     pub committed_offset: Option<i64>,
     /// Records between the committed offset and the high watermark.
@@ -89,7 +87,7 @@ impl StatusBoard {
         self.update(partition, |status| {
             status.last_error = None;
         });
-        self.set_state(partition, RUNNING);
+        self.set_state(partition, State::Running);
     }
 
     /// A partition was revoked: it leaves the board, its state series go to 0 and its lag to 0
@@ -105,24 +103,21 @@ impl StatusBoard {
                 status.high_watermark.unwrap_or(0),
             );
         }
-        let previous_state = previous.as_ref().map(|status| status.state.as_str());
+        let previous_state = previous.as_ref().and_then(|status| status.state);
         metrics::set_partition_state(&self.0.topic, partition, previous_state, None);
     }
 
-    /// Sets the state (`RUNNING`, `FAILED`, or any other upper-case word) and its gauge series.
-    pub fn set_state(&self, partition: i32, state: &str) {
-        let mut previous = String::new();
-        self.update(partition, |status| {
-            previous = std::mem::replace(&mut status.state, state.to_owned())
-        });
-        let previous = (!previous.is_empty()).then_some(previous.as_str());
+    /// Sets the state and its gauge series.
+    pub fn set_state(&self, partition: i32, state: State) {
+        let mut previous = None;
+        self.update(partition, |status| previous = status.state.replace(state));
         metrics::set_partition_state(&self.0.topic, partition, previous, Some(state));
     }
 
-    pub fn set_error(&self, partition: i32, code: &str, message: &str, offset: Option<i64>) {
+    pub fn set_error(&self, partition: i32, code: ErrorCode, message: &str, offset: Option<i64>) {
         self.update(partition, |status| {
             status.last_error = Some(ErrorInfo {
-                code: code.to_owned(),
+                code,
                 message: message.to_owned(),
                 offset,
             })
@@ -164,7 +159,7 @@ impl StatusBoard {
     }
 
     /// The outcome of the last bucket interaction; an error keeps its code and message.
-    pub fn set_bucket(&self, result: Result<(), (&str, String)>) {
+    pub fn set_bucket(&self, result: Result<(), (ErrorCode, String)>) {
         self.0.bucket_ok.store(result.is_ok(), Ordering::Relaxed);
         if let Err((code, message)) = result {
             *self
@@ -172,7 +167,7 @@ impl StatusBoard {
                 .bucket_error
                 .write()
                 .unwrap_or_else(|e| e.into_inner()) = Some(ErrorInfo {
-                code: code.to_owned(),
+                code,
                 message,
                 offset: None,
             });
@@ -180,7 +175,7 @@ impl StatusBoard {
     }
 
     /// The outcome of the last broker interaction.
-    pub fn set_broker(&self, result: Result<(), (&str, String)>) {
+    pub fn set_broker(&self, result: Result<(), (ErrorCode, String)>) {
         self.0.broker_ok.store(result.is_ok(), Ordering::Relaxed);
         if let Err((code, message)) = result {
             *self
@@ -188,7 +183,7 @@ impl StatusBoard {
                 .broker_error
                 .write()
                 .unwrap_or_else(|e| e.into_inner()) = Some(ErrorInfo {
-                code: code.to_owned(),
+                code,
                 message,
                 offset: None,
             });
@@ -242,7 +237,7 @@ impl StatusBoard {
             .map(|(partition, status)| {
                 json!({
                     "partition": partition,
-                    "state": status.state,
+                    "state": status.state.map(State::as_str),
                     "committed_offset": status.committed_offset,
                     "lag": status.lag,
                     "high_watermark": status.high_watermark,
@@ -290,7 +285,7 @@ mod tests {
         );
         board.assigned(0);
         assert!(board.readiness().is_ok());
-        board.set_bucket(Err(("UPLOAD_UNAVAILABLE", "down".into())));
+        board.set_bucket(Err((ErrorCode::UploadUnavailable, "down".into())));
         assert_eq!(
             board.readiness().unwrap_err(),
             vec!["the last bucket interaction failed".to_owned()]
@@ -308,9 +303,9 @@ mod tests {
         ::metrics::with_local_recorder(&recorder, || {
             let board = StatusBoard::new("t");
             board.assigned(3);
-            board.set_state(3, "PAUSED");
-            board.set_state(3, RUNNING);
-            board.set_state(3, FAILED);
+            board.set_state(3, State::Paused);
+            board.set_state(3, State::Running);
+            board.set_state(3, State::Failed);
         });
         let states: BTreeMap<String, f64> = snapshotter
             .snapshot()
@@ -352,8 +347,8 @@ mod tests {
         board.set_last_object(0, "p/t/0/0010-0019.json");
         // Stored out of order: the later object stays the last one.
         board.set_last_object(0, "p/t/0/0000-0009.json");
-        board.set_state(1, FAILED);
-        board.set_error(1, "RECORD_INVALID_UTF8", "value at offset 5", Some(5));
+        board.set_state(1, State::Failed);
+        board.set_error(1, ErrorCode::RecordInvalidUtf8, "value at offset 5", Some(5));
         let json = board.to_json();
         let partitions = json["partitions"].as_array().unwrap();
         assert_eq!(partitions.len(), 2);

@@ -23,6 +23,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Object};
 use bytes::Bytes;
 
+use crate::error::ErrorCode;
 use crate::settings::{ChecksumMode, SinkSettings};
 
 /// Why the store refused or failed a request.
@@ -48,15 +49,20 @@ pub enum StoreError {
 
 impl StoreError {
     /// Stable error code, documented in README.md.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StoreError::NoSuchBucket { .. } => "UPLOAD_NO_SUCH_BUCKET",
-            StoreError::AccessDenied { .. } => "UPLOAD_ACCESS_DENIED",
-            StoreError::Rejected { .. } => "UPLOAD_REJECTED",
-            StoreError::Transient { .. } => "UPLOAD_UNAVAILABLE",
+            StoreError::NoSuchBucket { .. } => ErrorCode::UploadNoSuchBucket,
+            StoreError::AccessDenied { .. } => ErrorCode::UploadAccessDenied,
+            StoreError::Rejected { .. } => ErrorCode::UploadRejected,
+            StoreError::Transient { .. } => ErrorCode::UploadUnavailable,
         }
     }
 }
+
+/// The S3 implementation (until the store trait lands).
+pub type S3Store = ObjectStore;
+/// The store as the actors hold it.
+pub type SharedStore = std::sync::Arc<ObjectStore>;
 
 /// A bucket and the client that writes to it. Cheap to clone.
 #[derive(Clone)]
@@ -337,22 +343,22 @@ mod tests {
 
     #[test]
     fn statuses_map_to_the_documented_codes() {
-        assert_eq!(classify(404, "").code(), "UPLOAD_NO_SUCH_BUCKET");
-        assert_eq!(classify(404, "NotFound").code(), "UPLOAD_NO_SUCH_BUCKET");
-        assert_eq!(classify(404, "NoSuchKey").code(), "UPLOAD_REJECTED");
+        assert_eq!(classify(404, "").code().as_str(), "UPLOAD_NO_SUCH_BUCKET");
+        assert_eq!(classify(404, "NotFound").code().as_str(), "UPLOAD_NO_SUCH_BUCKET");
+        assert_eq!(classify(404, "NoSuchKey").code().as_str(), "UPLOAD_REJECTED");
         assert_eq!(
-            classify(404, "NoSuchBucket").code(),
+            classify(404, "NoSuchBucket").code().as_str(),
             "UPLOAD_NO_SUCH_BUCKET"
         );
         assert_eq!(
-            classify(403, "SignatureDoesNotMatch").code(),
+            classify(403, "SignatureDoesNotMatch").code().as_str(),
             "UPLOAD_ACCESS_DENIED"
         );
-        assert_eq!(classify(403, "").code(), "UPLOAD_ACCESS_DENIED");
-        assert_eq!(classify(503, "SlowDown").code(), "UPLOAD_UNAVAILABLE");
-        assert_eq!(classify(500, "InternalError").code(), "UPLOAD_UNAVAILABLE");
-        assert_eq!(classify(400, "RequestTimeout").code(), "UPLOAD_UNAVAILABLE");
-        assert_eq!(classify(400, "InvalidArgument").code(), "UPLOAD_REJECTED");
+        assert_eq!(classify(403, "").code().as_str(), "UPLOAD_ACCESS_DENIED");
+        assert_eq!(classify(503, "SlowDown").code().as_str(), "UPLOAD_UNAVAILABLE");
+        assert_eq!(classify(500, "InternalError").code().as_str(), "UPLOAD_UNAVAILABLE");
+        assert_eq!(classify(400, "RequestTimeout").code().as_str(), "UPLOAD_UNAVAILABLE");
+        assert_eq!(classify(400, "InvalidArgument").code().as_str(), "UPLOAD_REJECTED");
     }
 
     #[test]

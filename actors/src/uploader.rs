@@ -19,11 +19,11 @@ use tracing::{debug, error, warn};
 use crate::messages::{SealedObject, UploadOutcome};
 use crate::metrics;
 use crate::status::StatusBoard;
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{SharedStore, StoreError};
 
 pub struct Uploader {
     id: usize,
-    store: ObjectStore,
+    store: SharedStore,
     /// Boxed because the receiver is not `Unpin`; taken when the actor starts.
     queue: Option<Pin<Box<async_channel::Receiver<SealedObject>>>>,
     initial_backoff: Duration,
@@ -36,7 +36,7 @@ pub struct Uploader {
 impl Uploader {
     pub fn new(
         id: usize,
-        store: ObjectStore,
+        store: SharedStore,
         queue: async_channel::Receiver<SealedObject>,
         initial_backoff: Duration,
         max_backoff: Duration,
@@ -107,7 +107,7 @@ impl StreamHandler<SealedObject> for Uploader {
 /// Puts the object until the store accepts it or `max_attempts` are spent; returns how long
 /// the successful attempt took.
 async fn upload_with_retries(
-    store: &ObjectStore,
+    store: &SharedStore,
     object: &SealedObject,
     initial: Duration,
     max: Duration,
@@ -128,7 +128,7 @@ async fn upload_with_retries(
                 metrics::record_retry(failure.code());
                 status.set_bucket(Err((failure.code(), failure.to_string())));
                 error!(
-                    code = failure.code(), topic = %object.topic, partition = object.partition,
+                    code = %failure.code(), topic = %object.topic, partition = object.partition,
                     key = %object.key, attempt, "upload failed, attempts spent: {failure}"
                 );
                 return Err(failure);
@@ -154,11 +154,11 @@ fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backof
     let retry_in_ms = backoff.as_millis() as u64;
     match failure {
         StoreError::Transient { .. } => warn!(
-            code = failure.code(), topic = %object.topic, partition = object.partition,
+            code = %failure.code(), topic = %object.topic, partition = object.partition,
             key = %object.key, attempt, retry_in_ms, "upload failed, retrying: {failure}"
         ),
         _ => error!(
-            code = failure.code(), topic = %object.topic, partition = object.partition,
+            code = %failure.code(), topic = %object.topic, partition = object.partition,
             key = %object.key, attempt, retry_in_ms, "upload refused, retrying: {failure}"
         ),
     }

@@ -18,9 +18,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, Top
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::kafka::producer_config;
+use super::client_config::producer_config;
+use crate::error::ErrorCode;
 use crate::settings::{CreateMode, ResourceSettings, SourceSettings};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -35,10 +36,10 @@ pub enum ResourceError {
 }
 
 impl ResourceError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ResourceError::Invalid(_) => "KAFKA_RESOURCES",
-            ResourceError::Unavailable { .. } => "KAFKA_UNAVAILABLE",
+            ResourceError::Invalid(_) => ErrorCode::KafkaResources,
+            ResourceError::Unavailable { .. } => ErrorCode::KafkaUnavailable,
         }
     }
 }
@@ -299,73 +300,6 @@ pub async fn write_config(
             action: format!("write the config to topic `{topic}`"),
             detail: error.to_string(),
         })
-}
-
-/// Connector and partition state changes, written to the status topic.
-#[derive(Clone)]
-pub struct StatusTopic {
-    producer: FutureProducer,
-    topic: String,
-    connector_name: String,
-}
-
-/// One state change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusChange<'a> {
-    /// `RUNNING`, `FAILED`, `PAUSED`, `RESUMED`, `STOPPED`.
-    pub state: &'a str,
-    /// `None`: the connector as a whole.
-    pub partition: Option<(&'a str, i32)>,
-    pub code: Option<&'a str>,
-    pub offset: Option<i64>,
-    pub message: Option<&'a str>,
-}
-
-impl StatusTopic {
-    pub fn new(producer: FutureProducer, topic: &str, connector_name: &str) -> Self {
-        StatusTopic {
-            producer,
-            topic: topic.to_owned(),
-            connector_name: connector_name.to_owned(),
-        }
-    }
-
-    /// The record key: one per connector and one per partition, so compaction keeps the latest.
-    pub fn key(&self, partition: Option<(&str, i32)>) -> String {
-        match partition {
-            None => format!("status-connector-{}", self.connector_name),
-            Some((topic, partition)) => {
-                format!(
-                    "status-partition-{}-{topic}-{partition}",
-                    self.connector_name
-                )
-            }
-        }
-    }
-
-    /// Enqueues the change; a failure to write it is logged (the status topic is informational).
-    pub fn report(&self, change: &StatusChange<'_>) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_millis() as i64)
-            .unwrap_or(0);
-        let value = serde_json::json!({
-            "connector": self.connector_name,
-            "state": change.state,
-            "topic": change.partition.map(|(topic, _)| topic),
-            "partition": change.partition.map(|(_, partition)| partition),
-            "code": change.code,
-            "offset": change.offset,
-            "message": change.message,
-            "timestamp": now,
-        })
-        .to_string();
-        let key = self.key(change.partition);
-        let record = FutureRecord::to(&self.topic).key(&key).payload(&value);
-        if let Err((error, _)) = self.producer.send_result(record) {
-            warn!(code = "KAFKA_STATUS", topic = %self.topic, %error, "cannot write a status change");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,855 @@
+//! `Batcher`: turns one partition's records into objects and stores the offset up to which the
+//! partition is in the bucket.
+//!
+//! - Receives: `Records` (mailbox capacity `MAILBOX`, so a blocked batcher blocks its consumer),
+//!   `CaughtUp`, `UploadOutcome` from the uploaders, `Forwarded` from the error-topic producer,
+//!   `Drain`, `Resume`, `Stop`.
+//! - Sends: `SealedObject`s into the shared bounded upload queue (awaited inside `ctx.wait`: while
+//!   the queue is full the batcher takes no more records), and `ReportFailure` to the supervisor
+//!   for every record or object it cannot store (awaited: the supervisor answers with the
+//!   failure policy's disposition, and the batcher goes on, or holds, accordingly).
+//! - Owns: the open object's encoder and the partition's [`CommitTracker`]. When the contiguous
+//!   prefix of units is done, it stores that offset through the Kafka side's [`OffsetStore`]
+//!   (the driver thread commits stored offsets).
+//! - Seals an object by the rules in [`roll`]; skips what is already in the bucket by
+//!   [`recovery`].
+//!
+//! A record routed to an error topic stays in its unit until the broker acknowledged it, so the
+//! commit never passes a record that is in neither the bucket nor an error topic. A held
+//! partition (the policy said `Hold`) keeps the records from the failure on until `Resume`: held
+//! objects are uploaded again, the held record is reported again as resumed past, then the held
+//! records are processed.
+
+pub mod recovery;
+pub mod roll;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+use tracing::{debug, error, info, warn};
+
+use crate::buffer_pool::BufferPool;
+use crate::commit::{CommitTracker, UnitId};
+use crate::encode::{decode_object, ObjectEncoder, Pushed, RecordError};
+use crate::error::ErrorCode;
+use crate::kafka::OffsetStore;
+use crate::messages::{
+    CaughtUp, Drain, DrainReport, Forwarded, Records, ReportFailure, Resume, SealedObject, Stop,
+    UploadOutcome,
+};
+use crate::metrics::{self, PartitionMetrics};
+use crate::object_key::{list_start_after, object_key, partition_prefix};
+use crate::record::RecordChunk;
+use crate::settings::RollPolicy;
+use crate::status::StatusBoard;
+use crate::store::{SharedStore, StoreError};
+use crate::supervisor::policy::{Destination, Disposition, Failure, FailureKind};
+use recovery::Recovery;
+use roll::{Behind, SealReason};
+
+/// Records messages buffered ahead of the batcher: enough to overlap polling and encoding,
+/// small enough that backpressure reaches the consumer quickly.
+const MAILBOX: usize = 2;
+
+/// Everything the batcher needs besides its partition.
+#[derive(Clone)]
+pub struct BatcherContext {
+    pub topic: Arc<str>,
+    pub key_prefix: Arc<str>,
+    pub policy: RollPolicy,
+    /// Values larger than this are written as `null` with `overflowFlag` (and dead-lettered).
+    pub max_value_bytes: Option<usize>,
+    /// Where committable offsets go (the group consumer).
+    pub offsets: Arc<dyn OffsetStore>,
+    pub upload_queue: async_channel::Sender<SealedObject>,
+    /// Lists what is already in the bucket when the partition starts (recovery).
+    pub store: SharedStore,
+    /// Applies the failure policy.
+    pub supervisor: Recipient<ReportFailure>,
+    /// Object buffers, reused once their object is stored.
+    pub buffers: BufferPool,
+}
+
+/// The object being built and the commit unit it belongs to.
+struct OpenObject {
+    encoder: ObjectEncoder,
+    unit: UnitId,
+    /// Last offset handled in this unit (written, or sent to the dead-letter topic).
+    last_seen: i64,
+}
+
+/// Whether the partition goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    Running,
+    /// Held by the failure policy until `Resume`. `bad_record`: the first held record could not
+    /// be converted; on resume it is reported again, as resumed past.
+    Held { bad_record: Option<RecordError> },
+}
+
+/// A failure found while processing, reported once the records before it are handed on.
+struct Found {
+    failure: Failure,
+    records: RecordChunk,
+    unit: UnitId,
+    /// Where processing goes on if the partition is not held.
+    next: usize,
+}
+
+pub struct Batcher {
+    cx: BatcherContext,
+    partition: i32,
+    metrics: Arc<PartitionMetrics>,
+    status: StatusBoard,
+    /// Bytes of sealed objects not yet stored (for the buffered-bytes gauge).
+    in_flight_bytes: usize,
+    open: Option<OpenObject>,
+    /// The interval timer of the open object.
+    interval_timer: Option<SpawnHandle>,
+    tracker: CommitTracker,
+    /// Objects handed to the uploaders (or being forwarded to the abnormal-data topic) whose
+    /// outcome is not known yet.
+    pending: usize,
+    /// Dead-letter forwards not acknowledged yet.
+    forwards: usize,
+    /// Refused objects whose records are on their way to the abnormal-data topic, by unit.
+    forwarding: HashMap<UnitId, SealedObject>,
+    /// Answered once nothing is buffered or in flight.
+    drain_waiters: Vec<oneshot::Sender<DrainReport>>,
+    mode: Mode,
+    /// Records not processed because the partition is held: (chunk, index of the first one).
+    held_records: VecDeque<(RecordChunk, usize)>,
+    /// Objects the bucket refused while the partition is held, uploaded again on resume.
+    held_objects: Vec<SealedObject>,
+    /// `None` until the first records arrive and the bucket was listed.
+    recovery: Option<Recovery>,
+    /// Records up to this offset are in a recovered object: not written again.
+    skip_until: i64,
+    /// `None` while the partition is caught up.
+    behind: Option<Behind>,
+    /// A failure is being reported: processing waits for the answer.
+    reporting: bool,
+}
+
+impl Batcher {
+    pub fn new(
+        cx: BatcherContext,
+        partition: i32,
+        metrics: Arc<PartitionMetrics>,
+        status: StatusBoard,
+    ) -> Self {
+        Batcher {
+            cx,
+            partition,
+            metrics,
+            status,
+            in_flight_bytes: 0,
+            open: None,
+            interval_timer: None,
+            tracker: CommitTracker::default(),
+            pending: 0,
+            forwards: 0,
+            forwarding: HashMap::new(),
+            drain_waiters: Vec::new(),
+            mode: Mode::Running,
+            held_records: VecDeque::new(),
+            held_objects: Vec::new(),
+            recovery: None,
+            skip_until: -1,
+            behind: None,
+            reporting: false,
+        }
+    }
+
+    /// Updates the buffered-bytes gauge: the open object plus the objects not yet stored.
+    fn report_buffered(&self) {
+        let open = self.open.as_ref().map_or(0, |open| open.encoder.len());
+        self.metrics
+            .buffered_bytes
+            .set((open + self.in_flight_bytes) as f64);
+    }
+
+    fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {
+        if self.open.is_none() {
+            // A pooled buffer if one is idle, else a small one that grows: most partitions never
+            // fill an object.
+            let encoder = ObjectEncoder::pooled(
+                &self.cx.topic,
+                self.partition,
+                self.cx.policy.max_bytes.min(64 * 1024),
+                &self.cx.buffers,
+            );
+            let unit = self.tracker.open();
+            self.open = Some(OpenObject {
+                encoder,
+                unit,
+                last_seen: -1,
+            });
+            let timer = ctx.run_later(self.cx.policy.max_interval, |actor, ctx| {
+                actor.interval_timer = None;
+                if let Some(object) = actor.seal(SealReason::Interval, ctx) {
+                    actor.enqueue(vec![object], ctx);
+                }
+            });
+            self.interval_timer = Some(timer);
+        }
+        self.open.as_mut().expect("just opened")
+    }
+
+    /// Closes the open unit; returns its object for upload if it holds any record.
+    fn seal(&mut self, reason: SealReason, ctx: &mut Context<Self>) -> Option<SealedObject> {
+        let open = self.open.take()?;
+        if let Some(timer) = self.interval_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let OpenObject {
+            encoder,
+            unit,
+            last_seen,
+        } = open;
+        let object = if encoder.is_empty() {
+            None
+        } else {
+            let (first, last, records, oldest_timestamp) = (
+                encoder.first_offset(),
+                encoder.last_offset(),
+                encoder.records(),
+                encoder.min_timestamp(),
+            );
+            let (body, headers) = encoder.finish_with_headers();
+            self.metrics.sealed(reason.label());
+            self.in_flight_bytes += body.len();
+            debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
+            self.tracker.expect(unit);
+            self.pending += 1;
+            Some(SealedObject {
+                key: object_key(
+                    &self.cx.key_prefix,
+                    &self.cx.topic,
+                    self.partition,
+                    first,
+                    last,
+                ),
+                body,
+                topic: self.cx.topic.clone(),
+                partition: self.partition,
+                first_offset: first,
+                last_offset: last,
+                records,
+                unit,
+                headers,
+                oldest_timestamp,
+                metrics: self.metrics.clone(),
+                reply: ctx.address().recipient(),
+            })
+        };
+        let advanced = if last_seen >= 0 {
+            self.tracker.seal(unit, last_seen)
+        } else {
+            // Opened for a record that did not go in (the partition was held on it).
+            self.tracker.discard(unit)
+        };
+        self.store_offset(advanced);
+        object
+    }
+
+    /// Stores the offset the done prefix reached, if it moved.
+    fn store_offset(&self, advanced: Option<i64>) {
+        let Some(next_offset) = advanced else {
+            return;
+        };
+        debug!(topic = %self.cx.topic, partition = self.partition, next_offset, "committable offset advanced");
+        if let Err(error) = self
+            .cx
+            .offsets
+            .store(&self.cx.topic, self.partition, next_offset)
+        {
+            warn!(code = %ErrorCode::KafkaCommit, topic = %self.cx.topic, partition = self.partition, next_offset, %error, "cannot store offset");
+        }
+    }
+
+    /// Hands sealed objects to the upload queue; the batcher handles nothing else until they are in.
+    fn enqueue(&mut self, objects: Vec<SealedObject>, ctx: &mut Context<Self>) {
+        if objects.is_empty() {
+            return;
+        }
+        let queue = self.cx.upload_queue.clone();
+        ctx.wait(
+            send_all(queue, objects)
+                .into_actor(self)
+                .map(|delivered, actor, ctx| {
+                    if !delivered {
+                        actor.upload_queue_closed(ctx);
+                    }
+                }),
+        );
+    }
+
+    fn upload_queue_closed(&mut self, ctx: &mut Context<Self>) {
+        warn!(topic = %self.cx.topic, partition = self.partition, "upload queue closed; batcher stops");
+        ctx.stop();
+    }
+
+    /// Processes records from `start` on, until the chunk ends or a failure must be reported.
+    fn process(&mut self, chunk: RecordChunk, start: usize, ctx: &mut Context<Self>) {
+        let mut sealed = Vec::new();
+        let max_value_bytes = self.cx.max_value_bytes;
+        let policy = self.cx.policy;
+        let mut found = None;
+        for index in start..chunk.len() {
+            let record = &chunk.records()[index];
+            if self.already_stored(record.offset, &mut sealed, ctx) {
+                continue;
+            }
+            let open = self.open_object(ctx);
+            let unit = open.unit;
+            let encoder = &mut open.encoder;
+            let (len_before, records_before, last_before) =
+                (encoder.len(), encoder.records(), encoder.last_offset());
+            let mut overflowed = None;
+            match encoder.push_limited(&chunk, record, max_value_bytes) {
+                Ok(Pushed::Written) => {}
+                Ok(Pushed::Overflowed { value_size }) => {
+                    // In the object with `overflowFlag`, and whole in the dead-letter topic: the
+                    // unit waits for that acknowledgement, so expect it before any seal.
+                    self.tracker.expect(unit);
+                    self.forwards += 1;
+                    overflowed = Some(FailureKind::Oversize {
+                        value_size,
+                        limit: max_value_bytes.unwrap_or(0),
+                    });
+                }
+                Err(record_error) => {
+                    found = Some(Found {
+                        failure: self.failure(record.offset, FailureKind::Unconvertible(record_error), false),
+                        records: chunk.single(index),
+                        unit,
+                        next: index,
+                    });
+                    break;
+                }
+            }
+            let open = self.open.as_mut().expect("an object is open");
+            open.last_seen = record.offset;
+            if open.encoder.len() > policy.max_bytes && records_before > 0 {
+                // This record made the object too large: it starts the next object instead.
+                open.encoder
+                    .pop_last(len_before, records_before, last_before);
+                // Everything before this record stays in the sealed unit.
+                open.last_seen = record.offset - 1;
+                if overflowed.is_some() {
+                    // The dead-letter acknowledgement belongs to the record's new unit.
+                    self.tracker.acknowledged(unit);
+                }
+                sealed.extend(self.seal(SealReason::Bytes, ctx));
+                let next = self.open_object(ctx);
+                next.encoder
+                    .push_limited(&chunk, record, max_value_bytes)
+                    .expect("the record was just encoded once");
+                next.last_seen = record.offset;
+                let next_unit = next.unit;
+                if overflowed.is_some() {
+                    self.tracker.expect(next_unit);
+                }
+            }
+            let open = self.open.as_ref().expect("an object is open");
+            let record_unit = open.unit;
+            if let Some(reason) = roll::full(&policy, open.encoder.records(), open.encoder.len()) {
+                sealed.extend(self.seal(reason, ctx));
+            }
+            if let Some(kind) = overflowed {
+                found = Some(Found {
+                    failure: self.failure(record.offset, kind, false),
+                    records: chunk.single(index),
+                    unit: record_unit,
+                    next: index + 1,
+                });
+                break;
+            }
+        }
+        match found {
+            None => self.enqueue(sealed, ctx),
+            Some(found) => self.report(sealed, found, chunk, ctx),
+        }
+    }
+
+    fn failure(&self, offset: i64, kind: FailureKind, resumed: bool) -> Failure {
+        Failure {
+            topic: self.cx.topic.clone(),
+            partition: self.partition,
+            offset,
+            kind,
+            resumed,
+        }
+    }
+
+    /// Hands `sealed` to the upload queue, then asks the supervisor what to do about the
+    /// failure, then goes on with `chunk` (one wait: actix runs waits last-in first-out, so the
+    /// steps must not be split).
+    fn report(
+        &mut self,
+        sealed: Vec<SealedObject>,
+        found: Found,
+        chunk: RecordChunk,
+        ctx: &mut Context<Self>,
+    ) {
+        let queue = self.cx.upload_queue.clone();
+        let supervisor = self.cx.supervisor.clone();
+        let Found {
+            failure,
+            records,
+            unit,
+            next,
+        } = found;
+        let (offset, kind) = (failure.offset, failure.kind.clone());
+        let reply = ctx.address().recipient();
+        self.reporting = true;
+        let asked = async move {
+            if !send_all(queue, sealed).await {
+                return None;
+            }
+            let report = ReportFailure {
+                failure,
+                records,
+                unit,
+                reply,
+            };
+            // The supervisor gone means the pipeline is stopping: hold.
+            Some(
+                supervisor
+                    .send(report)
+                    .await
+                    .unwrap_or(Disposition::Hold { resumable: false }),
+            )
+        };
+        ctx.wait(asked.into_actor(self).map(move |answer, actor, ctx| {
+            actor.reporting = false;
+            let Some(disposition) = answer else {
+                actor.upload_queue_closed(ctx);
+                return;
+            };
+            let go_on = actor.apply(disposition, offset, kind, unit, ctx);
+            if go_on {
+                actor.process(chunk, next, ctx);
+                actor.process_held(ctx);
+            } else {
+                // Before any other held record: this chunk came first.
+                actor.held_records.push_front((chunk, next));
+            }
+            actor.report_buffered();
+        }));
+    }
+
+    /// Carries out the supervisor's answer about a record; returns whether processing goes on.
+    fn apply(
+        &mut self,
+        disposition: Disposition,
+        offset: i64,
+        kind: FailureKind,
+        unit: UnitId,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        match (disposition, kind) {
+            // Already expected when it was written with `overflowFlag`.
+            (Disposition::Route(_), FailureKind::Oversize { .. }) => true,
+            (Disposition::Route(_), FailureKind::Unconvertible(_)) => {
+                // Not in the object; its unit waits for the dead-letter acknowledgement.
+                let open = self.open.as_mut().expect("the record's object is open");
+                debug_assert_eq!(open.unit, unit);
+                open.last_seen = offset;
+                self.tracker.expect(unit);
+                self.forwards += 1;
+                true
+            }
+            (Disposition::Hold { .. }, FailureKind::Unconvertible(error)) => {
+                // Seal the records before it, so the commit ends exactly at the bad record.
+                let sealed = self.seal(SealReason::RecordError, ctx);
+                self.enqueue(sealed.into_iter().collect(), ctx);
+                self.mode = Mode::Held {
+                    bad_record: Some(error),
+                };
+                false
+            }
+            (disposition, kind) => {
+                // Never decided by the policy for a record; hold rather than guess. The record's
+                // unit stays open-ended, so nothing is committed past it.
+                if matches!(kind, FailureKind::Oversize { .. }) {
+                    self.forwards -= 1;
+                }
+                error!(topic = %self.cx.topic, partition = self.partition, offset, ?disposition, ?kind, "unexpected disposition for a record; holding the partition");
+                self.mode = Mode::Held { bad_record: None };
+                false
+            }
+        }
+    }
+
+    /// Whether the record at `offset` is in an object that was already in the bucket when the
+    /// partition started (uploaded before a crash or a rebalance, but not committed). Such
+    /// objects are not written again, whatever the batching settings now: the open object is
+    /// sealed just before one, and its offsets become committable at once.
+    fn already_stored(
+        &mut self,
+        offset: i64,
+        sealed: &mut Vec<SealedObject>,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        if offset <= self.skip_until {
+            return true;
+        }
+        let Some((first, last)) = self
+            .recovery
+            .as_mut()
+            .and_then(|recovery| recovery.take_covering(offset))
+        else {
+            return false;
+        };
+        sealed.extend(self.seal(SealReason::Recovered, ctx));
+        let unit = self.tracker.open();
+        let advanced = self.tracker.seal(unit, last);
+        self.store_offset(advanced);
+        self.skip_until = last;
+        info!(topic = %self.cx.topic, partition = self.partition, first, last,
+            "offsets already in the bucket (stored before a restart or rebalance, not committed); not written again");
+        true
+    }
+
+    /// Lists the partition's objects from the chunk's first offset on, once, then processes the
+    /// chunk (one `ctx.wait`: actix runs waits last-in first-out, so the two must not be split).
+    /// A failed listing (e.g. a key pair without list permission) only disables the recovery:
+    /// records are then written again, under the same keys if cut the same way.
+    fn recover_then_process(&mut self, chunk: RecordChunk, ctx: &mut Context<Self>) {
+        let Some(first_offset) = chunk.first_offset() else {
+            return;
+        };
+        let store = self.cx.store.clone();
+        let prefix = partition_prefix(&self.cx.key_prefix, &self.cx.topic, self.partition);
+        let start_after = list_start_after(
+            &self.cx.key_prefix,
+            &self.cx.topic,
+            self.partition,
+            first_offset,
+        );
+        debug!(topic = %self.cx.topic, partition = self.partition, first_offset, "first records: listing the bucket for objects stored but not committed");
+        ctx.wait(
+            async move { store.list(&prefix, Some(&start_after)).await }
+                .into_actor(self)
+                .map(move |listed, actor, ctx| {
+                    let recovery = match listed {
+                        Ok(keys) => Recovery::from_keys(keys.iter().map(String::as_str)),
+                        Err(error) => {
+                            warn!(code = %error.code(), topic = %actor.cx.topic, partition = actor.partition,
+                                "cannot list the bucket to find objects stored but not committed; they may be written again: {error}");
+                            Recovery::empty()
+                        }
+                    };
+                    actor.recovery = Some(recovery);
+                    actor.process(chunk, 0, ctx);
+                    actor.report_buffered();
+                }),
+        );
+    }
+
+    /// The bucket refused an object after the upload attempts: ask the supervisor.
+    fn upload_failed(&mut self, object: SealedObject, error: StoreError, ctx: &mut Context<Self>) {
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(object.body.len());
+        let records = match decode_object(&object.body, &object.headers) {
+            Ok(records) => records,
+            Err(decode_error) => {
+                // The body is what this process encoded: a bug. Hold the object.
+                error!(topic = %self.cx.topic, partition = self.partition, key = %object.key, "{decode_error}");
+                RecordChunk::default()
+            }
+        };
+        let failure = self.failure(
+            object.first_offset,
+            FailureKind::ObjectRefused {
+                key: object.key.clone(),
+                error,
+            },
+            false,
+        );
+        let request = self.cx.supervisor.send(ReportFailure {
+            failure,
+            records,
+            unit: object.unit,
+            reply: ctx.address().recipient(),
+        });
+        ctx.wait(request.into_actor(self).map(move |answer, actor, ctx| {
+            match answer.unwrap_or(Disposition::Hold { resumable: false }) {
+                Disposition::Route(_) => {
+                    // `pending` stays until the records are acknowledged (`Forwarded`).
+                    actor.forwarding.insert(object.unit, object);
+                }
+                Disposition::Retry => {
+                    actor.in_flight_bytes += object.body.len();
+                    actor.enqueue(vec![object], ctx);
+                }
+                Disposition::Hold { .. } => actor.hold_object(object),
+            }
+            actor.answer_drain_waiters();
+        }));
+    }
+
+    fn hold_object(&mut self, object: SealedObject) {
+        self.pending -= 1;
+        self.held_objects.push(object);
+        if self.mode == Mode::Running {
+            self.mode = Mode::Held { bad_record: None };
+        }
+    }
+
+    /// An error topic did not take forwarded records: the supervisor holds the partition.
+    fn forward_failed(&mut self, forwarded: &Forwarded, reason: String, ctx: &mut Context<Self>) {
+        let failure = self.failure(
+            forwarded.first_offset,
+            FailureKind::ErrorTopicRefused {
+                destination: forwarded.destination,
+                reason,
+            },
+            false,
+        );
+        let held = self.forwarding.remove(&forwarded.unit);
+        if self.mode == Mode::Running {
+            self.mode = Mode::Held { bad_record: None };
+        }
+        let request = self.cx.supervisor.send(ReportFailure {
+            failure,
+            records: RecordChunk::default(),
+            unit: forwarded.unit,
+            reply: ctx.address().recipient(),
+        });
+        ctx.wait(request.into_actor(self).map(move |_answer, actor, _ctx| {
+            // Whatever the answer, the records are in neither place: their unit never completes
+            // in-process; a refused object is kept to upload again on resume.
+            if let Some(object) = held {
+                actor.hold_object(object);
+            }
+            actor.answer_drain_waiters();
+        }));
+    }
+
+    fn answer_drain_waiters(&mut self) {
+        if self.drain_waiters.is_empty()
+            || self.open.is_some()
+            || self.pending > 0
+            || self.forwards > 0
+        {
+            return;
+        }
+        let report = DrainReport {
+            partition: self.partition,
+            committable: self.tracker.committable(),
+        };
+        for waiter in self.drain_waiters.drain(..) {
+            let _ = waiter.send(report);
+        }
+    }
+
+    fn held_record_count(&self) -> usize {
+        self.held_records
+            .iter()
+            .map(|(chunk, index)| chunk.len() - index)
+            .sum()
+    }
+}
+
+/// Sends objects into the upload queue in order; `false` if it closed.
+async fn send_all(queue: async_channel::Sender<SealedObject>, objects: Vec<SealedObject>) -> bool {
+    for object in objects {
+        if queue.send(object).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+impl Actor for Batcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX);
+    }
+}
+
+impl Handler<Records> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, Records(chunk): Records, ctx: &mut Self::Context) {
+        let behind = self
+            .behind
+            .get_or_insert_with(|| Behind::new(Instant::now()));
+        behind.records += chunk.len();
+        behind.bytes += chunk.payload_bytes();
+        if self.mode != Mode::Running || !self.held_records.is_empty() {
+            // Arrived after the failure (the consumer is paused now), or behind held records
+            // still being processed after a resume: kept in order.
+            self.held_records.push_back((chunk, 0));
+            self.process_held(ctx);
+            return;
+        }
+        if self.recovery.is_none() {
+            // The first records since assignment: look for objects stored but not committed.
+            self.recover_then_process(chunk, ctx);
+        } else {
+            self.process(chunk, 0, ctx);
+        }
+        self.report_buffered();
+    }
+}
+
+impl Handler<CaughtUp> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, _: CaughtUp, ctx: &mut Self::Context) {
+        let Some(behind) = self.behind.take() else {
+            return;
+        };
+        let policy = &self.cx.policy;
+        if !policy.seal_when_caught_up
+            || !behind.warrants_seal(policy, Instant::now())
+            || self.mode != Mode::Running
+        {
+            return;
+        }
+        if let Some(object) = self.seal(SealReason::CaughtUp, ctx) {
+            self.enqueue(vec![object], ctx);
+        }
+        self.report_buffered();
+    }
+}
+
+impl Handler<UploadOutcome> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, outcome: UploadOutcome, ctx: &mut Self::Context) {
+        match outcome {
+            UploadOutcome::Stored { unit, key, bytes } => {
+                self.pending -= 1;
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(bytes);
+                self.status.set_last_object(self.partition, &key);
+                let advanced = self.tracker.acknowledged(unit);
+                self.store_offset(advanced);
+            }
+            UploadOutcome::Failed { object, error } => self.upload_failed(*object, error, ctx),
+        }
+        self.report_buffered();
+        self.answer_drain_waiters();
+    }
+}
+
+impl Handler<Forwarded> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, forwarded: Forwarded, ctx: &mut Self::Context) {
+        if forwarded.destination == Destination::DeadLetter {
+            self.forwards -= 1;
+        }
+        match &forwarded.result {
+            Ok(()) => {
+                metrics::record_failed(
+                    &self.cx.topic,
+                    self.partition,
+                    forwarded.code,
+                    forwarded.destination.as_str(),
+                    forwarded.records as u64,
+                );
+                if forwarded.destination == Destination::AbnormalData {
+                    self.pending -= 1;
+                    self.forwarding.remove(&forwarded.unit);
+                    info!(topic = %self.cx.topic, partition = self.partition, first = forwarded.first_offset,
+                        last = forwarded.last_offset, records = forwarded.records,
+                        "records of the refused object are in the abnormal-data topic");
+                }
+                let advanced = self.tracker.acknowledged(forwarded.unit);
+                self.store_offset(advanced);
+            }
+            Err(reason) => {
+                let reason = reason.clone();
+                self.forward_failed(&forwarded, reason, ctx);
+            }
+        }
+        self.answer_drain_waiters();
+    }
+}
+
+impl Handler<Resume> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, _: Resume, ctx: &mut Self::Context) {
+        let Mode::Held { bad_record } = std::mem::replace(&mut self.mode, Mode::Running) else {
+            return;
+        };
+        // A resumed refused object is uploaded again (the policy's answer for it).
+        let objects: Vec<SealedObject> = self.held_objects.drain(..).collect();
+        self.pending += objects.len();
+        self.in_flight_bytes += objects.iter().map(|o| o.body.len()).sum::<usize>();
+        self.enqueue(objects, ctx);
+        if let (Some(error), Some((chunk, index))) = (bad_record, self.held_records.pop_front()) {
+            // The operator resumed past the bad record: ask again, as resumed. The rest of the
+            // held records follow once the answer is in.
+            let offset = chunk.records()[index].offset;
+            let unit = self.open_object(ctx).unit;
+            let found = Found {
+                failure: self.failure(offset, FailureKind::Unconvertible(error), true),
+                records: chunk.single(index),
+                unit,
+                next: index + 1,
+            };
+            self.report(Vec::new(), found, chunk, ctx);
+            return;
+        }
+        self.process_held(ctx);
+    }
+}
+
+impl Batcher {
+    /// Processes held records in order while the partition runs and no failure is being
+    /// reported (a report goes on with the rest once answered).
+    fn process_held(&mut self, ctx: &mut Context<Self>) {
+        while self.mode == Mode::Running && !self.reporting {
+            let Some((chunk, index)) = self.held_records.pop_front() else {
+                return;
+            };
+            if index < chunk.len() {
+                self.process(chunk, index, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Drain> for Batcher {
+    type Result = ResponseFuture<DrainReport>;
+
+    fn handle(&mut self, drain: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let objects = self
+            .seal(SealReason::Drain(drain), ctx)
+            .into_iter()
+            .collect();
+        self.enqueue(objects, ctx);
+        let (sender, receiver) = oneshot::channel();
+        self.drain_waiters.push(sender);
+        self.answer_drain_waiters();
+        let partition = self.partition;
+        if self.mode != Mode::Running {
+            error!(topic = %self.cx.topic, partition, held_records = self.held_record_count(),
+                held_objects = self.held_objects.len(), "partition held: its held records are not committed and are read again on restart");
+        }
+        Box::pin(async move {
+            receiver.await.unwrap_or(DrainReport {
+                partition,
+                committable: None,
+            })
+        })
+    }
+}
+
+impl Handler<Stop> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

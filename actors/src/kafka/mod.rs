@@ -1,0 +1,80 @@
+//! The Kafka side: the group consumer, its rebalance callbacks, the driver thread that commits,
+//! the partition queues, the offset store the batchers write to, and the Kafka-side resources.
+//!
+//! One `BaseConsumer` subscribes to the topic for the whole process. On assignment, the rebalance
+//! callback splits each assigned partition's queue off the consumer queue *inside the callback*,
+//! before librdkafka can fetch into it (fetching starts only after the committed offsets were
+//! read back from the coordinator), and hands the queues to the supervisor ([`KafkaEvent`]),
+//! which starts one partition consumer actor per queue. The main queue keeps being polled by a
+//! dedicated driver thread ([`Driver`]): it serves rebalance callbacks, errors and logs, keeps
+//! the member alive even while every partition is paused by backpressure, and is the only place
+//! offsets are committed.
+//!
+//! Offsets: `enable.auto.commit` and `enable.auto.offset.store` are off. A batcher *stores* an
+//! offset through [`OffsetStore`] (in memory) only once every record below it is in the bucket;
+//! the driver *commits* the stored offsets every second, synchronously before a revocation
+//! completes, and once more at shutdown.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `client_config.rs` | the librdkafka properties of the consumer, producers and admin clients |
+//! | `consumer.rs` | creating the group consumer, checking the topic, subscribing |
+//! | `context.rs` | the consumer context: rebalance callbacks, statistics, logs; [`KafkaEvent`] |
+//! | `driver.rs` | the thread that polls the main queue and commits stored offsets |
+//! | `offsets.rs` | [`OffsetStore`] and [`FetchControl`]: what the actors may do to the consumer |
+//! | `partition_queue.rs` | one partition's split-off queue, read in batches |
+//! | `provision.rs` | the group's topics (create or check), the config topic record |
+//! | `status_topic.rs` | state changes written to the status topic |
+
+mod client_config;
+mod consumer;
+mod context;
+mod driver;
+mod offsets;
+mod partition_queue;
+pub mod provision;
+mod status_topic;
+
+use rdkafka::error::KafkaError;
+
+use crate::error::ErrorCode;
+
+pub use client_config::{consumer_base_config, consumer_config, producer_config};
+pub use consumer::{create_consumer, subscribe, SinkConsumer};
+pub use context::{KafkaEvent, SinkContext};
+pub use driver::Driver;
+pub use offsets::{FetchControl, OffsetStore};
+pub use partition_queue::PartitionQueue;
+pub use provision::ResourceError;
+pub use status_topic::{StatusChange, StatusTopic};
+
+/// How often librdkafka reports statistics (lag, high watermarks, broker states).
+pub const STATISTICS_INTERVAL_MS: &str = "1000";
+
+/// Why the connector cannot start on the Kafka side.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    #[error("kafka client configuration rejected: {0}")]
+    Client(#[source] KafkaError),
+    #[error("cannot read metadata of topic `{topic}` from {servers}: {error}")]
+    Metadata {
+        topic: String,
+        servers: String,
+        error: Box<KafkaError>,
+    },
+    #[error("topic `{topic}` does not exist on {servers}")]
+    TopicMissing { topic: String, servers: String },
+    #[error("cannot subscribe to topic `{topic}`: {error}")]
+    Subscribe { topic: String, error: KafkaError },
+}
+
+impl KafkaSetupError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            KafkaSetupError::Client(_) => ErrorCode::KafkaConfig,
+            KafkaSetupError::Metadata { .. } => ErrorCode::KafkaUnavailable,
+            KafkaSetupError::TopicMissing { .. } => ErrorCode::KafkaTopicMissing,
+            KafkaSetupError::Subscribe { .. } => ErrorCode::KafkaUnavailable,
+        }
+    }
+}

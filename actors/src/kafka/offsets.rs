@@ -1,0 +1,50 @@
+//! What the actors may do to the group consumer, as two small traits: batchers store the offset
+//! up to which their partition is in the bucket ([`OffsetStore`]), the supervisor stops and
+//! restarts a partition's fetching ([`FetchControl`]). The consumer implements both; tests and
+//! benchmarks use in-memory fakes, so actors run without a broker.
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaResult;
+use rdkafka::TopicPartitionList;
+
+use super::consumer::SinkConsumer;
+
+/// Stores a partition's committable position; the driver thread commits what is stored.
+pub trait OffsetStore: Send + Sync + 'static {
+    /// Stores `next_offset` (the offset of the next record to read) as the partition's position.
+    fn store(&self, topic: &str, partition: i32, next_offset: i64) -> KafkaResult<()>;
+}
+
+/// Stops or restarts librdkafka's fetching of one partition.
+pub trait FetchControl: Send + Sync + 'static {
+    fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()>;
+    fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()>;
+}
+
+fn one_partition(topic: &str, partition: i32) -> TopicPartitionList {
+    let mut list = TopicPartitionList::with_capacity(1);
+    list.add_partition(topic, partition);
+    list
+}
+
+impl OffsetStore for SinkConsumer {
+    /// Not `Consumer::store_offset`: that one wraps `rd_kafka_offset_store`, which stores its
+    /// argument *plus one* and would skip a record on restart. `store_offsets` stores the list's
+    /// offsets as given. In memory only; fails with `_STATE` if the partition was revoked
+    /// meanwhile, and then the new owner re-reads from the last commit.
+    fn store(&self, topic: &str, partition: i32, next_offset: i64) -> KafkaResult<()> {
+        let mut list = TopicPartitionList::with_capacity(1);
+        list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(next_offset))?;
+        self.store_offsets(&list)
+    }
+}
+
+impl FetchControl for SinkConsumer {
+    fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        Consumer::pause(self, &one_partition(topic, partition))
+    }
+
+    fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        Consumer::resume(self, &one_partition(topic, partition))
+    }
+}
