@@ -22,6 +22,8 @@
 
 pub mod recovery;
 pub mod roll;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -97,6 +99,8 @@ struct Found {
     unit: UnitId,
     /// Where processing goes on if the partition is not held.
     next: usize,
+    /// The first record held if it is.
+    held_from: usize,
 }
 
 pub struct Batcher {
@@ -327,7 +331,8 @@ impl Batcher {
                         failure: self.failure(record.offset, FailureKind::Unconvertible(record_error), false),
                         records: chunk.single(index),
                         unit,
-                        next: index,
+                        next: index + 1,
+                        held_from: index,
                     });
                     break;
                 }
@@ -366,6 +371,7 @@ impl Batcher {
                     records: chunk.single(index),
                     unit: record_unit,
                     next: index + 1,
+                    held_from: index + 1,
                 });
                 break;
             }
@@ -403,6 +409,7 @@ impl Batcher {
             records,
             unit,
             next,
+            held_from,
         } = found;
         let (offset, kind) = (failure.offset, failure.kind.clone());
         let reply = ctx.address().recipient();
@@ -437,7 +444,7 @@ impl Batcher {
                 actor.process_held(ctx);
             } else {
                 // Before any other held record: this chunk came first.
-                actor.held_records.push_front((chunk, next));
+                actor.held_records.push_front((chunk, held_from));
             }
             actor.report_buffered();
         }));
@@ -797,6 +804,7 @@ impl Handler<Resume> for Batcher {
                 records: chunk.single(index),
                 unit,
                 next: index + 1,
+                held_from: index,
             };
             self.report(Vec::new(), found, chunk, ctx);
             return;
