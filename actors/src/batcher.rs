@@ -49,7 +49,7 @@ use crate::object_key::{list_start_after, parse_offsets, partition_prefix};
 use crate::record::RecordChunk;
 use crate::settings::{FailurePolicy, FailureSettings, RollPolicy};
 use crate::status::StatusBoard;
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{SharedStore, StoreError};
 
 /// Records messages buffered ahead of the batcher: enough to overlap polling and encoding,
 /// small enough that backpressure reaches the consumer quickly.
@@ -139,7 +139,7 @@ pub struct BatcherContext {
     pub error_topics: ErrorTopics,
     /// Lists what is already in the bucket when the partition starts (recovery); `None`
     /// disables the recovery (benchmarks without a bucket).
-    pub store: Option<ObjectStore>,
+    pub store: Option<SharedStore>,
     pub supervisor: Recipient<PartitionFailed>,
     pub resumed: Recipient<PartitionResumed>,
     /// Object buffers, reused once their object is stored.

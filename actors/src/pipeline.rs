@@ -15,7 +15,7 @@ use crate::pipeline_supervisor::PipelineSupervisor;
 use crate::resources::{self, ResourceError, StatusChange, StatusTopic};
 use crate::settings::PipelineSettings;
 use crate::status::StatusBoard;
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{S3Store, SharedStore, StoreError};
 use crate::uploader::Uploader;
 
 /// Why the connector could not start. Each names what to fix.
@@ -66,7 +66,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_running: impl FnOnce(RunningPipeline),
 ) -> Result<RunOutcome, StartupError> {
-    let store = ObjectStore::new(&settings.sink);
+    let store: SharedStore = Arc::new(S3Store::new(&settings.sink));
     if let Err(error) = store.probe().await {
         status.set_bucket(Err((error.code(), error.to_string())));
         return Err(error.into());
