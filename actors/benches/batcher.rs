@@ -9,55 +9,38 @@ use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_oss_sink_actors::batcher::{Batcher, BatcherContext};
 use kafka_oss_sink_actors::buffer_pool::BufferPool;
-use kafka_oss_sink_actors::error_topics::ErrorTopics;
-use kafka_oss_sink_actors::kafka::detached_consumer;
-use kafka_oss_sink_actors::messages::{PartitionFailed, PartitionResumed, Records, SealedObject};
+use kafka_oss_sink_actors::kafka::OffsetStore;
+use kafka_oss_sink_actors::messages::{Records, ReportFailure, SealedObject};
 use kafka_oss_sink_actors::metrics::PartitionMetrics;
 use kafka_oss_sink_actors::record::RecordChunk;
-use kafka_oss_sink_actors::settings::{
-    CreateMode, FailurePolicy, FailureSettings, ResourceSettings, RollPolicy,
-};
+use kafka_oss_sink_actors::settings::RollPolicy;
 use kafka_oss_sink_actors::status::StatusBoard;
+use kafka_oss_sink_actors::store::MemoryStore;
+use kafka_oss_sink_actors::supervisor::policy::Disposition;
 
 const CHUNK: usize = 4096;
 
+/// Every benchmark record is valid: a failure report is a bug in the benchmark.
 struct Supervisor;
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
 }
 
-impl Handler<PartitionFailed> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, failed: PartitionFailed, _: &mut Context<Self>) {
-        panic!("benchmark record failed: {}", failed.error);
+impl Handler<ReportFailure> for Supervisor {
+    type Result = Disposition;
+    fn handle(&mut self, report: ReportFailure, _: &mut Context<Self>) -> Disposition {
+        panic!("benchmark record failed: {}", report.failure.message());
     }
 }
 
-impl Handler<PartitionResumed> for Supervisor {
-    type Result = ();
-    fn handle(&mut self, _: PartitionResumed, _: &mut Context<Self>) {}
-}
+/// Stored offsets go nowhere (the driver thread's commit is not what is measured).
+struct NoOffsets;
 
-/// Error topics that are never written to (every benchmark record is valid).
-fn unused_error_topics() -> ErrorTopics {
-    let producer = rdkafka::ClientConfig::new()
-        .set("log_level", "0")
-        .create()
-        .expect("producer");
-    let resources = ResourceSettings {
-        create: CreateMode::Automatic,
-        offset_topic: "o".into(),
-        offset_topic_partitions: 2,
-        config_topic: "c".into(),
-        status_topic: "s".into(),
-        status_topic_partitions: 1,
-        abnormal_topic: "e".into(),
-        dead_letter_topic: "e".into(),
-        error_topic_partitions: 1,
-        replication_factor: -1,
-    };
-    ErrorTopics::new(producer, "bench", &resources)
+impl OffsetStore for NoOffsets {
+    fn store(&self, _: &str, _: i32, _: i64) -> rdkafka::error::KafkaResult<()> {
+        Ok(())
+    }
 }
 
 fn chunk(first_offset: i64, value: &[u8]) -> RecordChunk {
@@ -86,7 +69,6 @@ fn bench_batcher(c: &mut Criterion) {
                         }
                         records
                     });
-                    let consumer = detached_consumer("bench-topic").expect("consumer");
                     let supervisor = Supervisor.start();
                     let context = BatcherContext {
                         topic: Arc::from("bench-topic"),
@@ -97,16 +79,12 @@ fn bench_batcher(c: &mut Criterion) {
                             max_interval: Duration::from_secs(3600),
                             seal_when_caught_up: true,
                         },
-                        failure: FailureSettings {
-                            policy: FailurePolicy::Log,
-                            max_value_bytes: None,
-                        },
-                        consumer,
+                        max_value_bytes: None,
+                        offsets: Arc::new(NoOffsets),
                         upload_queue: queue,
-                        error_topics: unused_error_topics(),
-                        store: None,
-                        supervisor: supervisor.clone().recipient(),
-                        resumed: supervisor.recipient(),
+                        // Empty: the one recovery listing at the first chunk finds nothing.
+                        store: Arc::new(MemoryStore::new("bench-bucket")),
+                        supervisor: supervisor.recipient(),
                         buffers: BufferPool::new(),
                     };
                     let batcher = Batcher::new(

@@ -19,7 +19,7 @@ use tracing::{debug, error, warn};
 use crate::messages::{SealedObject, UploadOutcome};
 use crate::metrics;
 use crate::status::StatusBoard;
-use crate::store::{SharedStore, StoreError};
+use crate::store::{ObjectStore, SharedStore, StoreError};
 
 pub struct Uploader {
     id: usize,
@@ -74,7 +74,7 @@ impl StreamHandler<SealedObject> for Uploader {
         ctx.wait(
             async move {
                 let reply = object.reply.clone();
-                match upload_with_retries(&store, &object, initial, max, attempts, &status).await {
+                match upload_with_retries(&*store, &object, initial, max, attempts, &status).await {
                     Ok(took) => {
                         object.metrics.stored(
                             object.records,
@@ -107,7 +107,7 @@ impl StreamHandler<SealedObject> for Uploader {
 /// Puts the object until the store accepts it or `max_attempts` are spent; returns how long
 /// the successful attempt took.
 async fn upload_with_retries(
-    store: &SharedStore,
+    store: &dyn ObjectStore,
     object: &SealedObject,
     initial: Duration,
     max: Duration,
@@ -176,7 +176,151 @@ fn jitter(backoff: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
     use super::*;
+    use crate::encode::HeaderSidecar;
+    use crate::metrics::PartitionMetrics;
+    use crate::store::{FaultyStore, MemoryStore, Operation};
+
+    /// Stands in for the batcher: hands every outcome to the test.
+    struct Capture(mpsc::UnboundedSender<UploadOutcome>);
+
+    impl Actor for Capture {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<UploadOutcome> for Capture {
+        type Result = ();
+        fn handle(&mut self, outcome: UploadOutcome, _: &mut Context<Self>) {
+            let _ = self.0.send(outcome);
+        }
+    }
+
+    const KEY: &str = "p/t/0/00000000000000000010-00000000000000000012.json";
+    const BODY: &[u8] = b"[{\"offset\":10},{\"offset\":11},{\"offset\":12}]";
+
+    /// An uploader on `store` with millisecond backoffs, the queue that feeds it and the
+    /// outcomes it sends back.
+    struct Harness {
+        queue: async_channel::Sender<SealedObject>,
+        reply: Recipient<UploadOutcome>,
+        outcomes: mpsc::UnboundedReceiver<UploadOutcome>,
+        _uploader: Addr<Uploader>,
+    }
+
+    impl Harness {
+        fn start(store: SharedStore, max_attempts: Option<u32>) -> Self {
+            let (queue, receiver) = async_channel::bounded(1);
+            let uploader = Uploader::new(
+                0,
+                store,
+                receiver,
+                Duration::from_millis(1),
+                Duration::from_millis(4),
+                max_attempts,
+                StatusBoard::new("t"),
+            )
+            .start();
+            let (sender, outcomes) = mpsc::unbounded_channel();
+            Harness {
+                queue,
+                reply: Capture(sender).start().recipient(),
+                outcomes,
+                _uploader: uploader,
+            }
+        }
+
+        async fn upload(&mut self) -> UploadOutcome {
+            let object = SealedObject {
+                key: KEY.into(),
+                body: Bytes::from_static(BODY),
+                topic: Arc::from("t"),
+                partition: 0,
+                first_offset: 10,
+                last_offset: 12,
+                records: 3,
+                unit: 4,
+                headers: HeaderSidecar::default(),
+                oldest_timestamp: Some(1_795_608_269_111),
+                metrics: PartitionMetrics::new("t", 0),
+                reply: self.reply.clone(),
+            };
+            self.queue.send(object).await.expect("uploader running");
+            tokio::time::timeout(Duration::from_secs(5), self.outcomes.recv())
+                .await
+                .expect("an outcome within 5 s")
+                .expect("capture running")
+        }
+    }
+
+    fn unavailable() -> StoreError {
+        StoreError::Transient {
+            bucket: "b".into(),
+            detail: "injected".into(),
+        }
+    }
+
+    fn assert_stored(outcome: UploadOutcome) {
+        match outcome {
+            UploadOutcome::Stored { unit, key, bytes } => {
+                assert_eq!((unit, key.as_str(), bytes), (4, KEY, BODY.len()));
+            }
+            UploadOutcome::Failed { error, .. } => panic!("not stored: {error}"),
+        }
+    }
+
+    #[actix::test]
+    async fn a_queued_object_lands_in_the_store() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let mut harness = Harness::start(memory.clone(), Some(3));
+        assert_stored(harness.upload().await);
+        assert_eq!(memory.object(KEY).as_deref(), Some(BODY));
+        assert_eq!(memory.keys(), [KEY]);
+    }
+
+    #[actix::test]
+    async fn transient_failures_are_retried_until_stored() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        faulty.fail_next(Operation::Put, 2, unavailable());
+        let mut harness = Harness::start(faulty.clone(), None);
+        assert_stored(harness.upload().await);
+        assert_eq!(faulty.calls(Operation::Put), 3);
+        assert_eq!(memory.object(KEY).as_deref(), Some(BODY));
+    }
+
+    #[actix::test]
+    async fn spent_attempts_send_the_object_back_with_the_error() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        faulty.fail_always(
+            Operation::Put,
+            StoreError::Rejected {
+                bucket: "b".into(),
+                status: 400,
+                code: "InvalidArgument".into(),
+                message: "no".into(),
+            },
+        );
+        let mut harness = Harness::start(faulty.clone(), Some(2));
+        match harness.upload().await {
+            UploadOutcome::Failed { object, error } => {
+                assert_eq!(error.code().as_str(), "UPLOAD_REJECTED");
+                assert_eq!((object.key.as_str(), &object.body[..]), (KEY, BODY));
+                assert_eq!(
+                    (object.first_offset, object.last_offset, object.unit),
+                    (10, 12, 4)
+                );
+            }
+            UploadOutcome::Stored { .. } => panic!("stored in a store that refuses everything"),
+        }
+        assert_eq!(faulty.calls(Operation::Put), 2);
+        assert!(memory.keys().is_empty());
+    }
 
     #[test]
     fn jitter_stays_between_half_and_full_backoff() {

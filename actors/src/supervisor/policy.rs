@@ -126,7 +126,7 @@ impl Failure {
 }
 
 /// What to do about a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, actix::MessageResponse)]
 pub enum Disposition {
     /// Send the record(s) to an error topic and go on; the commit waits for the broker's
     /// acknowledgement.

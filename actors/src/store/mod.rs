@@ -1,0 +1,169 @@
+//! The object store: where sealed objects go, behind the [`ObjectStore`] trait.
+//!
+//! - [`S3Store`]: aws-sdk-s3, configured for OSS and other S3-compatible servers (production).
+//! - [`MemoryStore`]: a bucket in a map, with S3's listing order (actor-level tests, tools).
+//! - [`FaultyStore`]: wraps any store and fails, delays or hangs its calls on demand (tests).
+//!
+//! The actors hold a [`SharedStore`] and never know which one they talk to. Every failure is a
+//! [`StoreError`], classified the same way for every store, so the uploader's retries and the
+//! failure policy behave the same in tests as against a real bucket.
+
+use crate::error::ErrorCode;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+mod faulty;
+mod memory;
+mod s3;
+
+pub use faulty::{FaultyStore, Operation};
+pub use memory::MemoryStore;
+pub use s3::{list_objects, S3Store};
+
+/// A bucket the connector writes objects to and lists to recover.
+///
+/// Object-safe: the pipeline holds an `Arc<dyn ObjectStore>` ([`SharedStore`]). The futures
+/// are boxed (rather than `async fn`) so that the trait stays usable as a trait object.
+pub trait ObjectStore: Send + Sync + 'static {
+    /// The bucket's name, for messages.
+    fn bucket(&self) -> &str;
+
+    /// Checks that the bucket exists and the credentials are accepted (S3: HeadBucket).
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Writes one object (S3: a multipart upload when larger than the part size) and returns
+    /// the ETag the store answered with.
+    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// Reads one object back; `None` if there is no object under `key`.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>>;
+
+    /// Keys under `prefix` that sort after `start_after` (all of them if `None`), in
+    /// lexicographic (byte) order, as S3 ListObjectsV2 returns them.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+}
+
+/// The store as the actors hold it.
+pub type SharedStore = Arc<dyn ObjectStore>;
+
+/// Why the store refused or failed a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("bucket `{bucket}` does not exist")]
+    NoSuchBucket { bucket: String },
+    #[error(
+        "access to bucket `{bucket}` denied ({code}): check the AccessKey pair in \
+         OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET and that it may write to the bucket"
+    )]
+    AccessDenied { bucket: String, code: String },
+    #[error("bucket `{bucket}` rejected the request: HTTP {status} {code}: {message}")]
+    Rejected {
+        bucket: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Worth retrying: unreachable, timed out, throttled, 5xx. `detail` says which, in words.
+    #[error("bucket `{bucket}` is unreachable or failing: {detail}")]
+    Transient { bucket: String, detail: String },
+}
+
+impl StoreError {
+    /// Stable error code, documented in README.md.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::NoSuchBucket { .. } => ErrorCode::UploadNoSuchBucket,
+            StoreError::AccessDenied { .. } => ErrorCode::UploadAccessDenied,
+            StoreError::Rejected { .. } => ErrorCode::UploadRejected,
+            StoreError::Transient { .. } => ErrorCode::UploadUnavailable,
+        }
+    }
+}
+
+/// Maps an HTTP status and S3 error code to a [`StoreError`]. Pure, so it is unit-tested.
+pub fn classify_status(bucket: String, status: u16, code: String, message: String) -> StoreError {
+    let throttled = matches!(
+        code.as_str(),
+        "SlowDown" | "Throttling" | "RequestLimitExceeded" | "RequestTimeout"
+    );
+    match status {
+        // HeadBucket answers a bodiless 404, which the SDK reports as `NotFound`.
+        404 if matches!(code.as_str(), "" | "NoSuchBucket" | "NotFound") => {
+            StoreError::NoSuchBucket { bucket }
+        }
+        401 | 403 => StoreError::AccessDenied {
+            bucket,
+            code: if code.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                code
+            },
+        },
+        408 | 429 | 500..=599 => StoreError::Transient {
+            bucket,
+            detail: format!("HTTP {status} {code} {message}")
+                .trim_end()
+                .to_owned(),
+        },
+        _ if throttled => StoreError::Transient {
+            bucket,
+            detail: format!("HTTP {status} {code}"),
+        },
+        _ => StoreError::Rejected {
+            bucket,
+            status,
+            code,
+            message,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(status: u16, code: &str) -> StoreError {
+        classify_status("b".into(), status, code.into(), String::new())
+    }
+
+    #[test]
+    fn statuses_map_to_the_documented_codes() {
+        assert_eq!(classify(404, "").code().as_str(), "UPLOAD_NO_SUCH_BUCKET");
+        assert_eq!(classify(404, "NotFound").code().as_str(), "UPLOAD_NO_SUCH_BUCKET");
+        assert_eq!(classify(404, "NoSuchKey").code().as_str(), "UPLOAD_REJECTED");
+        assert_eq!(
+            classify(404, "NoSuchBucket").code().as_str(),
+            "UPLOAD_NO_SUCH_BUCKET"
+        );
+        assert_eq!(
+            classify(403, "SignatureDoesNotMatch").code().as_str(),
+            "UPLOAD_ACCESS_DENIED"
+        );
+        assert_eq!(classify(403, "").code().as_str(), "UPLOAD_ACCESS_DENIED");
+        assert_eq!(classify(503, "SlowDown").code().as_str(), "UPLOAD_UNAVAILABLE");
+        assert_eq!(classify(500, "InternalError").code().as_str(), "UPLOAD_UNAVAILABLE");
+        assert_eq!(classify(400, "RequestTimeout").code().as_str(), "UPLOAD_UNAVAILABLE");
+        assert_eq!(classify(400, "InvalidArgument").code().as_str(), "UPLOAD_REJECTED");
+    }
+
+    #[test]
+    fn messages_name_the_bucket() {
+        let error = classify_status(
+            "my-bucket".into(),
+            403,
+            "SignatureDoesNotMatch".into(),
+            String::new(),
+        );
+        assert!(error.to_string().contains("`my-bucket`"), "{error}");
+        assert!(
+            error.to_string().contains("SignatureDoesNotMatch"),
+            "{error}"
+        );
+    }
+}

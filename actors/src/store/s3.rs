@@ -1,0 +1,558 @@
+//! `S3Store`: aws-sdk-s3 configured for OSS and other S3-compatible servers.
+//!
+//! Forced settings, each for a reason:
+//! - request checksums only when an operation requires one (configurable): since 2025 the SDK
+//!   adds CRC32 checksums, sent as `aws-chunked` trailers for streaming bodies, which OSS and
+//!   other S3-compatible stores reject;
+//! - bodies are always in-memory `Bytes`, so the SDK never switches to `aws-chunked` framing;
+//! - three SDK attempts for quick blips; the uploader wraps every call in its own unbounded,
+//!   backed-off retry loop, because a store error is never a reason to drop or skip data;
+//! - a per-attempt timeout so a hung connection cannot stall a partition forever.
+
+use std::error::Error;
+use std::fmt::Debug;
+use std::io;
+use std::time::Duration;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Object};
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt};
+
+use super::{classify_status, ObjectStore, StoreError};
+use crate::settings::{ChecksumMode, SinkSettings};
+
+/// A bucket and the client that writes to it. Cheap to clone.
+#[derive(Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// The endpoint URL, or which AWS region's endpoint: for messages.
+    endpoint: String,
+    request_timeout: Duration,
+    part_size: usize,
+    sign_payload: bool,
+}
+
+impl S3Store {
+    /// Builds the client. Does no I/O; see [`ObjectStore::probe`].
+    pub fn new(settings: &SinkSettings) -> Self {
+        let credentials = Credentials::new(
+            settings.credentials.access_key_id.expose(),
+            settings.credentials.access_key_secret.expose(),
+            settings
+                .credentials
+                .session_token
+                .as_ref()
+                .map(|token| token.expose().to_owned()),
+            None,
+            "environment",
+        );
+        let checksum = match settings.checksum {
+            ChecksumMode::WhenRequired => RequestChecksumCalculation::WhenRequired,
+            ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
+        };
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            // Virtual-hosted addressing for OSS (which denies path style), path style for local servers.
+            .force_path_style(settings.path_style)
+            .request_checksum_calculation(checksum)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(settings.request_timeout)
+                    .build(),
+            )
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new());
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        S3Store {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: settings.bucket.clone(),
+            endpoint: match &settings.endpoint {
+                Some(url) => url.clone(),
+                None => format!("of region {}", settings.region),
+            },
+            request_timeout: settings.request_timeout,
+            part_size: settings.part_size,
+            sign_payload: settings.sign_payload,
+        }
+    }
+
+    /// The client, for tools and tests that need more than the trait (e.g. [`list_objects`]).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    async fn head_bucket(&self) -> Result<(), StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| self.classify(error))
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes) -> Result<String, StoreError> {
+        if body.len() > self.part_size {
+            return self.put_multipart(key, body).await;
+        }
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .content_length(body.len() as i64)
+            .body(ByteStream::from(body));
+        let output = if self.sign_payload {
+            request.send().await
+        } else {
+            request.customize().disable_payload_signing().send().await
+        }
+        .map_err(|error| self.classify(error))?;
+        Ok(output.e_tag.unwrap_or_default())
+    }
+
+    async fn put_multipart(&self, key: &str, body: Bytes) -> Result<String, StoreError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .send()
+            .await
+            .map_err(|error| self.classify(error))?;
+        let upload_id = created.upload_id.unwrap_or_default();
+        let result = self.upload_parts(key, &upload_id, &body).await;
+        if result.is_err() {
+            // Best effort: an upload we leave behind is billed until a lifecycle rule expires it.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        body: &Bytes,
+    ) -> Result<String, StoreError> {
+        let mut parts = Vec::with_capacity(body.len().div_ceil(self.part_size));
+        for (index, start) in (0..body.len()).step_by(self.part_size).enumerate() {
+            let part_number = index as i32 + 1;
+            let part = body.slice(start..body.len().min(start + self.part_size));
+            let request = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(part_number)
+                .content_length(part.len() as i64)
+                .body(ByteStream::from(part));
+            let uploaded = if self.sign_payload {
+                request.send().await
+            } else {
+                request.customize().disable_payload_signing().send().await
+            }
+            .map_err(|error| self.classify(error))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(part_number)
+                    .set_e_tag(uploaded.e_tag)
+                    .build(),
+            );
+        }
+        let completed = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|error| self.classify(error))?;
+        Ok(completed.e_tag.unwrap_or_default())
+    }
+
+    async fn get_object(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(service)) if service.err().is_no_such_key() => {
+                return Ok(None)
+            }
+            Err(error) => return Err(self.classify(error)),
+        };
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|error| StoreError::Transient {
+                bucket: self.bucket.clone(),
+                detail: format!(
+                    "reading object {key} from the S3 endpoint {} failed: {}",
+                    self.endpoint,
+                    innermost_cause(&error)
+                ),
+            })?;
+        Ok(Some(body.into_bytes()))
+    }
+
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let objects = list_objects(&self.client, &self.bucket, prefix, start_after)
+            .await
+            .map_err(|error| self.classify(error))?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|object| object.key)
+            .collect())
+    }
+
+    fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+        &self,
+        error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StoreError {
+        let bucket = self.bucket.clone();
+        match &error {
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().unwrap_or("").to_owned();
+                let message = service.err().message().unwrap_or("").to_owned();
+                classify_status(bucket, status, code, message)
+            }
+            // Timeouts, connection failures, truncated responses: all worth retrying.
+            other => StoreError::Transient {
+                bucket,
+                detail: transport_detail(&self.endpoint, self.request_timeout, other),
+            },
+        }
+    }
+}
+
+impl ObjectStore for S3Store {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.head_bucket().boxed()
+    }
+
+    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.put_object(key, body).boxed()
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
+        self.get_object(key).boxed()
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.list_keys(prefix, start_after).boxed()
+    }
+}
+
+/// A request that got no HTTP answer, in words: "cannot connect to the S3 endpoint
+/// http://127.0.0.1:1: connection refused", not the SDK's nested `Debug` output.
+fn transport_detail<E, R>(
+    endpoint: &str,
+    request_timeout: Duration,
+    error: &SdkError<E, R>,
+) -> String
+where
+    E: Error + 'static,
+    R: Debug + 'static,
+{
+    let cause = innermost_cause(error);
+    match error {
+        SdkError::TimeoutError(_) => {
+            format!("no answer from the S3 endpoint {endpoint} within {request_timeout:?}")
+        }
+        SdkError::DispatchFailure(_) if connecting(error) => {
+            format!("cannot connect to the S3 endpoint {endpoint}: {cause}")
+        }
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            format!("timed out talking to the S3 endpoint {endpoint}: {cause}")
+        }
+        SdkError::DispatchFailure(failure) if failure.is_io() => {
+            format!("the connection to the S3 endpoint {endpoint} failed: {cause}")
+        }
+        SdkError::ResponseError(_) => {
+            format!("cannot read the answer of the S3 endpoint {endpoint}: {cause}")
+        }
+        SdkError::ConstructionFailure(_) => format!("cannot build the request: {cause}"),
+        _ => format!("the request to the S3 endpoint {endpoint} failed: {cause}"),
+    }
+}
+
+/// Whether the failure happened before a connection was established. The SDK does not say, so
+/// this looks at the causes: an OS error that only connecting gives, or one of the HTTP client's
+/// (hyper-util) connect-phase labels.
+fn connecting(error: &(dyn Error + 'static)) -> bool {
+    causes(error).any(|cause| {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+                    | io::ErrorKind::AddrNotAvailable
+            );
+        }
+        let label = cause.to_string();
+        label == "tcp connect error"
+            || label == "dns error"
+            || label.starts_with("client error (Connect)")
+            || label.contains("HTTP connect timeout")
+    })
+}
+
+/// The deepest cause worth showing: the innermost I/O error if there is one (an OS error without
+/// its number: "connection refused"), otherwise the innermost error.
+fn innermost_cause(error: &(dyn Error + 'static)) -> String {
+    let innermost_io = causes(error)
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .last();
+    match innermost_io {
+        Some(io) if io.raw_os_error().is_some() => {
+            let text = io.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => io.kind().to_string(),
+            }
+        }
+        Some(io) => io.to_string(),
+        None => causes(error)
+            .last()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    }
+}
+
+fn causes<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |&error| error.source())
+}
+
+/// Every object under `prefix` that sorts after `start_after` (all of them if `None`), in the
+/// store's order, following `ListObjectsV2` continuation tokens. Shared by the connector, the
+/// benchmark watcher and the tests.
+pub async fn list_objects(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> Result<Vec<Object>, SdkError<ListObjectsV2Error, HttpResponse>> {
+    let mut objects = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .set_continuation_token(token)
+            .send()
+            .await?;
+        objects.extend(page.contents.unwrap_or_default());
+        match page.next_continuation_token {
+            Some(next) if page.is_truncated == Some(true) => token = Some(next),
+            _ => return Ok(objects),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    use aws_sdk_s3::error::ConnectorError;
+
+    use super::*;
+    use crate::settings::{Credentials, Secret};
+
+    /// An error with a label and a cause, as the HTTP client's own error types are.
+    #[derive(Debug)]
+    struct Labelled(&'static str, Box<dyn Error + Send + Sync>);
+
+    impl fmt::Display for Labelled {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl Error for Labelled {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.1)
+        }
+    }
+
+    fn dispatch(connector: ConnectorError) -> String {
+        let error = SdkError::<io::Error, ()>::dispatch_failure(connector);
+        transport_detail("http://127.0.0.1:1", Duration::from_secs(30), &error)
+    }
+
+    /// What hyper-util reports for a refused TCP connect.
+    fn refused(io: io::Error) -> ConnectorError {
+        ConnectorError::io(Box::new(Labelled(
+            "client error (Connect)",
+            Box::new(Labelled("tcp connect error", Box::new(io))),
+        )))
+    }
+
+    #[test]
+    fn a_refused_connection_is_said_in_words() {
+        let detail = dispatch(refused(io::ErrorKind::ConnectionRefused.into()));
+        assert_eq!(
+            detail,
+            "cannot connect to the S3 endpoint http://127.0.0.1:1: connection refused"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn os_errors_lose_their_number() {
+        let detail = dispatch(refused(io::Error::from_raw_os_error(111)));
+        assert_eq!(
+            detail,
+            "cannot connect to the S3 endpoint http://127.0.0.1:1: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_failed_name_lookup_is_a_connect_failure() {
+        let lookup =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        let detail = dispatch(ConnectorError::io(Box::new(Labelled(
+            "client error (Connect)",
+            Box::new(Labelled("dns error", Box::new(lookup))),
+        ))));
+        assert_eq!(
+            detail,
+            "cannot connect to the S3 endpoint http://127.0.0.1:1: failed to lookup address \
+             information: Name or service not known"
+        );
+    }
+
+    #[test]
+    fn a_reset_after_connecting_is_not_a_connect_failure() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        let detail = dispatch(ConnectorError::io(Box::new(Labelled(
+            "connection error",
+            Box::new(reset),
+        ))));
+        assert_eq!(
+            detail,
+            "the connection to the S3 endpoint http://127.0.0.1:1 failed: connection reset"
+        );
+    }
+
+    #[test]
+    fn timeouts_name_the_limit() {
+        let connect = dispatch(ConnectorError::timeout(Box::new(Labelled(
+            "HTTP connect timeout occurred after 10s",
+            Box::new(io::Error::from(io::ErrorKind::TimedOut)),
+        ))));
+        assert!(
+            connect.starts_with("cannot connect to the S3 endpoint http://127.0.0.1:1: "),
+            "{connect}"
+        );
+        let error = SdkError::<io::Error, ()>::timeout_error(Box::new(Labelled(
+            "operation attempt timeout (single attempt) occurred after 30s",
+            Box::new(io::Error::from(io::ErrorKind::TimedOut)),
+        )));
+        assert_eq!(
+            transport_detail("http://s3", Duration::from_secs(30), &error),
+            "no answer from the S3 endpoint http://s3 within 30s"
+        );
+    }
+
+    fn settings(endpoint: String) -> SinkSettings {
+        SinkSettings {
+            bucket: "b".into(),
+            endpoint: Some(endpoint),
+            region: "us-east-1".into(),
+            key_prefix: String::new(),
+            path_style: true,
+            part_size: 8 << 20,
+            checksum: ChecksumMode::WhenRequired,
+            sign_payload: true,
+            upload_concurrency: 1,
+            request_timeout: Duration::from_secs(5),
+            retry_initial_backoff: Duration::from_millis(10),
+            retry_max_backoff: Duration::from_millis(10),
+            max_upload_attempts: Some(1),
+            credentials: Credentials {
+                access_key_id: Secret::new("id".into()),
+                access_key_secret: Secret::new("secret".into()),
+                session_token: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn probing_a_closed_port_says_connection_refused() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let store = S3Store::new(&settings(endpoint.clone()));
+        let error = store.probe().await.expect_err("nothing listens there");
+        let message = error.to_string();
+        assert_eq!(error.code().as_str(), "UPLOAD_UNAVAILABLE", "{message}");
+        assert!(
+            message.contains(&format!(
+                "cannot connect to the S3 endpoint {endpoint}: connection refused"
+            )),
+            "{message}"
+        );
+        for dump in ["hyper", "ConnectError(", "Os {", "DispatchFailure"] {
+            assert!(!message.contains(dump), "{message}");
+        }
+    }
+}
