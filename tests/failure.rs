@@ -506,8 +506,8 @@ fn partition_states(stack: &Stack, name: &str, topic: &str, partition: i32) -> V
 }
 
 // Tests that pause fetching produce one record per batch: librdkafka fetches again from the
-// consumed position after a pause, and tansu 0.6.0 cannot fetch from inside a batch (README.md,
-// "Tests").
+// consumed position after a pause, and tansu 0.6.0 cannot fetch from inside a batch
+// (tests/README.md, "Broker quirks").
 
 /// `fail`: the partition stops exactly at a record that cannot be converted (nothing at or after
 /// it committed, FAILED visible in /status and the status topic); `resume` sends that record to

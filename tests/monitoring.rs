@@ -1,7 +1,8 @@
 //! Monitoring end-to-end tests: the admin server (`/metrics`, `/healthz`, `/readyz`, `/status`)
 //! of a connector running against a real broker (tansu) and a real S3 server (s3s-fs), the
 //! shipped Grafana dashboard against a live scrape, and a real Prometheus scraping the connector
-//! with the shipped `grafana/prometheus.yml`.
+//! with the shipped `grafana/prometheus.yml`. The dashboard checks that need no connector are in
+//! `tests/dashboard.rs`.
 
 mod support;
 
@@ -11,9 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{http_get, unique, Connector, Stack, TestRecord};
-
-type Samples = Vec<(String, BTreeMap<String, String>, f64)>;
+use support::grafana::{dashboard, used_metric_names};
+use support::{http_get, unique, Connector, Samples, Stack, TestRecord};
 
 /// The value of the one sample with `name` whose labels include `labels`; 0 when absent.
 fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -75,129 +75,6 @@ fn scrape_until(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-fn dashboard_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards/kafka-oss-sink.json")
-}
-
-/// Every PromQL expression in the dashboard: panel targets (rows included) and templating queries.
-fn dashboard_queries(dashboard: &Value) -> Vec<String> {
-    fn panels(list: &Value, out: &mut Vec<String>) {
-        for panel in list.as_array().into_iter().flatten() {
-            for target in panel["targets"].as_array().into_iter().flatten() {
-                if let Some(expr) = target["expr"].as_str() {
-                    out.push(expr.to_owned());
-                }
-            }
-            panels(&panel["panels"], out);
-        }
-    }
-    let mut out = Vec::new();
-    panels(&dashboard["panels"], &mut out);
-    for variable in dashboard["templating"]["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        match &variable["query"] {
-            Value::String(query) => out.push(query.clone()),
-            Value::Object(query) => out.extend(query["query"].as_str().map(str::to_owned)),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// PromQL functions, keywords and the label names the dashboard may use: every other identifier
-/// in a query must be a metric name.
-const PROMQL_WORDS: &[&str] = &[
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "count",
-    "by",
-    "without",
-    "rate",
-    "irate",
-    "increase",
-    "histogram_quantile",
-    "label_values",
-    "and",
-    "or",
-    "unless",
-    "bool",
-    "on",
-    "ignoring",
-    "le",
-    "topic",
-    "partition",
-    "reason",
-    "code",
-    "level",
-    "destination",
-    "state",
-    "instance",
-    "job",
-];
-
-/// The metric names a query uses. Panics on an identifier that is neither a PromQL word nor a
-/// connector metric, so a typo or a foreign metric fails the test too.
-fn metric_names(query: &str) -> BTreeSet<String> {
-    // Drop string literals ("..."), range selectors ([5m]) and Grafana variables ($__x, $x).
-    let mut cleaned = String::new();
-    let mut chars = query.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                for d in chars.by_ref() {
-                    if d == '"' {
-                        break;
-                    }
-                }
-                cleaned.push(' ');
-            }
-            '[' => {
-                for d in chars.by_ref() {
-                    if d == ']' {
-                        break;
-                    }
-                }
-                cleaned.push(' ');
-            }
-            '$' => {
-                while chars
-                    .peek()
-                    .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_')
-                {
-                    chars.next();
-                }
-                cleaned.push(' ');
-            }
-            other => cleaned.push(other),
-        }
-    }
-    let mut names = BTreeSet::new();
-    let mut token = String::new();
-    for c in cleaned.chars().chain([' ']) {
-        if c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '.' {
-            token.push(c);
-            continue;
-        }
-        if !token.is_empty() && !token.starts_with(|d: char| d.is_ascii_digit() || d == '.') {
-            if token.starts_with("kafka_oss_sink_") {
-                names.insert(token.clone());
-            } else {
-                assert!(
-                    PROMQL_WORDS.contains(&token.as_str()),
-                    "dashboard query uses `{token}`, which is neither a PromQL word nor a kafka_oss_sink metric: {query}"
-                );
-            }
-        }
-        token.clear();
-    }
-    names
 }
 
 /// During a run: the scraped counters equal what was produced and uploaded; lag, committed
@@ -478,15 +355,8 @@ fn scraped_metrics_match_what_was_produced_and_uploaded() {
     }
 
     // Every metric name in the dashboard's queries is exported by this live connector.
-    let dashboard: Value =
-        serde_json::from_str(&std::fs::read_to_string(dashboard_path()).unwrap()).unwrap();
     let exported: BTreeSet<&str> = samples.iter().map(|(n, _, _)| n.as_str()).collect();
-    let queries = dashboard_queries(&dashboard);
-    assert!(queries.len() >= 20, "{} queries", queries.len());
-    let mut used = BTreeSet::new();
-    for query in &queries {
-        used.extend(metric_names(query));
-    }
+    let used = used_metric_names(&dashboard());
     let missing: Vec<&String> = used
         .iter()
         .filter(|n| !exported.contains(n.as_str()))
@@ -495,21 +365,6 @@ fn scraped_metrics_match_what_was_produced_and_uploaded() {
         missing.is_empty(),
         "dashboard metrics not exported: {missing:?}"
     );
-    for wanted in [
-        "kafka_oss_sink_consumer_lag_records",
-        "kafka_oss_sink_freshness_seconds_bucket",
-        "kafka_oss_sink_object_size_bytes_bucket",
-        "kafka_oss_sink_upload_duration_seconds_bucket",
-        "kafka_oss_sink_errors_total",
-        "kafka_oss_sink_partition_state",
-        "kafka_oss_sink_buffered_bytes",
-        "kafka_oss_sink_written_records_total",
-    ] {
-        assert!(
-            used.contains(wanted),
-            "the dashboard has no panel on {wanted}"
-        );
-    }
 
     connector.stop();
     let logs = connector.logs();
@@ -863,68 +718,4 @@ fn encode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-#[test]
-fn dashboard_is_grafana_json_with_panels_and_queries() {
-    let dashboard: Value =
-        serde_json::from_str(&std::fs::read_to_string(dashboard_path()).unwrap()).unwrap();
-    assert_eq!(dashboard["uid"], "kafka-oss-sink");
-    assert!(dashboard["schemaVersion"].as_i64().unwrap() >= 30);
-    let titles: Vec<&str> = dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["title"].as_str())
-        .collect();
-    for wanted in [
-        "lag",
-        "Freshness",
-        "Object size",
-        "Upload latency",
-        "Errors by code",
-        "state",
-        "Memory",
-        "per second",
-    ] {
-        assert!(
-            titles.iter().any(|t| t.contains(wanted)),
-            "no panel about {wanted}: {titles:?}"
-        );
-    }
-    let mut ids = BTreeSet::new();
-    for panel in dashboard["panels"].as_array().unwrap() {
-        assert!(
-            ids.insert(panel["id"].as_i64().unwrap()),
-            "duplicate panel id"
-        );
-        let grid = &panel["gridPos"];
-        for key in ["x", "y", "w", "h"] {
-            assert!(
-                grid[key].is_i64(),
-                "panel {} has no gridPos.{key}",
-                panel["title"]
-            );
-        }
-        if panel["type"] != "row" {
-            assert_eq!(panel["datasource"]["uid"], "kafka-oss-sink-prometheus");
-            assert!(!panel["targets"].as_array().unwrap().is_empty());
-        }
-    }
-    // The provisioned data source has the uid the panels use.
-    let datasource = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("grafana/provisioning/datasources/prometheus.yml"),
-    )
-    .unwrap();
-    assert!(
-        datasource.contains("uid: kafka-oss-sink-prometheus"),
-        "{datasource}"
-    );
-    // Metric-name extraction itself: rejects foreign identifiers.
-    assert_eq!(
-        metric_names("histogram_quantile(0.99, sum by (le) (rate(kafka_oss_sink_freshness_seconds_bucket{topic=~\"$topic\"}[$__rate_interval])))"),
-        BTreeSet::from(["kafka_oss_sink_freshness_seconds_bucket".to_owned()])
-    );
-    assert!(std::panic::catch_unwind(|| metric_names("rate(node_cpu_seconds_total[1m])")).is_err());
 }

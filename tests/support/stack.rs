@@ -1,0 +1,183 @@
+//! [`Stack`]: a tansu broker (memory storage) and an s3s-fs server on free loopback ports, one
+//! pair per test, stopped (and their directory removed unless the test failed) on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+
+use super::{free_port, unique, ACCESS_KEY_ID};
+
+fn cached_binary(env: &str, relative: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env) {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var("KOS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/kafka-oss-sink")
+        });
+    let path = cache.join(relative);
+    assert!(
+        path.exists(),
+        "{} not found: run the tests with scripts/test, which installs it (or set {env})",
+        path.display()
+    );
+    path
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tansu broker and an s3s-fs server for one test.
+pub struct Stack {
+    broker: Child,
+    s3: Child,
+    s3s_bin: PathBuf,
+    pub kafka_port: u16,
+    pub s3_port: u16,
+    pub dir: PathBuf,
+    /// A random secret per stack: tests grep outputs for it.
+    pub secret: String,
+    /// Runs the async S3 and Kafka admin calls of the helpers.
+    pub(super) runtime: tokio::runtime::Runtime,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let tansu = cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu");
+        let s3s = cached_binary("S3S_FS_BIN", "s3s-fs-0.14.1/bin/s3s-fs");
+        let dir = std::env::temp_dir().join(unique("kos-e2e"));
+        std::fs::create_dir_all(dir.join("s3")).unwrap();
+        let secret = format!("secret-{}", unique("canary"));
+        let kafka_port = free_port();
+        let listener = format!("tcp://127.0.0.1:{kafka_port}");
+        let broker = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::fs::File::create(dir.join("broker.log")).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting tansu");
+        let s3_port = free_port();
+        let s3 = spawn_s3s(&s3s, s3_port, &secret, &dir);
+        wait_port(kafka_port, "tansu");
+        wait_port(s3_port, "s3s-fs");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        Stack {
+            broker,
+            s3,
+            s3s_bin: s3s,
+            kafka_port,
+            s3_port,
+            dir,
+            secret,
+            runtime,
+        }
+    }
+
+    /// Restarts the S3 server on the same port and directory with another secret: from then on
+    /// the connector's uploads fail authentication (`SignatureDoesNotMatch`).
+    pub fn restart_s3_with_secret(&mut self, secret: &str) {
+        let _ = self.s3.kill();
+        let _ = self.s3.wait();
+        self.s3 = spawn_s3s(&self.s3s_bin, self.s3_port, secret, &self.dir);
+        wait_port(self.s3_port, "s3s-fs");
+    }
+
+    /// Kills the broker (the connector sees it as unreachable).
+    pub fn stop_broker(&mut self) {
+        let _ = self.broker.kill();
+        let _ = self.broker.wait();
+    }
+
+    /// A librdkafka client config for this stack's broker.
+    pub(super) fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let status = Command::new(cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu"))
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.kafka_port)])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "creating topic {topic}");
+    }
+
+    /// s3s-fs keeps a bucket as a directory under its root.
+    pub fn create_bucket(&self, bucket: &str) {
+        std::fs::create_dir_all(self.dir.join("s3").join(bucket)).unwrap();
+    }
+
+    pub fn remove_bucket(&self, bucket: &str) {
+        let _ = std::fs::remove_dir_all(self.dir.join("s3").join(bucket));
+    }
+}
+
+fn spawn_s3s(binary: &Path, port: u16, secret: &str, dir: &Path) -> Child {
+    Command::new(binary)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY_ID, "--secret-key", secret])
+        .arg(dir.join("s3"))
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("s3.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .expect("starting s3s-fs")
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.broker.kill();
+        let _ = self.s3.kill();
+        let _ = self.broker.wait();
+        let _ = self.s3.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("test stack kept for inspection in {}", self.dir.display());
+        }
+    }
+}
