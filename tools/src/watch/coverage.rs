@@ -91,6 +91,7 @@ pub(super) fn covered(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn seen(partition: i32, first: i64, last: i64) -> SeenObject {
         SeenObject {
