@@ -6,9 +6,7 @@
 //! could not be bound.
 
 mod admin;
-mod bench;
 mod config;
-mod loadgen;
 mod logging;
 mod partition_command;
 mod send;
@@ -82,16 +80,6 @@ enum Command {
         #[arg(long, default_value_t = 30000)]
         timeout_ms: u64,
     },
-    /// Load generator: produce N records (or for a duration) of a given size and key pattern,
-    /// repeatably (seeded), at a fixed rate or as fast as possible; print records/s, MB/s and
-    /// produce latency percentiles.
-    Loadgen(loadgen::LoadgenArgs),
-    /// Benchmark baseline: a bare rdkafka consumer (the connector's librdkafka settings) reads a
-    /// topic's backlog to the end; prints records/s, MB/s and CPU seconds.
-    BenchConsume(bench::consume::ConsumeArgs),
-    /// End-to-end measurement of a running connector through the bucket: drain throughput,
-    /// record-to-object latency, CPU and peak RSS, and an exactly-once check.
-    BenchWatch(bench::watch::WatchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,57 +102,6 @@ fn main() -> ExitCode {
             value,
             timeout_ms,
         } => send_one(&config, partition, key.as_deref(), &value, timeout_ms),
-        Command::Loadgen(args) => report(loadgen::run(&args), args.json.as_deref(), |s| {
-            loadgen::print_summary(s);
-            s.errors == 0
-        }),
-        Command::BenchConsume(args) => {
-            report(bench::consume::run(&args), args.json.as_deref(), |s| {
-                bench::consume::print_summary(s);
-                s.complete
-            })
-        }
-        Command::BenchWatch(args) => {
-            let outcome = bench::watch::run(&args);
-            if let (Ok(summary), Some(svg)) = (&outcome, &args.svg) {
-                if let Err(error) = bench::chart::write_svg(svg, &summary.prefix, &summary.series) {
-                    eprintln!("error: chart: {error}");
-                }
-            }
-            report(outcome, args.json.as_deref(), |s| {
-                bench::watch::print_summary(s);
-                s.complete && s.exactly_once.ok
-            })
-        }
-    }
-}
-
-/// Prints a tool's summary, writes its JSON; exit 0 when `print` says the run was good, 1 when
-/// not, 3 when it could not run.
-fn report<T: serde::Serialize>(
-    outcome: Result<T, String>,
-    json: Option<&std::path::Path>,
-    print: impl FnOnce(&T) -> bool,
-) -> ExitCode {
-    match outcome {
-        Ok(summary) => {
-            let good = print(&summary);
-            if let Some(path) = json {
-                if let Err(error) = bench::write_json(path, &summary) {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(3);
-                }
-            }
-            if good {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(3)
-        }
     }
 }
 

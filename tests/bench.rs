@@ -3,6 +3,7 @@
 //! bucket holds records the load generator did not produce.
 
 mod support;
+mod tool_bin;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -11,8 +12,9 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{unique, Stack, ACCESS_KEY_ID};
 
-fn bin(stack: &Stack, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kafka-oss-sink"))
+/// Runs the tools binary `name` (`loadgen`, `bench-consume`, `bench-watch`).
+fn bin(stack: &Stack, name: &str, args: &[&str]) -> Output {
+    Command::new(tool_bin::tool(name))
         .args(args)
         .env("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID)
         .env("OSS_ACCESS_KEY_SECRET", &stack.secret)
@@ -42,8 +44,8 @@ fn baseline_and_watcher_measure_a_real_run_and_check_exactly_once() {
     let produced = stack.dir.join("produced.json");
     let output = bin(
         &stack,
+        "loadgen",
         &[
-            "loadgen",
             "--bootstrap",
             &stack.bootstrap(),
             "--topic",
@@ -61,8 +63,8 @@ fn baseline_and_watcher_measure_a_real_run_and_check_exactly_once() {
     let baseline = stack.dir.join("baseline.json");
     let output = bin(
         &stack,
+        "bench-consume",
         &[
-            "bench-consume",
             "--bootstrap",
             &stack.bootstrap(),
             "--topic",
@@ -92,8 +94,8 @@ fn baseline_and_watcher_measure_a_real_run_and_check_exactly_once() {
     let watch = |report: &Path| {
         bin(
             &stack,
+            "bench-watch",
             &[
-                "bench-watch",
                 "--endpoint",
                 &stack.endpoint(),
                 "--bucket",

@@ -1,7 +1,8 @@
-//! `kafka-oss-sink loadgen` end to end against a real tansu broker: the records arrive with the
+//! The `loadgen` tool end to end against a real tansu broker: the records arrive with the
 //! requested count, size and keys; the same seed gives the same records; a rate is kept.
 
 mod support;
+mod tool_bin;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -17,14 +18,8 @@ type Topic = BTreeMap<(i32, i64), (Option<Vec<u8>>, Vec<u8>)>;
 
 fn loadgen(stack: &Stack, topic: &str, args: &[&str]) -> Value {
     let json = stack.dir.join(format!("{topic}.json"));
-    let output = Command::new(env!("CARGO_BIN_EXE_kafka-oss-sink"))
-        .args([
-            "loadgen",
-            "--bootstrap",
-            &stack.bootstrap(),
-            "--topic",
-            topic,
-        ])
+    let output = Command::new(tool_bin::tool("loadgen"))
+        .args(["--bootstrap", &stack.bootstrap(), "--topic", topic])
         .args(args)
         .arg("--json")
         .arg(&json)

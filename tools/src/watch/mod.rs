@@ -1,4 +1,4 @@
-//! `kafka-oss-sink bench-watch`: end-to-end measurement of a running connector through the bucket.
+//! `bench-watch`: end-to-end measurement of a running connector through the bucket.
 //!
 //! While the connector runs, the watcher only LISTs the bucket (every `--poll-ms`), so it takes
 //! little CPU from the connector: an object's key names its partition and offset range, which
@@ -15,16 +15,24 @@
 //! is; the end-to-end latency of a record is its stored time minus its Kafka timestamp (set by the
 //! producer at send, milliseconds).
 
+mod coverage;
+mod summary;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{proc_stats, Percentiles, ProcStats, Throughput};
+use crate::measure::{proc_stats, Percentiles, ProcStats, Throughput};
+use coverage::{covered, instant_at, logged_at, millis, parse_key, SeenObject};
+pub use summary::{print_summary, Bin, ExactlyOnce, WatchSummary};
 
-#[derive(Debug, clap::Args)]
+/// End-to-end measurement of a running connector through the bucket: drain throughput,
+/// record-to-object latency, CPU and peak RSS, and an exactly-once check.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench-watch", version)]
 pub struct WatchArgs {
     /// S3 endpoint URL (path-style addressing).
     #[arg(long)]
@@ -52,7 +60,7 @@ pub struct WatchArgs {
     pub full_object_records: Option<i64>,
     /// Another process on the same machine, `name=pid` (repeatable; e.g. the broker and the S3
     /// server): its CPU seconds from the watcher's start to the last object are reported too.
-    #[arg(long = "other-pid", value_parser = super::parse_property)]
+    #[arg(long = "other-pid", value_parser = crate::parse_property)]
     pub other_pids: Vec<(String, String)>,
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
@@ -76,62 +84,6 @@ pub enum StoredTime {
     FirstListed,
 }
 
-/// One second of the run.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Bin {
-    /// Seconds since the watcher started.
-    pub t_s: u64,
-    /// Records whose object was first seen in this second.
-    pub records: u64,
-    /// Key plus value bytes of those records (known after the final read; 0 before).
-    pub payload_bytes: u64,
-    pub latency_p50_ms: f64,
-    pub latency_p99_ms: f64,
-    pub latency_max_ms: f64,
-    pub connector_rss_mib: f64,
-    pub connector_cpu_s: f64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ExactlyOnce {
-    pub expected: u64,
-    /// Distinct produced `(partition, offset)` found in the bucket.
-    pub stored: u64,
-    pub missing: u64,
-    /// Produced records found more than once (counted once each).
-    pub duplicated: u64,
-    /// Records in the bucket that the load generator did not produce.
-    pub unexpected: u64,
-    pub ok: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct WatchSummary {
-    pub prefix: String,
-    pub complete: bool,
-    pub objects: u64,
-    pub object_bytes: u64,
-    /// From the watcher's start (started with the connector) to the last object.
-    pub drain_total: Throughput,
-    /// From `partitions assigned` in the connector log to the last object.
-    pub drain_since_assignment: Option<Throughput>,
-    pub assigned_after_s: Option<f64>,
-    /// Only the objects holding `--full-object-records` records, from assignment (or the start)
-    /// to the last of them: the drain without each partition's last, shorter object.
-    pub drain_full_objects: Option<Throughput>,
-    /// Record timestamp to the object's stored time.
-    pub e2e_latency: Percentiles,
-    pub stored_time: String,
-    pub exactly_once: ExactlyOnce,
-    /// The connector's CPU seconds (since it started) and peak RSS, sampled when the last
-    /// object was seen.
-    pub connector: Option<ProcStats>,
-    pub connector_cpu_s_per_million: Option<f64>,
-    /// CPU seconds of the `--other-pid` processes from the watcher's start to the last object.
-    pub others_cpu_s: BTreeMap<String, f64>,
-    pub series: Vec<Bin>,
-}
-
 #[derive(Deserialize)]
 struct Produced {
     offsets: BTreeMap<String, Vec<[i64; 2]>>,
@@ -145,82 +97,6 @@ struct StoredRecord {
     timestamp: i64,
     #[serde(rename = "valueSize")]
     value_size: u64,
-}
-
-struct SeenObject {
-    partition: i32,
-    first: i64,
-    last: i64,
-    size: u64,
-    /// Milliseconds since the epoch when stored (see `StoredTime`).
-    stored_ms: i64,
-    /// Seconds since the watcher started when stored.
-    stored_s: u64,
-    stored_at: Instant,
-}
-
-/// The timestamp (RFC 3339, the first field of the connector's text log) of the first line
-/// holding `needle`.
-fn logged_at(log: &str, needle: &str) -> Option<SystemTime> {
-    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-    let line = log.lines().find(|line| line.contains(needle))?;
-    let stamp = line.split_whitespace().next()?;
-    SystemTime::try_from(DateTime::from_str(stamp, DateTimeFormat::DateTime).ok()?).ok()
-}
-
-/// The `Instant` of wall-clock time `at`, given one moment known on both clocks.
-fn instant_at(at: SystemTime, start: Instant, start_wall: SystemTime) -> Instant {
-    match at.duration_since(start_wall) {
-        Ok(after) => start + after,
-        Err(before) => start.checked_sub(before.duration()).unwrap_or(start),
-    }
-}
-
-fn millis(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// `{partition}/{first:020}-{last:020}.json` after the prefix.
-pub fn parse_key(rest: &str) -> Option<(i32, i64, i64)> {
-    let (partition, name) = rest.split_once('/')?;
-    let (first, last) = name.strip_suffix(".json")?.split_once('-')?;
-    Some((
-        partition.parse().ok()?,
-        first.parse().ok()?,
-        last.parse().ok()?,
-    ))
-}
-
-/// Whether the ranges of `objects` cover every range in `expected` (per partition).
-fn covered(expected: &BTreeMap<i32, Vec<[i64; 2]>>, objects: &HashMap<String, SeenObject>) -> bool {
-    let mut have: HashMap<i32, Vec<(i64, i64)>> = HashMap::new();
-    for object in objects.values() {
-        have.entry(object.partition)
-            .or_default()
-            .push((object.first, object.last));
-    }
-    for ranges in have.values_mut() {
-        ranges.sort_unstable();
-    }
-    expected.iter().all(|(partition, wanted)| {
-        let Some(ranges) = have.get(partition) else {
-            return wanted.is_empty();
-        };
-        wanted.iter().all(|[from, to]| {
-            let mut next = *from;
-            for (first, last) in ranges {
-                if *first <= next && *last >= next {
-                    next = last + 1;
-                }
-                if next > *to {
-                    return true;
-                }
-            }
-            next > *to
-        })
-    })
 }
 
 fn s3_client(args: &WatchArgs) -> Result<aws_sdk_s3::Client, String> {
@@ -536,130 +412,4 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
         others_cpu_s,
         series,
     })
-}
-
-pub fn print_summary(summary: &WatchSummary) {
-    let e = &summary.exactly_once;
-    println!(
-        "connector stored {} records in {} objects ({:.1} MB of JSON) under {}{}",
-        summary.drain_total.records,
-        summary.objects,
-        summary.object_bytes as f64 / 1e6,
-        summary.prefix,
-        if summary.complete {
-            ""
-        } else {
-            " (INCOMPLETE: timed out)"
-        }
-    );
-    let t = &summary.drain_total;
-    println!(
-        "  {:<34} {:>12.0}",
-        "drain records/s (from start)", t.records_per_s
-    );
-    println!(
-        "  {:<34} {:>12.2}",
-        "drain MB/s key+value (from start)", t.mb_per_s
-    );
-    if let Some(a) = &summary.drain_since_assignment {
-        println!(
-            "  {:<34} {:>12.0}",
-            "drain records/s (since assignment)", a.records_per_s
-        );
-        println!(
-            "  {:<34} {:>12.2}",
-            "drain MB/s (since assignment)", a.mb_per_s
-        );
-    }
-    if let Some(f) = &summary.drain_full_objects {
-        println!(
-            "  {:<34} {:>12.0} ({:.2} MB/s, {} records)",
-            "drain records/s (full objects)", f.records_per_s, f.mb_per_s, f.records
-        );
-    }
-    let l = &summary.e2e_latency;
-    println!(
-        "  {:<34} p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        "end-to-end latency", l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
-    );
-    if let Some(c) = &summary.connector {
-        println!("  {:<34} {:>12.2}", "connector CPU seconds", c.cpu_seconds);
-        println!(
-            "  {:<34} {:>12.3}",
-            "connector CPU s per million records",
-            summary.connector_cpu_s_per_million.unwrap_or(0.0)
-        );
-        for (name, cpu) in &summary.others_cpu_s {
-            println!("  {:<34} {:>12.2}", format!("{name} CPU seconds"), cpu);
-        }
-        println!(
-            "  {:<34} {:>12.1}",
-            "connector peak RSS MiB",
-            c.peak_rss_bytes as f64 / 1048576.0
-        );
-    }
-    println!(
-        "  {:<34} {} (expected {}, stored {}, missing {}, duplicated {}, unexpected {})",
-        "exactly once",
-        if e.ok { "yes" } else { "NO" },
-        e.expected,
-        e.stored,
-        e.missing,
-        e.duplicated,
-        e.unexpected
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seen(partition: i32, first: i64, last: i64) -> SeenObject {
-        SeenObject {
-            partition,
-            first,
-            last,
-            size: 0,
-            stored_ms: 0,
-            stored_s: 0,
-            stored_at: Instant::now(),
-        }
-    }
-
-    #[test]
-    fn keys_parse() {
-        assert_eq!(
-            parse_key("3/00000000000000000010-00000000000000000019.json"),
-            Some((3, 10, 19))
-        );
-        assert_eq!(parse_key("3/garbage.json"), None);
-    }
-
-    #[test]
-    fn coverage_needs_every_expected_offset() {
-        let expected: BTreeMap<i32, Vec<[i64; 2]>> = [(0, vec![[0, 9]]), (1, vec![[0, 4]])].into();
-        let mut objects = HashMap::new();
-        objects.insert("a".to_owned(), seen(0, 0, 4));
-        objects.insert("b".to_owned(), seen(1, 0, 4));
-        assert!(!covered(&expected, &objects));
-        objects.insert("c".to_owned(), seen(0, 6, 9));
-        assert!(!covered(&expected, &objects));
-        objects.insert("d".to_owned(), seen(0, 5, 5));
-        assert!(covered(&expected, &objects));
-    }
-
-    #[test]
-    fn the_assignment_time_is_the_log_line_s_own() {
-        let log = "2026-11-25T13:55:03.331638Z  INFO pipeline: connector running name=bench\n\
-                   2026-11-25T13:55:03.332972Z  INFO kafka: partitions assigned topic=t\n";
-        let at = logged_at(log, "partitions assigned").unwrap();
-        let micros = at.duration_since(UNIX_EPOCH).unwrap().as_micros();
-        assert_eq!(micros % 1_000_000, 332_972);
-        assert_eq!(logged_at(log, "partitions revoked"), None);
-        let (start, wall) = (Instant::now(), at + Duration::from_millis(250));
-        assert_eq!(
-            start.duration_since(instant_at(at, start, wall)),
-            Duration::from_millis(250)
-        );
-    }
 }

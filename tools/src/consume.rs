@@ -1,28 +1,34 @@
-//! `kafka-oss-sink bench-consume`: the baseline. A bare rdkafka group consumer with the
-//! connector's librdkafka settings reads a topic's backlog to the end (the high watermarks seen at
-//! start) and does nothing with the records but touch their bytes. Its rate is the ceiling of this
-//! machine and broker; the connector's figures are reported as ratios to it.
+//! `bench-consume`: the baseline. A bare rdkafka group consumer with the connector's consumer
+//! settings reads a topic's backlog to the end (the high watermarks seen at start) and does
+//! nothing with the records but touch their bytes. Its rate is the ceiling of this machine and
+//! broker; the connector's figures are reported as ratios to it.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use std::sync::OnceLock;
-
+use actors::kafka::consumer_base_config;
+use actors::settings::{ClientProperties, SourceSettings, StartOffset};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Message};
 use serde::Serialize;
 
-use super::{proc_stats, ProcStats, Throughput};
+use crate::measure::{proc_stats, ProcStats, Throughput};
 
-#[derive(Debug, clap::Args)]
+/// Benchmark baseline: a bare rdkafka consumer (the connector's librdkafka settings) reads a
+/// topic's backlog to the end; prints records/s, MB/s and CPU seconds.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench-consume", version)]
 pub struct ConsumeArgs {
     #[arg(long)]
     pub bootstrap: String,
     #[arg(long)]
     pub topic: String,
-    /// Extra librdkafka consumer property, `name=value` (repeatable); the connector's
-    /// `fetch.wait.max.ms = 10` is set already.
-    #[arg(long = "property", value_parser = super::parse_property)]
+    /// Extra librdkafka consumer property, `name=value` (repeatable), passed through like the
+    /// connector's `source.properties`; `fetch.wait.max.ms = 10` (as in `scripts/bench`'s
+    /// connector config) is set already.
+    #[arg(long = "property", value_parser = crate::parse_property)]
     pub properties: Vec<(String, String)>,
     /// Records to read; by default the sum of the partitions' high minus low watermarks at start.
     #[arg(long)]
@@ -71,24 +77,58 @@ impl ConsumerContext for BaselineContext {
     }
 }
 
+/// Properties the baseline sets itself, as the connector does; `--property` cannot change them.
+const OWN_PROPERTIES: [&str; 6] = [
+    "bootstrap.servers",
+    "group.id",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+];
+
+/// The connector's consumer configuration for this topic, in a group of the baseline's own.
+fn consumer_config(args: &ConsumeArgs) -> Result<ClientConfig, String> {
+    if let Some((name, _)) = args
+        .properties
+        .iter()
+        .find(|(name, _)| OWN_PROPERTIES.contains(&name.as_str()))
+    {
+        return Err(format!(
+            "--property {name}: bench-consume sets it itself, as the connector does"
+        ));
+    }
+    let mut properties = BTreeMap::from([("fetch.wait.max.ms".to_owned(), "10".to_owned())]);
+    properties.extend(args.properties.iter().cloned());
+    let source = SourceSettings {
+        bootstrap_servers: args.bootstrap.clone(),
+        topic: args.topic.clone(),
+        group_id: format!("kos-bench-baseline-{}", std::process::id()),
+        start_offset: StartOffset::Earliest,
+        concurrency: 1,
+        client_properties: ClientProperties(properties),
+    };
+    // The properties `actors::kafka::create_consumer` sets on top of the base config, set here
+    // because that function also wires the connector's rebalance context and supervisor; keep
+    // the two lists equal. Left out: `statistics.interval.ms`, which feeds the connector's
+    // metrics; the baseline has no use for statistics and has always been measured without.
+    let mut config = consumer_base_config(&source);
+    config
+        .set("group.id", &source.group_id)
+        .set(
+            "auto.offset.reset",
+            source.start_offset.as_auto_offset_reset(),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    Ok(config)
+}
+
 pub fn run(args: &ConsumeArgs) -> Result<ConsumeSummary, String> {
     let cpu_before = proc_stats("self").unwrap_or_default().cpu_seconds;
     let start = Instant::now();
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &args.bootstrap)
-        .set(
-            "group.id",
-            format!("kos-bench-baseline-{}", std::process::id()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "10");
-    for (name, value) in &args.properties {
-        config.set(name, value);
-    }
+    let config = consumer_config(args)?;
     let consumer: BaseConsumer<BaselineContext> = config
         .create_with_context(BaselineContext::default())
         .map_err(|error| format!("kafka consumer configuration rejected: {error}"))?;
@@ -199,4 +239,43 @@ pub fn print_summary(summary: &ConsumeSummary) {
         "peak RSS MiB",
         summary.process.peak_rss_bytes as f64 / 1048576.0
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ConsumeArgs {
+        let mut argv = vec!["bench-consume", "--bootstrap", "b:9092", "--topic", "t"];
+        argv.extend_from_slice(extra);
+        ConsumeArgs::parse_from(argv)
+    }
+
+    #[test]
+    fn the_consumer_has_the_connector_s_settings_and_its_own_group() {
+        let config = consumer_config(&args(&["--property", "client.id=x"])).unwrap();
+        for (name, value) in [
+            ("bootstrap.servers", "b:9092"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+            ("fetch.wait.max.ms", "10"),
+            ("client.id", "x"),
+        ] {
+            assert_eq!(config.get(name), Some(value), "{name}");
+        }
+        assert!(config
+            .get("group.id")
+            .is_some_and(|group| group.starts_with("kos-bench-baseline-")));
+        let faster = consumer_config(&args(&["--property", "fetch.wait.max.ms=1"])).unwrap();
+        assert_eq!(faster.get("fetch.wait.max.ms"), Some("1"));
+    }
+
+    #[test]
+    fn properties_the_baseline_owns_are_refused() {
+        let error = consumer_config(&args(&["--property", "group.id=g"])).unwrap_err();
+        assert!(error.contains("--property group.id"), "{error}");
+    }
 }

@@ -1,4 +1,4 @@
-//! `kafka-oss-sink loadgen`: a repeatable load generator.
+//! `loadgen`: a repeatable load generator.
 //!
 //! Produces `--records N` records (or for `--duration-s`) to a topic, as fast as possible or at
 //! `--rate` records per second, and prints a summary: records/s, MB/s and the produce latency
@@ -21,7 +21,7 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{ClientContext, Message};
 use serde::Serialize;
 
-use crate::bench::{Percentiles, Throughput};
+use crate::measure::{Percentiles, Throughput};
 
 /// How record keys are made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,7 +62,11 @@ impl std::str::FromStr for KeyPattern {
     }
 }
 
-#[derive(Debug, clap::Args)]
+/// Load generator: produce N records (or for a duration) of a given size and key pattern,
+/// repeatably (seeded), at a fixed rate or as fast as possible; print records/s, MB/s and
+/// produce latency percentiles.
+#[derive(Debug, clap::Parser)]
+#[command(name = "loadgen", version)]
 pub struct LoadgenArgs {
     /// Kafka bootstrap servers.
     #[arg(long)]
@@ -89,7 +93,7 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Extra librdkafka producer property, `name=value` (repeatable).
-    #[arg(long = "property", value_parser = crate::bench::parse_property)]
+    #[arg(long = "property", value_parser = crate::parse_property)]
     pub properties: Vec<(String, String)>,
     /// Write the summary (with the delivered offsets) as JSON to this file.
     #[arg(long)]

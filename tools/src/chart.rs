@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::watch::Bin;
+use crate::watch::Bin;
 
 pub fn write_svg(path: &std::path::Path, title: &str, series: &[Bin]) -> Result<(), String> {
     let error = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());

@@ -1,22 +1,9 @@
-//! Load-testing and benchmark tooling: the bare-consumer baseline (`bench-consume`) and the
-//! end-to-end watcher (`bench-watch`). The load generator itself is `crate::loadgen`.
-//! `scripts/bench` drives them on the local stack.
-
-pub mod chart;
-pub mod consume;
-pub mod watch;
+//! What the tools measure, shared by all three: a process's CPU time and memory (from `/proc`),
+//! latency percentiles, throughput.
 
 use std::time::Duration;
 
 use serde::Serialize;
-
-/// Parses `name=value` command-line pairs (librdkafka properties).
-pub fn parse_property(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
-        _ => Err(format!("`{text}` is not name=value")),
-    }
-}
 
 /// CPU time and memory of a process, read from `/proc/<pid>/stat` and `/proc/<pid>/status`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -120,12 +107,6 @@ impl Throughput {
     }
 }
 
-/// Writes `value` as pretty JSON to `path`.
-pub fn write_json(path: &std::path::Path, value: &impl Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|error| error.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|error| format!("{}: {error}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,14 +128,5 @@ mod tests {
         let stats = proc_stats("self").expect("/proc/self");
         assert!(stats.peak_rss_bytes >= stats.rss_bytes && stats.rss_bytes > 0);
         assert!(proc_stats("0").is_none());
-    }
-
-    #[test]
-    fn properties_parse() {
-        assert_eq!(
-            parse_property("linger.ms=5").unwrap(),
-            ("linger.ms".into(), "5".into())
-        );
-        assert!(parse_property("nope").is_err());
     }
 }
