@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use actors::kafka::consumer_base_config;
+use actors::kafka::consumer_config;
 use actors::settings::{ClientProperties, SourceSettings, StartOffset};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -108,20 +108,10 @@ fn consumer_config(args: &ConsumeArgs) -> Result<ClientConfig, String> {
         concurrency: 1,
         client_properties: ClientProperties(properties),
     };
-    // The properties `actors::kafka::create_consumer` sets on top of the base config, set here
-    // because that function also wires the connector's rebalance context and supervisor; keep
-    // the two lists equal. Left out: `statistics.interval.ms`, which feeds the connector's
-    // metrics; the baseline has no use for statistics and has always been measured without.
-    let mut config = consumer_base_config(&source);
-    config
-        .set("group.id", &source.group_id)
-        .set(
-            "auto.offset.reset",
-            source.start_offset.as_auto_offset_reset(),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
+    // The connector's own consumer properties, without `statistics.interval.ms`: statistics
+    // feed the connector's metrics, and the baseline has always been measured without them.
+    let mut config = consumer_config(&source);
+    config.remove("statistics.interval.ms");
     Ok(config)
 }
 
