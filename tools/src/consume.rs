@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use actors::kafka::consumer_config;
+use actors::kafka;
 use actors::settings::{ClientProperties, SourceSettings, StartOffset};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -110,7 +110,7 @@ fn consumer_config(args: &ConsumeArgs) -> Result<ClientConfig, String> {
     };
     // The connector's own consumer properties, without `statistics.interval.ms`: statistics
     // feed the connector's metrics, and the baseline has always been measured without them.
-    let mut config = consumer_config(&source);
+    let mut config = kafka::consumer_config(&source);
     config.remove("statistics.interval.ms");
     Ok(config)
 }
