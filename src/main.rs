@@ -14,6 +14,7 @@ mod send;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use actors::error::ErrorCode;
 use actors::pipeline::{self, RunOutcome};
 use actors::status::StatusBoard;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -82,6 +83,27 @@ enum Command {
     },
 }
 
+/// The process's exit codes (README "Running it").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// Clean stop: everything buffered is stored and committed; or a command succeeded.
+    Clean = 0,
+    /// Stopped with records not stored before the drain deadline (not committed, read again
+    /// next time), a fatal consumer error, or a refused operator command.
+    Failed = 1,
+    /// Invalid config or credential variables.
+    Invalid = 2,
+    /// The bucket, the topic, the Kafka-side resources or the admin address could not be used
+    /// at start.
+    Unreachable = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -112,7 +134,7 @@ fn load_or_report(path: &std::path::Path) -> Result<config::ConnectorConfig, Exi
         for problem in &errors.0 {
             eprintln!("  error: {problem}");
         }
-        ExitCode::from(2)
+        Exit::Invalid.into()
     })
 }
 
@@ -123,16 +145,16 @@ fn partition_command(path: &std::path::Path, partition: i32, action: &str) -> Ex
     };
     let Some(address) = config.admin_address() else {
         eprintln!("error: admin.enabled is false in {}: the connector has no admin address to send the command to", path.display());
-        return ExitCode::from(2);
+        return Exit::Invalid.into();
     };
     match partition_command::send(address, partition, action) {
         Ok(answer) => {
             println!("{answer}");
-            ExitCode::SUCCESS
+            Exit::Clean.into()
         }
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(1)
+            Exit::Failed.into()
         }
     }
 }
@@ -160,11 +182,11 @@ fn send_one(
                 "sent to topic {} partition {} offset {}",
                 sent.topic, sent.partition, sent.offset
             );
-            ExitCode::SUCCESS
+            Exit::Clean.into()
         }
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(3)
+            Exit::Unreachable.into()
         }
     }
 }
@@ -183,14 +205,14 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(config) if problems.is_empty() => {
             println!("# {}: valid", path.display());
             print!("{}", config.to_redacted_toml());
-            ExitCode::SUCCESS
+            Exit::Clean.into()
         }
         _ => {
             eprintln!("{}: {} problem(s)", path.display(), problems.len());
             for problem in problems {
                 eprintln!("  error: {problem}");
             }
-            ExitCode::from(2)
+            Exit::Invalid.into()
         }
     }
 }
@@ -201,16 +223,16 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         Ok(config) => config,
         Err(errors) => {
             for problem in &errors.0 {
-                error!(code = "CONFIG_INVALID", "{problem}");
+                error!(code = %ErrorCode::ConfigInvalid, "{problem}");
             }
-            return ExitCode::from(2);
+            return Exit::Invalid.into();
         }
     };
     let credentials = match config::credentials_from_env(|name| std::env::var(name).ok()) {
         Ok(credentials) => credentials,
         Err(problem) => {
-            error!(code = "CONFIG_CREDENTIALS", "{problem}");
-            return ExitCode::from(2);
+            error!(code = %ErrorCode::ConfigCredentials, "{problem}");
+            return Exit::Invalid.into();
         }
     };
     info!(
@@ -228,10 +250,10 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         Ok(prometheus) => prometheus,
         Err(error) => {
             error!(
-                code = "ADMIN_BIND",
+                code = %ErrorCode::AdminBind,
                 "cannot install the metrics recorder: {error}"
             );
-            return ExitCode::from(3);
+            return Exit::Unreachable.into();
         }
     };
     let system = actix::System::new();
@@ -259,7 +281,7 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
                     admin_server = Some((handle, upkeep));
                 }
                 Err(error) => {
-                    error!(code = "ADMIN_BIND", address = %address, "cannot listen on admin.address: {error}");
+                    error!(code = %ErrorCode::AdminBind, address = %address, "cannot listen on admin.address: {error}");
                     return None;
                 }
             }
@@ -275,24 +297,24 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         Some(outcome)
     });
     let Some(outcome) = outcome else {
-        return ExitCode::from(3);
+        return Exit::Unreachable.into();
     };
     match outcome {
         Ok(RunOutcome::Drained) => {
             info!("stopped: everything buffered is stored and committed");
-            ExitCode::SUCCESS
+            Exit::Clean.into()
         }
         Ok(RunOutcome::DrainTimedOut) => {
             error!(
-                code = "DRAIN_TIMEOUT",
+                code = %ErrorCode::DrainTimeout,
                 "stopped with records not stored; they were not committed and will be read again"
             );
-            ExitCode::from(1)
+            Exit::Failed.into()
         }
-        Ok(RunOutcome::Fatal(_)) => ExitCode::from(1),
+        Ok(RunOutcome::Fatal(_)) => Exit::Failed.into(),
         Err(startup) => {
             error!(code = %startup.code(), "cannot start: {startup}");
-            ExitCode::from(3)
+            Exit::Unreachable.into()
         }
     }
 }
