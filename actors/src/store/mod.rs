@@ -87,7 +87,12 @@ impl StoreError {
 }
 
 /// Maps an HTTP status and S3 error code to a [`StoreError`]. Pure, so it is unit-tested.
-pub fn classify_status(bucket: String, status: u16, code: String, message: String) -> StoreError {
+pub(crate) fn classify_status(
+    bucket: String,
+    status: u16,
+    code: String,
+    message: String,
+) -> StoreError {
     let throttled = matches!(
         code.as_str(),
         "SlowDown" | "Throttling" | "RequestLimitExceeded" | "RequestTimeout"
