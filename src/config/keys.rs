@@ -1,0 +1,738 @@
+//! Every key of the config file, declared once: path, type, default, allowed values, rule and
+//! what it is for.
+//!
+//! [`KEYS`] drives everything that needs the key list: the walker reads the file against it (so
+//! an undeclared key is an unknown key, and "did you mean" suggests declared ones), `check`
+//! renders the effective config in its order, and the tests below hold `config/connector.toml`
+//! and `config/README.md` to it, both ways. Adding a key means adding it here, reading it where
+//! the settings are built (`settings.rs`), and documenting it in those two files.
+//!
+//! The order of [`KEYS`] is the order of the file: top-level keys first, then each section
+//! followed by its keys. Problems in a section are reported in this order too.
+
+use super::rules::{self, StrRule};
+
+/// One key of the file.
+#[derive(Debug)]
+pub(super) struct Key {
+    /// Dotted path: `name`, `sink.bucket`; for a section, its header (`sink`).
+    pub path: &'static str,
+    pub kind: Kind,
+}
+
+impl Key {
+    /// The last part of the path, as written in the file (`bucket` for `sink.bucket`).
+    pub fn name(&self) -> &'static str {
+        self.path
+            .rsplit_once('.')
+            .map_or(self.path, |(_, name)| name)
+    }
+
+    /// The section the key is written in; empty for the top level.
+    pub fn section(&self) -> &'static str {
+        self.path
+            .rsplit_once('.')
+            .map_or("", |(section, _)| section)
+    }
+}
+
+/// The type of a key, with its default and the values it allows.
+#[derive(Debug)]
+pub(super) enum Kind {
+    /// A `[section]`. An optional one that is missing is read as empty (all defaults).
+    Section {
+        required: bool,
+    },
+    /// A string that must pass `rule`.
+    Str {
+        default: StrDefault,
+        rule: &'static StrRule,
+    },
+    Int(IntRule),
+    Bool {
+        default: bool,
+    },
+    /// One of `options`, by name.
+    Choice {
+        options: &'static [&'static str],
+        default: &'static str,
+    },
+    /// Free-form librdkafka properties (`[source.properties]`), read by `properties.rs`. Written
+    /// as a sub-table, so it must be the last key of its section.
+    Properties,
+}
+
+/// What a string key is when the file does not set it.
+#[derive(Debug)]
+pub(super) enum StrDefault {
+    /// An error: the file must set it.
+    Required,
+    /// No value; `check` shows `# <key> not set: <meaning>`.
+    Unset {
+        meaning: &'static str,
+    },
+    Fixed(&'static str),
+    /// `<prefix><name>`: named after the connector (`connect-<name>`).
+    FromName {
+        prefix: &'static str,
+    },
+}
+
+/// An integer from `min` to `max`.
+#[derive(Debug)]
+pub(super) struct IntRule {
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
+    /// A value inside the range that is still refused, with the rule the error gives instead.
+    pub except: Option<(i64, &'static str)>,
+    /// Another integer key of the same section this one must not be below. Checked once the
+    /// section's keys are read, so its problems follow the section's own.
+    pub at_least: Option<&'static Key>,
+}
+
+const fn int(default: i64, min: i64, max: i64) -> Kind {
+    Kind::Int(IntRule {
+        default,
+        min,
+        max,
+        except: None,
+        at_least: None,
+    })
+}
+
+const fn string(default: StrDefault, rule: &'static StrRule) -> Kind {
+    Kind::Str { default, rule }
+}
+
+const fn optional_section() -> Kind {
+    Kind::Section { required: false }
+}
+
+const MIB: i64 = 1024 * 1024;
+const GIB: i64 = 1024 * MIB;
+
+/// Every key, in file order.
+pub(super) const KEYS: &[&Key] = &[
+    &NAME,
+    &DRAIN_TIMEOUT_MS,
+    &SOURCE,
+    &SOURCE_BOOTSTRAP_SERVERS,
+    &SOURCE_TOPIC,
+    &SOURCE_START_OFFSET,
+    &SOURCE_CONCURRENCY,
+    &SOURCE_GROUP_ID,
+    &SOURCE_PROPERTIES,
+    &SINK,
+    &SINK_BUCKET,
+    &SINK_ENDPOINT,
+    &SINK_REGION,
+    &SINK_KEY_PREFIX,
+    &SINK_ADDRESSING,
+    &SINK_PART_SIZE_BYTES,
+    &SINK_CHECKSUM,
+    &SINK_SIGN_PAYLOAD,
+    &SINK_UPLOAD_CONCURRENCY,
+    &SINK_REQUEST_TIMEOUT_MS,
+    &SINK_RETRY_INITIAL_BACKOFF_MS,
+    &SINK_RETRY_MAX_BACKOFF_MS,
+    &SINK_MAX_UPLOAD_ATTEMPTS,
+    &BATCHING,
+    &BATCHING_MAX_RECORDS,
+    &BATCHING_MAX_BYTES,
+    &BATCHING_MAX_INTERVAL_MS,
+    &BATCHING_SEAL_WHEN_CAUGHT_UP,
+    &FAILURE,
+    &FAILURE_POLICY,
+    &FAILURE_MAX_VALUE_BYTES,
+    &RESOURCES,
+    &RESOURCES_CREATE,
+    &RESOURCES_OFFSET_TOPIC,
+    &RESOURCES_OFFSET_TOPIC_PARTITIONS,
+    &RESOURCES_CONFIG_TOPIC,
+    &RESOURCES_STATUS_TOPIC,
+    &RESOURCES_STATUS_TOPIC_PARTITIONS,
+    &RESOURCES_ABNORMAL_TOPIC,
+    &RESOURCES_DEAD_LETTER_TOPIC,
+    &RESOURCES_ERROR_TOPIC_PARTITIONS,
+    &RESOURCES_REPLICATION_FACTOR,
+    &ADMIN,
+    &ADMIN_ENABLED,
+    &ADMIN_ADDRESS,
+];
+
+/// The keys written in `section` (empty: the top level), in file order.
+pub(super) fn in_section(section: &str) -> impl Iterator<Item = &'static Key> + '_ {
+    KEYS.iter()
+        .copied()
+        .filter(move |key| key.section() == section)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Top level.
+
+/// Connector name, shown in logs; the consumer group and the connector's topics are named after it.
+pub(super) const NAME: Key = Key {
+    path: "name",
+    kind: string(StrDefault::Required, &rules::CONNECTOR_NAME),
+};
+/// How long a graceful shutdown or a partition revocation may take to upload buffered records.
+pub(super) const DRAIN_TIMEOUT_MS: Key = Key {
+    path: "drain_timeout_ms",
+    kind: int(30_000, 1_000, 600_000),
+};
+
+// ---------------------------------------------------------------------------------------------
+// [source]: Kafka.
+
+pub(super) const SOURCE: Key = Key {
+    path: "source",
+    kind: Kind::Section { required: true },
+};
+/// Kafka brokers to bootstrap from.
+pub(super) const SOURCE_BOOTSTRAP_SERVERS: Key = Key {
+    path: "source.bootstrap_servers",
+    kind: string(StrDefault::Required, &rules::BOOTSTRAP_SERVERS),
+};
+/// The topic to copy.
+pub(super) const SOURCE_TOPIC: Key = Key {
+    path: "source.topic",
+    kind: string(StrDefault::Required, &rules::TOPIC_NAME),
+};
+/// Where to start in a partition the consumer group has no committed offset for.
+pub(super) const SOURCE_START_OFFSET: Key = Key {
+    path: "source.start_offset",
+    kind: Kind::Choice {
+        options: &["latest", "earliest"],
+        default: "latest",
+    },
+};
+/// Threads the partition actors are spread over (the product offers 6 or 12).
+pub(super) const SOURCE_CONCURRENCY: Key = Key {
+    path: "source.concurrency",
+    kind: int(6, 1, 64),
+};
+/// Kafka consumer group; committed offsets live there.
+pub(super) const SOURCE_GROUP_ID: Key = Key {
+    path: "source.group_id",
+    kind: string(
+        StrDefault::FromName { prefix: "connect-" },
+        &rules::GROUP_ID,
+    ),
+};
+/// librdkafka consumer properties, passed through as strings (SASL/SSL settings go here).
+pub(super) const SOURCE_PROPERTIES: Key = Key {
+    path: "source.properties",
+    kind: Kind::Properties,
+};
+
+// ---------------------------------------------------------------------------------------------
+// [sink]: the object store.
+
+pub(super) const SINK: Key = Key {
+    path: "sink",
+    kind: Kind::Section { required: true },
+};
+/// Target bucket.
+pub(super) const SINK_BUCKET: Key = Key {
+    path: "sink.bucket",
+    kind: string(StrDefault::Required, &rules::BUCKET_NAME),
+};
+/// S3-compatible endpoint URL.
+pub(super) const SINK_ENDPOINT: Key = Key {
+    path: "sink.endpoint",
+    kind: string(
+        StrDefault::Unset {
+            meaning: "the AWS endpoint of the region",
+        },
+        &rules::ENDPOINT_URL,
+    ),
+};
+/// Region used for request signing.
+pub(super) const SINK_REGION: Key = Key {
+    path: "sink.region",
+    kind: string(StrDefault::Fixed("us-east-1"), &rules::NON_EMPTY),
+};
+/// Prepended to every object key.
+pub(super) const SINK_KEY_PREFIX: Key = Key {
+    path: "sink.key_prefix",
+    kind: string(StrDefault::Fixed(""), &rules::KEY_PREFIX),
+};
+/// Bucket in the host name (OSS, AWS) or in the path (local servers).
+pub(super) const SINK_ADDRESSING: Key = Key {
+    path: "sink.addressing",
+    kind: Kind::Choice {
+        options: &["virtual_hosted", "path"],
+        default: "virtual_hosted",
+    },
+};
+/// Objects larger than this are uploaded in parts of this size.
+pub(super) const SINK_PART_SIZE_BYTES: Key = Key {
+    path: "sink.part_size_bytes",
+    kind: int(16 * MIB, 5 * MIB, 5 * GIB),
+};
+/// Which request checksums the S3 client sends (OSS rejects the optional ones).
+pub(super) const SINK_CHECKSUM: Key = Key {
+    path: "sink.checksum",
+    kind: Kind::Choice {
+        options: &["when_required", "when_supported"],
+        default: "when_required",
+    },
+};
+/// Whether the signature covers each upload body's SHA-256; OSS's S3 API asks for it on PUT and
+/// POST, hence signed unless switched off.
+pub(super) const SINK_SIGN_PAYLOAD: Key = Key {
+    path: "sink.sign_payload",
+    kind: Kind::Bool { default: true },
+};
+/// Uploads in flight at once.
+pub(super) const SINK_UPLOAD_CONCURRENCY: Key = Key {
+    path: "sink.upload_concurrency",
+    kind: int(4, 1, 256),
+};
+/// Timeout of one HTTP attempt.
+pub(super) const SINK_REQUEST_TIMEOUT_MS: Key = Key {
+    path: "sink.request_timeout_ms",
+    kind: int(30_000, 1_000, 600_000),
+};
+/// First delay before retrying a failed upload; it doubles up to the cap below.
+pub(super) const SINK_RETRY_INITIAL_BACKOFF_MS: Key = Key {
+    path: "sink.retry_initial_backoff_ms",
+    kind: int(200, 10, 60_000),
+};
+/// Cap of the retry delay.
+pub(super) const SINK_RETRY_MAX_BACKOFF_MS: Key = Key {
+    path: "sink.retry_max_backoff_ms",
+    kind: Kind::Int(IntRule {
+        default: 30_000,
+        min: 10,
+        max: 600_000,
+        except: None,
+        at_least: Some(&SINK_RETRY_INITIAL_BACKOFF_MS),
+    }),
+};
+/// Upload attempts per object before the failure policy applies to its records; 0: unlimited.
+pub(super) const SINK_MAX_UPLOAD_ATTEMPTS: Key = Key {
+    path: "sink.max_upload_attempts",
+    kind: int(10, 0, 1_000_000),
+};
+
+// ---------------------------------------------------------------------------------------------
+// [batching]: when an object is sealed (the first limit reached).
+
+pub(super) const BATCHING: Key = Key {
+    path: "batching",
+    kind: optional_section(),
+};
+/// Records per object.
+pub(super) const BATCHING_MAX_RECORDS: Key = Key {
+    path: "batching.max_records",
+    kind: int(10_000, 1, 10_000_000),
+};
+/// Bytes per object (encoded JSON size).
+pub(super) const BATCHING_MAX_BYTES: Key = Key {
+    path: "batching.max_bytes",
+    kind: int(16 * MIB, 1_024, 5 * GIB),
+};
+/// Time between the first record of an object and its sealing.
+pub(super) const BATCHING_MAX_INTERVAL_MS: Key = Key {
+    path: "batching.max_interval_ms",
+    kind: int(10_000, 100, 86_400_000),
+};
+/// Seal a backlog's last object as soon as its partition is caught up.
+pub(super) const BATCHING_SEAL_WHEN_CAUGHT_UP: Key = Key {
+    path: "batching.seal_when_caught_up",
+    kind: Kind::Bool { default: true },
+};
+
+// ---------------------------------------------------------------------------------------------
+// [failure]: the product page's "Failure Handling Policy".
+
+pub(super) const FAILURE: Key = Key {
+    path: "failure",
+    kind: optional_section(),
+};
+/// `log`: failed records go to the error topics; `fail`: the partition stops until resumed.
+pub(super) const FAILURE_POLICY: Key = Key {
+    path: "failure.policy",
+    kind: Kind::Choice {
+        options: &["log", "fail"],
+        default: "log",
+    },
+};
+/// Larger values are written as `null` with `overflowFlag`; 0: no limit.
+pub(super) const FAILURE_MAX_VALUE_BYTES: Key = Key {
+    path: "failure.max_value_bytes",
+    kind: int(0, 0, 5 * GIB),
+};
+
+// ---------------------------------------------------------------------------------------------
+// [resources]: the connector's own topics (the product page's "Create Resource" step).
+
+pub(super) const RESOURCES: Key = Key {
+    path: "resources",
+    kind: optional_section(),
+};
+/// Create missing topics, or only check that they are there.
+pub(super) const RESOURCES_CREATE: Key = Key {
+    path: "resources.create",
+    kind: Kind::Choice {
+        options: &["automatic", "manual"],
+        default: "automatic",
+    },
+};
+/// Compacted topic reserved for exactly-once bookkeeping.
+pub(super) const RESOURCES_OFFSET_TOPIC: Key = Key {
+    path: "resources.offset_topic",
+    kind: string(
+        StrDefault::FromName {
+            prefix: "connect-offset-",
+        },
+        &rules::TOPIC_NAME,
+    ),
+};
+/// Partitions of the offsets topic when created (more than 1).
+pub(super) const RESOURCES_OFFSET_TOPIC_PARTITIONS: Key = Key {
+    path: "resources.offset_topic_partitions",
+    kind: int(12, 2, 10_000),
+};
+/// Compacted one-partition topic holding the effective config, secrets redacted.
+pub(super) const RESOURCES_CONFIG_TOPIC: Key = Key {
+    path: "resources.config_topic",
+    kind: string(
+        StrDefault::FromName {
+            prefix: "connect-config-",
+        },
+        &rules::TOPIC_NAME,
+    ),
+};
+/// Compacted topic of connector and partition state changes.
+pub(super) const RESOURCES_STATUS_TOPIC: Key = Key {
+    path: "resources.status_topic",
+    kind: string(
+        StrDefault::FromName {
+            prefix: "connect-status-",
+        },
+        &rules::TOPIC_NAME,
+    ),
+};
+/// Partitions of the status topic when created.
+pub(super) const RESOURCES_STATUS_TOPIC_PARTITIONS: Key = Key {
+    path: "resources.status_topic_partitions",
+    kind: int(6, 1, 10_000),
+};
+/// Records of objects the bucket refused (`log` policy).
+pub(super) const RESOURCES_ABNORMAL_TOPIC: Key = Key {
+    path: "resources.abnormal_topic",
+    kind: string(
+        StrDefault::FromName {
+            prefix: "connect-error-",
+        },
+        &rules::TOPIC_NAME,
+    ),
+};
+/// Records that cannot be converted, and oversize records (`log` policy).
+pub(super) const RESOURCES_DEAD_LETTER_TOPIC: Key = Key {
+    path: "resources.dead_letter_topic",
+    kind: string(
+        StrDefault::FromName {
+            prefix: "connect-error-",
+        },
+        &rules::TOPIC_NAME,
+    ),
+};
+/// Partitions of the error topics when created.
+pub(super) const RESOURCES_ERROR_TOPIC_PARTITIONS: Key = Key {
+    path: "resources.error_topic_partitions",
+    kind: int(6, 1, 10_000),
+};
+/// Replication factor of created topics; -1: the broker's default (0 means nothing to Kafka).
+pub(super) const RESOURCES_REPLICATION_FACTOR: Key = Key {
+    path: "resources.replication_factor",
+    kind: Kind::Int(IntRule {
+        default: -1,
+        min: -1,
+        max: 32,
+        except: Some((0, "must be -1 (the broker's default) or from 1 to 32")),
+        at_least: None,
+    }),
+};
+
+// ---------------------------------------------------------------------------------------------
+// [admin]: /metrics, /healthz, /readyz, /status and the partition commands.
+
+pub(super) const ADMIN: Key = Key {
+    path: "admin",
+    kind: optional_section(),
+};
+/// false: no admin server and no metrics.
+pub(super) const ADMIN_ENABLED: Key = Key {
+    path: "admin.enabled",
+    kind: Kind::Bool { default: true },
+};
+/// Where the admin server listens; loopback only by default, Prometheus exporters' usual port.
+pub(super) const ADMIN_ADDRESS: Key = Key {
+    path: "admin.address",
+    kind: string(StrDefault::Fixed("127.0.0.1:9464"), &rules::SOCKET_ADDRESS),
+};
+
+/// The table is consistent, and `config/connector.toml` and `config/README.md` document exactly
+/// its keys.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use toml::{Table, Value};
+
+    use super::*;
+
+    fn read(file: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The table's paths, sections included.
+    fn table_paths() -> BTreeSet<&'static str> {
+        KEYS.iter().map(|key| key.path).collect()
+    }
+
+    #[test]
+    fn table_is_in_file_order_and_its_defaults_pass_their_rules() {
+        assert_eq!(table_paths().len(), KEYS.len(), "a path is declared twice");
+        let mut current_section = "";
+        for (i, key) in KEYS.iter().enumerate() {
+            match &key.kind {
+                Kind::Section { .. } => {
+                    assert_eq!(key.section(), "", "{}: sections are top-level", key.path);
+                    current_section = key.path;
+                }
+                // Rendering writes each key under the last section header written.
+                _ => assert_eq!(
+                    key.section(),
+                    current_section,
+                    "{} is out of place",
+                    key.path
+                ),
+            }
+            if matches!(key.kind, Kind::Properties) {
+                let next = KEYS.get(i + 1).map(|next| next.section());
+                assert_ne!(
+                    next,
+                    Some(current_section),
+                    "{} must end its section",
+                    key.path
+                );
+            }
+            match &key.kind {
+                Kind::Str {
+                    default: StrDefault::Fixed(value),
+                    rule,
+                } => assert!((rule.valid)(value), "{}: default {value:?}", key.path),
+                Kind::Int(rule) => {
+                    assert!(
+                        (rule.min..=rule.max).contains(&rule.default),
+                        "{}: default out of range",
+                        key.path
+                    );
+                    assert_ne!(
+                        rule.except.map(|(v, _)| v),
+                        Some(rule.default),
+                        "{}",
+                        key.path
+                    );
+                    if let Some(other) = rule.at_least {
+                        assert_eq!(other.section(), key.section(), "{}", key.path);
+                        assert!(matches!(other.kind, Kind::Int(_)), "{}", key.path);
+                    }
+                }
+                Kind::Choice { options, default } => {
+                    assert!(options.contains(default), "{}", key.path)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `config/connector.toml` sets every key (and nothing else): required keys to an example,
+    /// the others to their defaults, except the endpoint and region of its Alibaba OSS example.
+    #[test]
+    fn connector_example_sets_every_key_to_its_default() {
+        const EXAMPLE_VALUES: &[&str] = &["sink.endpoint", "sink.region"];
+        let example: Table = toml::from_str(&read("config/connector.toml")).unwrap();
+        let mut found = BTreeSet::new();
+        for (name, value) in &example {
+            found.insert(name.clone());
+            if let (Some(Kind::Section { .. }), Value::Table(section)) =
+                (KEYS.iter().find(|k| k.path == name).map(|k| &k.kind), value)
+            {
+                for (inner, value) in section {
+                    found.insert(format!("{name}.{inner}"));
+                    check_example_value(
+                        &format!("{name}.{inner}"),
+                        value,
+                        &example,
+                        EXAMPLE_VALUES,
+                    );
+                }
+            } else {
+                check_example_value(name, value, &example, EXAMPLE_VALUES);
+            }
+        }
+        let declared: BTreeSet<String> = table_paths().into_iter().map(String::from).collect();
+        assert_eq!(
+            found.difference(&declared).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "keys in config/connector.toml that the table does not declare"
+        );
+        assert_eq!(
+            declared.difference(&found).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "keys of the table that config/connector.toml does not show"
+        );
+    }
+
+    fn check_example_value(path: &str, value: &Value, example: &Table, examples: &[&str]) {
+        let Some(key) = KEYS.iter().find(|k| k.path == path) else {
+            return; // reported as undeclared by the caller
+        };
+        if examples.contains(&path) {
+            return;
+        }
+        let name = example["name"].as_str().unwrap();
+        let default = match &key.kind {
+            Kind::Section { .. } | Kind::Properties => return,
+            Kind::Str { default, .. } => match default {
+                StrDefault::Required | StrDefault::Unset { .. } => return,
+                StrDefault::Fixed(value) => Value::String((*value).to_owned()),
+                StrDefault::FromName { prefix } => Value::String(format!("{prefix}{name}")),
+            },
+            Kind::Int(rule) => Value::Integer(rule.default),
+            Kind::Bool { default } => Value::Boolean(*default),
+            Kind::Choice { default, .. } => Value::String((*default).to_owned()),
+        };
+        assert_eq!(value, &default, "config/connector.toml: `{path}`");
+    }
+
+    /// One row of a key table of `config/README.md`: (path, type, default, allowed).
+    fn readme_rows() -> Vec<(String, String, String, String)> {
+        let readme = read("config/README.md");
+        let mut rows = Vec::new();
+        let mut section: Option<String> = None;
+        let mut in_key_table = false;
+        for line in readme.lines() {
+            if let Some(heading) = line.strip_prefix("### ") {
+                // "### Top level", "### `[source]`: Kafka"
+                section = Some(match heading.split_once("`[") {
+                    Some((_, rest)) => rest.split_once("]`").unwrap().0.to_owned(),
+                    None => String::new(),
+                });
+                in_key_table = false;
+            } else if line.starts_with("#") {
+                section = None;
+                in_key_table = false;
+            } else if line == "| Key | Type | Default | Allowed | Meaning |" {
+                in_key_table = section.is_some();
+            } else if in_key_table && line.starts_with("| `") {
+                let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
+                let name = cells[0].trim().trim_matches('`');
+                let section = section.as_deref().unwrap();
+                let path = if section.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{section}.{name}")
+                };
+                rows.push((path, cells[1].into(), cells[2].into(), cells[3].into()));
+            } else if !line.starts_with('|') {
+                in_key_table = false;
+            }
+        }
+        rows
+    }
+
+    /// `config/README.md` has a row for every key (and none for anything else), whose type,
+    /// default and allowed values agree with the table.
+    #[test]
+    fn readme_key_tables_match_the_table() {
+        let rows = readme_rows();
+        let documented: BTreeSet<&str> = rows.iter().map(|row| row.0.as_str()).collect();
+        let leaves: BTreeSet<&str> = KEYS
+            .iter()
+            .filter(|key| !matches!(key.kind, Kind::Section { .. }))
+            .map(|key| key.path)
+            .collect();
+        assert_eq!(documented.len(), rows.len(), "a key is documented twice");
+        assert_eq!(
+            documented.difference(&leaves).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "config/README.md documents keys the table does not declare"
+        );
+        assert_eq!(
+            leaves.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "keys of the table missing from config/README.md"
+        );
+        let readme = read("config/README.md");
+        for key in KEYS
+            .iter()
+            .filter(|k| matches!(k.kind, Kind::Section { .. }))
+        {
+            let heading = format!("### `[{}]`", key.path);
+            assert!(
+                readme.contains(&heading),
+                "no {heading:?} in config/README.md"
+            );
+        }
+
+        for (path, kind, default, allowed) in &rows {
+            let key = KEYS.iter().find(|k| k.path == path).unwrap();
+            let (expected_kind, expected_default) = match &key.kind {
+                Kind::Section { .. } => unreachable!("sections have headings, not rows"),
+                Kind::Str { default, .. } => (
+                    "string",
+                    match default {
+                        StrDefault::Required => "required".to_owned(),
+                        StrDefault::Unset { .. } => "unset".to_owned(),
+                        StrDefault::Fixed(value) => format!("`\"{value}\"`"),
+                        StrDefault::FromName { prefix } => format!("`\"{prefix}<name>\"`"),
+                    },
+                ),
+                Kind::Int(rule) => ("integer", format!("`{}`", rule.default)),
+                Kind::Bool { default } => ("boolean", format!("`{default}`")),
+                Kind::Choice { default, .. } => ("string", format!("`\"{default}\"`")),
+                Kind::Properties => ("table", "empty".to_owned()),
+            };
+            assert!(kind.starts_with(expected_kind), "{path}: type {kind:?}");
+            assert!(
+                default.starts_with(&expected_default),
+                "{path}: default {default:?}, the table says {expected_default}"
+            );
+            match &key.kind {
+                Kind::Int(rule) => {
+                    let mut bounds = vec![rule.max.to_string()];
+                    match rule.at_least {
+                        Some(other) => bounds.push(format!("`{}`", other.name())),
+                        None => bounds.push(rule.min.to_string()),
+                    }
+                    for bound in bounds {
+                        assert!(
+                            allowed.contains(&bound),
+                            "{path}: allowed {allowed:?} lacks {bound}"
+                        );
+                    }
+                }
+                Kind::Choice { options, .. } => {
+                    for option in *options {
+                        let shown = format!("`\"{option}\"`");
+                        assert!(
+                            allowed.contains(&shown),
+                            "{path}: allowed {allowed:?} lacks {shown}"
+                        );
+                    }
+                }
+                Kind::Bool { .. } => assert_eq!(allowed, "`true`, `false`", "{path}"),
+                _ => {}
+            }
+        }
+    }
+}

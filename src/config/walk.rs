@@ -1,0 +1,303 @@
+//! Reads a parsed TOML table against the key table, collecting every problem at once.
+//!
+//! The file is parsed into a plain [`toml::Table`] and walked here (instead of a serde derive with
+//! `deny_unknown_fields`) so that one run of `check` reports *every* problem, each naming its
+//! full dotted key path and the rule it breaks. Strictness is the same as `deny_unknown_fields`:
+//! whatever the table does not declare is an error, with a suggestion when a declared key is
+//! close (a typo, or a key written in the wrong section).
+//!
+//! Order of the problems: the top level first, then each section in table order; within a
+//! section, its keys in table order, then the rules between keys ([`IntRule::at_least`]), then
+//! the keys nobody declared, sorted.
+
+use toml::{Table, Value};
+
+use super::credentials;
+use super::error::ConfigError;
+use super::keys::{self, IntRule, Key, Kind, StrDefault};
+use super::properties;
+use super::render::{quote, toml_key};
+use super::values::{Setting, Values};
+
+/// The effective values of a valid file, or all of its problems.
+pub(super) fn walk(table: Table) -> Result<Values, Vec<ConfigError>> {
+    let mut walker = Walker::default();
+    let sections = walker.section("", table);
+    for (path, table) in sections {
+        walker.section(path, table);
+    }
+    if walker.errors.is_empty() {
+        Ok(walker.values)
+    } else {
+        Err(walker.errors)
+    }
+}
+
+#[derive(Default)]
+struct Walker {
+    values: Values,
+    errors: Vec<ConfigError>,
+}
+
+impl Walker {
+    /// Reads the keys of the section at `path` out of `table`, then reports what is left.
+    /// Returns the sub-sections to walk next (missing optional ones as empty tables).
+    fn section(&mut self, path: &str, mut table: Table) -> Vec<(&'static str, Table)> {
+        let keys: Vec<&'static Key> = keys::in_section(path).collect();
+        let mut sections = Vec::new();
+        for key in &keys {
+            let value = table.remove(key.name());
+            if let Kind::Section { required } = key.kind {
+                match value {
+                    Some(Value::Table(table)) => sections.push((key.path, table)),
+                    None if !required => sections.push((key.path, Table::new())),
+                    None => self.error(key, format!("required section [{}] is missing", key.path)),
+                    Some(other) => self.invalid(key, "must be a table", &other),
+                }
+            } else {
+                self.read(key, value);
+            }
+        }
+        for key in &keys {
+            if let Kind::Int(IntRule {
+                at_least: Some(other),
+                ..
+            }) = key.kind
+            {
+                self.check_at_least(key, other);
+            }
+        }
+        self.undeclared(path, &keys, table);
+        sections
+    }
+
+    /// Reads one key that is not a section: its value, or its default when missing.
+    fn read(&mut self, key: &'static Key, value: Option<Value>) {
+        let setting = match (&key.kind, value) {
+            (Kind::Str { default, .. }, None) => match default {
+                StrDefault::Required => {
+                    return self.error(key, "required key is missing".to_owned());
+                }
+                StrDefault::Unset { .. } => return,
+                StrDefault::Fixed(value) => Setting::Str((*value).to_owned()),
+                StrDefault::FromName { prefix } => match self.values.get(&keys::NAME) {
+                    Some(Setting::Str(name)) => Setting::Str(format!("{prefix}{name}")),
+                    // The name is invalid or missing; that is reported already.
+                    _ => return,
+                },
+            },
+            (Kind::Str { rule, .. }, Some(Value::String(value))) if (rule.valid)(&value) => {
+                Setting::Str(match rule.normalize {
+                    Some(normalize) => normalize(&value),
+                    None => value,
+                })
+            }
+            (Kind::Str { rule, .. }, Some(other)) => return self.invalid(key, rule.text, &other),
+
+            (Kind::Int(rule), None) => Setting::Int(rule.default),
+            (Kind::Int(rule), Some(Value::Integer(value)))
+                if (rule.min..=rule.max).contains(&value) =>
+            {
+                match rule.except {
+                    Some((except, text)) if except == value => {
+                        return self.invalid(key, text, &Value::Integer(value));
+                    }
+                    _ => Setting::Int(value),
+                }
+            }
+            (Kind::Int(rule), Some(other)) => {
+                let text = format!("must be an integer from {} to {}", rule.min, rule.max);
+                return self.invalid(key, &text, &other);
+            }
+
+            (Kind::Bool { default }, None) => Setting::Bool(*default),
+            (Kind::Bool { .. }, Some(Value::Boolean(value))) => Setting::Bool(value),
+            (Kind::Bool { .. }, Some(other)) => {
+                return self.invalid(key, "must be true or false", &other);
+            }
+
+            (Kind::Choice { default, .. }, None) => Setting::Str((*default).to_owned()),
+            (Kind::Choice { options, .. }, Some(value)) => {
+                match options
+                    .iter()
+                    .find(|option| Some(**option) == value.as_str())
+                {
+                    Some(option) => Setting::Str((*option).to_owned()),
+                    None => {
+                        let names: Vec<String> = options.iter().map(|o| quote(o)).collect();
+                        let text = format!("must be one of {}", names.join(", "));
+                        return self.invalid(key, &text, &value);
+                    }
+                }
+            }
+
+            (Kind::Properties, None) => Setting::Properties(Default::default()),
+            (Kind::Properties, Some(Value::Table(table))) => {
+                match properties::parse(key.path, table, &mut self.errors) {
+                    Some(properties) => Setting::Properties(properties),
+                    None => return,
+                }
+            }
+            (Kind::Properties, Some(other)) => return self.invalid(key, "must be a table", &other),
+
+            (Kind::Section { .. }, _) => unreachable!("sections are read by `section`"),
+        };
+        self.values.set(key, setting);
+    }
+
+    /// `key` must not be below `other` (both read already; skipped if either is invalid).
+    fn check_at_least(&mut self, key: &'static Key, other: &'static Key) {
+        if let (Some(Setting::Int(value)), Some(Setting::Int(floor))) =
+            (self.values.get(key), self.values.get(other))
+        {
+            if value < floor {
+                let message = format!("must be at least `{}` ({floor}), got {value}", other.path);
+                self.error(key, message);
+            }
+        }
+    }
+
+    /// Reports the keys of `table` the section does not declare: credentials, or unknown keys
+    /// with a suggestion.
+    fn undeclared(&mut self, path: &str, declared: &[&'static Key], table: Table) {
+        let mut names: Vec<String> = table.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let key = if path.is_empty() {
+                toml_key(&name)
+            } else {
+                format!("{path}.{}", toml_key(&name))
+            };
+            let message = if credentials::is_credential_key(&name) {
+                credentials::in_file_message(path)
+            } else {
+                match suggestion(&name, declared) {
+                    Some(hint) => format!("unknown key; {hint}"),
+                    None => "unknown key".to_owned(),
+                }
+            };
+            self.errors.push(ConfigError::new(key, message));
+        }
+    }
+
+    fn error(&mut self, key: &Key, message: String) {
+        self.errors.push(ConfigError::new(key.path, message));
+    }
+
+    fn invalid(&mut self, key: &Key, rule: &str, value: &Value) {
+        self.error(key, format!("{rule}, got {}", describe(value)));
+    }
+}
+
+/// "did you mean" for an undeclared key `name`: a close key of the same section, else a key of
+/// that name in another section (a top-level key written after a section header lands there).
+fn suggestion(name: &str, declared: &[&'static Key]) -> Option<String> {
+    let closest = declared
+        .iter()
+        .map(|key| (edit_distance(name, key.name()), key))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance);
+    if let Some((_, key)) = closest {
+        return Some(format!("did you mean `{}`?", key.path));
+    }
+    let elsewhere = keys::KEYS
+        .iter()
+        .filter(|key| !matches!(key.kind, Kind::Section { .. }))
+        .find(|key| key.name() == name)?;
+    let note = if elsewhere.section().is_empty() {
+        " (top-level keys must come before the first [section] header)"
+    } else {
+        ""
+    };
+    Some(format!("did you mean `{}`?{note}", elsewhere.path))
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// A value for an error message: strings quoted (and shortened), tables and arrays by type.
+/// Only called for values of keys that are not credentials.
+fn describe(value: &Value) -> String {
+    const MAX_CHARS: usize = 80;
+    match value {
+        Value::String(s) if s.chars().count() > MAX_CHARS => {
+            let head: String = s.chars().take(MAX_CHARS).collect();
+            format!("{}... ({} characters)", quote(&head), s.chars().count())
+        }
+        Value::String(s) => quote(s),
+        Value::Integer(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Datetime(d) => d.to_string(),
+        Value::Array(_) | Value::Table(_) => type_phrase(value).to_owned(),
+    }
+}
+
+pub(super) fn type_phrase(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a datetime",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("bukcet", "bucket"), 2);
+        assert_eq!(edit_distance("topik", "topic"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn suggestions_prefer_the_same_section_then_any_section() {
+        let sink: Vec<&Key> = keys::in_section("sink").collect();
+        assert_eq!(
+            suggestion("bukcet", &sink).as_deref(),
+            Some("did you mean `sink.bucket`?")
+        );
+        assert_eq!(
+            suggestion("enabled", &sink).as_deref(),
+            Some("did you mean `admin.enabled`?")
+        );
+        assert_eq!(
+            suggestion("name", &sink).as_deref(),
+            Some(
+                "did you mean `name`? (top-level keys must come before the first [section] header)"
+            )
+        );
+        assert_eq!(suggestion("foo", &sink), None);
+        // Sections are not suggested from inside another section.
+        assert_eq!(suggestion("source", &sink), None);
+    }
+
+    #[test]
+    fn long_strings_are_shortened_in_messages() {
+        let long = Value::String("x".repeat(81));
+        assert_eq!(
+            describe(&long),
+            format!("\"{}\"... (81 characters)", "x".repeat(80))
+        );
+        assert_eq!(describe(&Value::Array(vec![])), "an array");
+    }
+}
