@@ -13,8 +13,8 @@
 
 use bytes::Bytes;
 
-use crate::error::ErrorCode;
 use crate::buffer_pool::BufferPool;
+use crate::error::ErrorCode;
 use crate::record::{RecordChunk, RecordMeta};
 
 /// The headers of an object's records (the format has no place for them), kept beside the body

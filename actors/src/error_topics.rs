@@ -109,13 +109,22 @@ impl Handler<Forward> for ErrorTopicProducer {
                             Err(error) => Err(error),
                         };
                         let records = forward.records.records();
-                        debug!(destination = forward.destination.as_str(), partition = forward.partition,
-                            records = records.len(), ok = result.is_ok(), "forward done");
+                        debug!(
+                            destination = forward.destination.as_str(),
+                            partition = forward.partition,
+                            records = records.len(),
+                            ok = result.is_ok(),
+                            "forward done"
+                        );
                         forward.reply.do_send(Forwarded {
                             unit: forward.unit,
                             destination: forward.destination,
-                            first_offset: records.first().map_or(forward.failure.offset, |r| r.offset),
-                            last_offset: records.last().map_or(forward.failure.offset, |r| r.offset),
+                            first_offset: records
+                                .first()
+                                .map_or(forward.failure.offset, |r| r.offset),
+                            last_offset: records
+                                .last()
+                                .map_or(forward.failure.offset, |r| r.offset),
                             records: records.len(),
                             code: forward.failure.code(),
                             result,
@@ -178,9 +187,8 @@ fn build<'a>(
     chunk: &'a RecordChunk,
     record: &'a RecordMeta,
 ) -> FutureRecord<'a, [u8], [u8]> {
-    let mut headers = OwnedHeaders::new_with_capacity(
-        (record.headers.end - record.headers.start) as usize + 10,
-    );
+    let mut headers =
+        OwnedHeaders::new_with_capacity((record.headers.end - record.headers.start) as usize + 10);
     for (name, value) in chunk.headers(record) {
         let name = String::from_utf8_lossy(name);
         headers = headers.insert(Header { key: &name, value });
@@ -194,7 +202,10 @@ fn build<'a>(
         ("__connect.errors.task.id", "0"),
         ("__connect.errors.stage", failure.stage()),
         ("__connect.errors.class.name", "kafka_oss_sink"),
-        ("__connect.errors.exception.class.name", failure.class_name()),
+        (
+            "__connect.errors.exception.class.name",
+            failure.class_name(),
+        ),
         ("__connect.errors.exception.message", message),
         ("kafka-oss-sink.error.code", failure.code().as_str()),
     ] {

@@ -23,8 +23,8 @@ use actix::prelude::*;
 use tracing::{debug, warn};
 
 use crate::batcher::Batcher;
-use crate::kafka::PartitionQueue;
 use crate::error::ErrorCode;
+use crate::kafka::PartitionQueue;
 use crate::messages::{CaughtUp, Drain, DrainReport, Pause, Records, Resume, Stop};
 use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;

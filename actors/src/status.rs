@@ -348,7 +348,12 @@ mod tests {
         // Stored out of order: the later object stays the last one.
         board.set_last_object(0, "p/t/0/0000-0009.json");
         board.set_state(1, State::Failed);
-        board.set_error(1, ErrorCode::RecordInvalidUtf8, "value at offset 5", Some(5));
+        board.set_error(
+            1,
+            ErrorCode::RecordInvalidUtf8,
+            "value at offset 5",
+            Some(5),
+        );
         let json = board.to_json();
         let partitions = json["partitions"].as_array().unwrap();
         assert_eq!(partitions.len(), 2);

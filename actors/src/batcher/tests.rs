@@ -9,8 +9,10 @@ use actix::prelude::*;
 use rdkafka::error::KafkaResult;
 
 use super::*;
+use crate::messages::{Forwarded, Resume};
 use crate::settings::RollPolicy;
 use crate::store::{MemoryStore, ObjectStore};
+use crate::supervisor::policy::{Destination, Disposition};
 use crate::uploader::Uploader;
 
 const TOPIC: &str = "orders";
@@ -51,7 +53,8 @@ impl Handler<ReportFailure> for FakeSupervisor {
         let failure = report.failure;
         let mut answer = self.answer;
         if failure.resumed || matches!(failure.kind, FailureKind::Oversize { .. }) {
-            answer = crate::supervisor::policy::decide(crate::settings::FailurePolicy::Fail, &failure);
+            answer =
+                crate::supervisor::policy::decide(crate::settings::FailurePolicy::Fail, &failure);
         }
         if let Disposition::Route(destination) = answer {
             report.reply.do_send(Forwarded {
@@ -165,16 +168,27 @@ fn offsets_in(store: &MemoryStore) -> Vec<i64> {
 }
 
 async fn drain(harness: &Harness) -> DrainReport {
-    tokio::time::timeout(Duration::from_secs(5), harness.batcher.send(Drain::Shutdown))
-        .await
-        .expect("drained in time")
-        .expect("batcher alive")
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        harness.batcher.send(Drain::Shutdown),
+    )
+    .await
+    .expect("drained in time")
+    .expect("batcher alive")
 }
 
 #[actix::test]
 async fn objects_are_cut_by_count_and_the_commit_follows_the_stored_prefix() {
-    let harness = start(policy(10), Disposition::Hold { resumable: true }, Arc::new(MemoryStore::new("b")));
-    harness.batcher.send(Records(chunk(0, 25, None))).await.unwrap();
+    let harness = start(
+        policy(10),
+        Disposition::Hold { resumable: true },
+        Arc::new(MemoryStore::new("b")),
+    );
+    harness
+        .batcher
+        .send(Records(chunk(0, 25, None)))
+        .await
+        .unwrap();
     let report = drain(&harness).await;
     assert_eq!(report.committable, Some(25));
     assert_eq!(harness.offsets.last(), Some(25));
@@ -196,7 +210,11 @@ async fn objects_already_in_the_bucket_are_skipped_and_committed() {
     let earlier = "kafka/orders/3/00000000000000000010-00000000000000000019.json";
     store.insert(earlier, bytes::Bytes::from_static(b"[]"));
     let harness = start(policy(10), Disposition::Hold { resumable: true }, store);
-    harness.batcher.send(Records(chunk(5, 20, None))).await.unwrap();
+    harness
+        .batcher
+        .send(Records(chunk(5, 20, None)))
+        .await
+        .unwrap();
     let report = drain(&harness).await;
     assert_eq!(report.committable, Some(25));
     assert_eq!(
@@ -218,7 +236,11 @@ async fn a_routed_bad_record_is_reported_and_the_commit_waits_for_its_acknowledg
         Disposition::Route(Destination::DeadLetter),
         Arc::new(MemoryStore::new("b")),
     );
-    harness.batcher.send(Records(chunk(0, 10, Some(4)))).await.unwrap();
+    harness
+        .batcher
+        .send(Records(chunk(0, 10, Some(4))))
+        .await
+        .unwrap();
     let report = drain(&harness).await;
     assert_eq!(report.committable, Some(10));
     let reports = harness.reports.lock().unwrap().clone();
@@ -236,8 +258,16 @@ async fn a_held_bad_record_stops_the_commit_exactly_there_until_resumed() {
         Disposition::Hold { resumable: true },
         Arc::new(MemoryStore::new("b")),
     );
-    harness.batcher.send(Records(chunk(0, 10, Some(4)))).await.unwrap();
-    harness.batcher.send(Records(chunk(10, 5, None))).await.unwrap();
+    harness
+        .batcher
+        .send(Records(chunk(0, 10, Some(4))))
+        .await
+        .unwrap();
+    harness
+        .batcher
+        .send(Records(chunk(10, 5, None)))
+        .await
+        .unwrap();
     let report = drain(&harness).await;
     // Offsets 0..=3 are stored and committed; nothing at or after the bad record.
     assert_eq!(report.committable, Some(4));
@@ -251,14 +281,21 @@ async fn a_held_bad_record_stops_the_commit_exactly_there_until_resumed() {
     assert_eq!(offsets_in(&harness.store), expected);
     let reports = harness.reports.lock().unwrap().clone();
     assert_eq!(
-        reports.iter().map(|r| (r.offset, r.resumed)).collect::<Vec<_>>(),
+        reports
+            .iter()
+            .map(|r| (r.offset, r.resumed))
+            .collect::<Vec<_>>(),
         vec![(4, false), (4, true)]
     );
 }
 
 #[actix::test]
 async fn an_oversize_value_is_stored_with_overflow_flag_and_reported() {
-    let harness = start(policy(100), Disposition::Hold { resumable: true }, Arc::new(MemoryStore::new("b")));
+    let harness = start(
+        policy(100),
+        Disposition::Hold { resumable: true },
+        Arc::new(MemoryStore::new("b")),
+    );
     let mut records = RecordChunk::default();
     records.push(0, 1, None, Some(b"small"));
     records.push(1, 1, None, Some(&[b'x'; 80]));
@@ -284,8 +321,16 @@ async fn the_store_is_listed_from_the_first_offset_read() {
         "kafka/orders/3/00000000000000000000-00000000000000000009.json",
         bytes::Bytes::from_static(b"[]"),
     );
-    let harness = start(policy(100), Disposition::Hold { resumable: true }, store.clone());
-    harness.batcher.send(Records(chunk(10, 5, None))).await.unwrap();
+    let harness = start(
+        policy(100),
+        Disposition::Hold { resumable: true },
+        store.clone(),
+    );
+    harness
+        .batcher
+        .send(Records(chunk(10, 5, None)))
+        .await
+        .unwrap();
     let report = drain(&harness).await;
     assert_eq!(report.committable, Some(15));
     assert_eq!(store.keys().len(), 2);

@@ -52,7 +52,6 @@ pub fn producer_config(source: &SourceSettings) -> ClientConfig {
     config
 }
 
-
 /// The group consumer's properties: the base plus the settings the connector's offset handling
 /// depends on. Also the bare consumer of the benchmarks, so that both read alike.
 pub fn consumer_config(source: &SourceSettings) -> ClientConfig {

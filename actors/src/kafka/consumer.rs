@@ -61,4 +61,3 @@ pub fn subscribe(
         .subscribe(&[&topic])
         .map_err(|error| KafkaSetupError::Subscribe { topic, error })
 }
-

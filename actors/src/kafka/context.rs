@@ -156,8 +156,10 @@ impl ClientContext for SinkContext {
         // librdkafka recovers from these by itself (broker down, reconnecting); they are logged,
         // never treated as record errors.
         warn!(code = %ErrorCode::KafkaUnavailable, %error, "kafka client error: {reason}");
-        self.status
-            .set_broker(Err((ErrorCode::KafkaUnavailable, format!("{error}: {reason}"))));
+        self.status.set_broker(Err((
+            ErrorCode::KafkaUnavailable,
+            format!("{error}: {reason}"),
+        )));
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -232,8 +234,9 @@ impl ConsumerContext for SinkContext {
                 }
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(error) => error!(code = %ErrorCode::KafkaRebalance, %error, "rebalance failed"),
+            Rebalance::Error(error) => {
+                error!(code = %ErrorCode::KafkaRebalance, %error, "rebalance failed")
+            }
         }
     }
 }
-

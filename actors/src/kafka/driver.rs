@@ -105,7 +105,9 @@ fn drive(consumer: Arc<SinkConsumer>, stop: Arc<AtomicBool>, on_fatal: impl FnOn
                 }
                 return;
             }
-            Some(Err(error)) => warn!(code = %ErrorCode::KafkaUnavailable, %error, "consumer error"),
+            Some(Err(error)) => {
+                warn!(code = %ErrorCode::KafkaUnavailable, %error, "consumer error")
+            }
         }
         if last_commit.elapsed() >= COMMIT_INTERVAL {
             commit_stored(&consumer, CommitMode::Async);
@@ -127,4 +129,3 @@ fn drive(consumer: Arc<SinkConsumer>, stop: Arc<AtomicBool>, on_fatal: impl FnOn
         let _ = consumer.poll(Duration::from_millis(50));
     }
 }
-

@@ -44,7 +44,10 @@ pub struct Started {
 }
 
 /// Probes the bucket and the topic, provisions the Kafka-side resources, writes the config.
-pub async fn start(settings: &PipelineSettings, status: &StatusBoard) -> Result<Started, StartupError> {
+pub async fn start(
+    settings: &PipelineSettings,
+    status: &StatusBoard,
+) -> Result<Started, StartupError> {
     let store: SharedStore = Arc::new(S3Store::new(&settings.sink));
     if let Err(error) = store.probe().await {
         status.set_bucket(Err((error.code(), error.to_string())));

@@ -140,8 +140,14 @@ mod tests {
     #[test]
     fn statuses_map_to_the_documented_codes() {
         assert_eq!(classify(404, "").code().as_str(), "UPLOAD_NO_SUCH_BUCKET");
-        assert_eq!(classify(404, "NotFound").code().as_str(), "UPLOAD_NO_SUCH_BUCKET");
-        assert_eq!(classify(404, "NoSuchKey").code().as_str(), "UPLOAD_REJECTED");
+        assert_eq!(
+            classify(404, "NotFound").code().as_str(),
+            "UPLOAD_NO_SUCH_BUCKET"
+        );
+        assert_eq!(
+            classify(404, "NoSuchKey").code().as_str(),
+            "UPLOAD_REJECTED"
+        );
         assert_eq!(
             classify(404, "NoSuchBucket").code().as_str(),
             "UPLOAD_NO_SUCH_BUCKET"
@@ -151,10 +157,22 @@ mod tests {
             "UPLOAD_ACCESS_DENIED"
         );
         assert_eq!(classify(403, "").code().as_str(), "UPLOAD_ACCESS_DENIED");
-        assert_eq!(classify(503, "SlowDown").code().as_str(), "UPLOAD_UNAVAILABLE");
-        assert_eq!(classify(500, "InternalError").code().as_str(), "UPLOAD_UNAVAILABLE");
-        assert_eq!(classify(400, "RequestTimeout").code().as_str(), "UPLOAD_UNAVAILABLE");
-        assert_eq!(classify(400, "InvalidArgument").code().as_str(), "UPLOAD_REJECTED");
+        assert_eq!(
+            classify(503, "SlowDown").code().as_str(),
+            "UPLOAD_UNAVAILABLE"
+        );
+        assert_eq!(
+            classify(500, "InternalError").code().as_str(),
+            "UPLOAD_UNAVAILABLE"
+        );
+        assert_eq!(
+            classify(400, "RequestTimeout").code().as_str(),
+            "UPLOAD_UNAVAILABLE"
+        );
+        assert_eq!(
+            classify(400, "InvalidArgument").code().as_str(),
+            "UPLOAD_REJECTED"
+        );
     }
 
     #[test]

@@ -111,7 +111,9 @@ impl PipelineSupervisor {
                 error,
                 ..
             } => {
-                self.cx.board.set_error(partition, *code, error, Some(*offset));
+                self.cx
+                    .board
+                    .set_error(partition, *code, error, Some(*offset));
                 (Some(*code), Some(*offset), Some(error.as_str()))
             }
             _ => (None, None, None),

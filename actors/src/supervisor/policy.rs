@@ -118,9 +118,7 @@ impl Failure {
                 field: Field::Key, ..
             }) => "KEY_CONVERTER",
             FailureKind::Unconvertible(_) | FailureKind::Oversize { .. } => "VALUE_CONVERTER",
-            FailureKind::ObjectRefused { .. } | FailureKind::ErrorTopicRefused { .. } => {
-                "TASK_PUT"
-            }
+            FailureKind::ObjectRefused { .. } | FailureKind::ErrorTopicRefused { .. } => "TASK_PUT",
         }
     }
 }
@@ -152,9 +150,7 @@ pub fn decide(policy: FailurePolicy, failure: &Failure) -> Disposition {
         (FailureKind::ObjectRefused { .. }, FailurePolicy::Log, false) => {
             Route(Destination::AbnormalData)
         }
-        (FailureKind::ObjectRefused { .. }, FailurePolicy::Fail, false) => {
-            Hold { resumable: true }
-        }
+        (FailureKind::ObjectRefused { .. }, FailurePolicy::Fail, false) => Hold { resumable: true },
         (
             FailureKind::ErrorTopicRefused {
                 destination: Destination::DeadLetter,
@@ -223,19 +219,74 @@ mod tests {
             limit: 5,
         };
         let cases = [
-            (unconvertible(), FailurePolicy::Log, false, Route(Destination::DeadLetter)),
-            (unconvertible(), FailurePolicy::Fail, false, Hold { resumable: true }),
-            (unconvertible(), FailurePolicy::Fail, true, Route(Destination::DeadLetter)),
-            (oversize(), FailurePolicy::Log, false, Route(Destination::DeadLetter)),
-            (oversize(), FailurePolicy::Fail, false, Route(Destination::DeadLetter)),
-            (refused(), FailurePolicy::Log, false, Route(Destination::AbnormalData)),
-            (refused(), FailurePolicy::Fail, false, Hold { resumable: true }),
+            (
+                unconvertible(),
+                FailurePolicy::Log,
+                false,
+                Route(Destination::DeadLetter),
+            ),
+            (
+                unconvertible(),
+                FailurePolicy::Fail,
+                false,
+                Hold { resumable: true },
+            ),
+            (
+                unconvertible(),
+                FailurePolicy::Fail,
+                true,
+                Route(Destination::DeadLetter),
+            ),
+            (
+                oversize(),
+                FailurePolicy::Log,
+                false,
+                Route(Destination::DeadLetter),
+            ),
+            (
+                oversize(),
+                FailurePolicy::Fail,
+                false,
+                Route(Destination::DeadLetter),
+            ),
+            (
+                refused(),
+                FailurePolicy::Log,
+                false,
+                Route(Destination::AbnormalData),
+            ),
+            (
+                refused(),
+                FailurePolicy::Fail,
+                false,
+                Hold { resumable: true },
+            ),
             (refused(), FailurePolicy::Fail, true, Retry),
             (refused(), FailurePolicy::Log, true, Retry),
-            (topic_refused(Destination::DeadLetter), FailurePolicy::Log, false, Hold { resumable: false }),
-            (topic_refused(Destination::DeadLetter), FailurePolicy::Fail, false, Hold { resumable: false }),
-            (topic_refused(Destination::AbnormalData), FailurePolicy::Log, false, Hold { resumable: true }),
-            (topic_refused(Destination::AbnormalData), FailurePolicy::Log, true, Hold { resumable: true }),
+            (
+                topic_refused(Destination::DeadLetter),
+                FailurePolicy::Log,
+                false,
+                Hold { resumable: false },
+            ),
+            (
+                topic_refused(Destination::DeadLetter),
+                FailurePolicy::Fail,
+                false,
+                Hold { resumable: false },
+            ),
+            (
+                topic_refused(Destination::AbnormalData),
+                FailurePolicy::Log,
+                false,
+                Hold { resumable: true },
+            ),
+            (
+                topic_refused(Destination::AbnormalData),
+                FailurePolicy::Log,
+                true,
+                Hold { resumable: true },
+            ),
         ];
         for (kind, policy, resumed, expected) in cases {
             let failure = failure(kind, resumed);
@@ -269,7 +320,11 @@ mod tests {
             false,
         );
         assert_eq!(oversize.code(), ErrorCode::RecordOversize);
-        assert!(oversize.message().contains("10 bytes"), "{}", oversize.message());
+        assert!(
+            oversize.message().contains("10 bytes"),
+            "{}",
+            oversize.message()
+        );
         let refused = failure(refused(), false);
         assert_eq!(refused.code(), ErrorCode::UploadRejected);
         assert_eq!(refused.stage(), "TASK_PUT");
