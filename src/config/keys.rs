@@ -4,8 +4,10 @@
 //! [`KEYS`] drives everything that needs the key list: the walker reads the file against it (so
 //! an undeclared key is an unknown key, and "did you mean" suggests declared ones), `check`
 //! renders the effective config in its order, and the tests below hold `config/connector.toml`
-//! and `config/README.md` to it, both ways. Adding a key means adding it here, reading it where
-//! the settings are built (`settings.rs`), and documenting it in those two files.
+//! and `config/README.md` to it, both ways. Adding a key means declaring its `const` here and
+//! listing it in [`KEYS`], reading it where the settings are built (`settings.rs`; a key that is
+//! declared but not listed panics there in the unit tests), and documenting it in those two
+//! files.
 //!
 //! The order of [`KEYS`] is the order of the file: top-level keys first, then each section
 //! followed by its keys. Problems in a section are reported in this order too.
@@ -185,6 +187,7 @@ pub(super) const DRAIN_TIMEOUT_MS: Key = Key {
 // ---------------------------------------------------------------------------------------------
 // [source]: Kafka.
 
+/// Kafka: the brokers, the topic to copy and the consumer group.
 pub(super) const SOURCE: Key = Key {
     path: "source",
     kind: Kind::Section { required: true },
@@ -229,6 +232,7 @@ pub(super) const SOURCE_PROPERTIES: Key = Key {
 // ---------------------------------------------------------------------------------------------
 // [sink]: the object store.
 
+/// The object store: bucket, endpoint, addressing and how uploads are made and retried.
 pub(super) const SINK: Key = Key {
     path: "sink",
     kind: Kind::Section { required: true },
@@ -320,6 +324,7 @@ pub(super) const SINK_MAX_UPLOAD_ATTEMPTS: Key = Key {
 // ---------------------------------------------------------------------------------------------
 // [batching]: when an object is sealed (the first limit reached).
 
+/// When a partition's open object is sealed: whichever limit is reached first.
 pub(super) const BATCHING: Key = Key {
     path: "batching",
     kind: optional_section(),
@@ -348,6 +353,7 @@ pub(super) const BATCHING_SEAL_WHEN_CAUGHT_UP: Key = Key {
 // ---------------------------------------------------------------------------------------------
 // [failure]: the product page's "Failure Handling Policy".
 
+/// What happens to records that cannot be delivered.
 pub(super) const FAILURE: Key = Key {
     path: "failure",
     kind: optional_section(),
@@ -369,6 +375,7 @@ pub(super) const FAILURE_MAX_VALUE_BYTES: Key = Key {
 // ---------------------------------------------------------------------------------------------
 // [resources]: the connector's own topics (the product page's "Create Resource" step).
 
+/// The connector's own topics, and whether it creates them.
 pub(super) const RESOURCES: Key = Key {
     path: "resources",
     kind: optional_section(),
@@ -461,6 +468,7 @@ pub(super) const RESOURCES_REPLICATION_FACTOR: Key = Key {
 // ---------------------------------------------------------------------------------------------
 // [admin]: /metrics, /healthz, /readyz, /status and the partition commands.
 
+/// The admin HTTP server.
 pub(super) const ADMIN: Key = Key {
     path: "admin",
     kind: optional_section(),
