@@ -27,7 +27,8 @@ pub struct ConsumeArgs {
     pub topic: String,
     /// Extra librdkafka consumer property, `name=value` (repeatable), passed through like the
     /// connector's `source.properties`; `fetch.wait.max.ms = 10` (as in `scripts/bench`'s
-    /// connector config) is set already.
+    /// connector config) is set already. The group and offset properties the connector sets
+    /// itself are refused.
     #[arg(long = "property", value_parser = crate::parse_property)]
     pub properties: Vec<(String, String)>,
     /// Records to read; by default the sum of the partitions' high minus low watermarks at start.
