@@ -37,7 +37,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tracing::debug;
 
 use crate::kafka::{producer_config, KafkaSetupError};
-use crate::messages::{Forward, Forwarded};
+use crate::messages::Forward;
 use crate::record::{RecordChunk, RecordMeta};
 use crate::settings::{ResourceSettings, SourceSettings};
 use crate::supervisor::policy::{Destination, Failure};
@@ -101,36 +101,23 @@ impl Handler<Forward> for ErrorTopicProducer {
                 (forward, target, enqueued)
             }
             .into_actor(self)
-            .map(|(forward, target, enqueued), _actor, ctx| {
+            .map(|(forward, target, enqueued), actor, ctx| {
                 ctx.spawn(
                     async move {
                         let result = match enqueued {
                             Ok(deliveries) => acknowledged(&target, deliveries).await,
                             Err(error) => Err(error),
                         };
-                        let records = forward.records.records();
                         debug!(
                             destination = forward.destination.as_str(),
                             partition = forward.partition,
-                            records = records.len(),
+                            records = forward.records.len(),
                             ok = result.is_ok(),
                             "forward done"
                         );
-                        forward.reply.do_send(Forwarded {
-                            unit: forward.unit,
-                            destination: forward.destination,
-                            first_offset: records
-                                .first()
-                                .map_or(forward.failure.offset, |r| r.offset),
-                            last_offset: records
-                                .last()
-                                .map_or(forward.failure.offset, |r| r.offset),
-                            records: records.len(),
-                            code: forward.failure.code(),
-                            result,
-                        });
+                        forward.reply.do_send(forward.outcome(result));
                     }
-                    .into_actor(_actor),
+                    .into_actor(actor),
                 );
             }),
         );

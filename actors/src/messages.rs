@@ -140,6 +140,21 @@ pub struct Forward {
     pub reply: Recipient<Forwarded>,
 }
 
+impl Forward {
+    /// What the batcher is told about this forward.
+    pub fn outcome(&self, result: Result<(), String>) -> Forwarded {
+        Forwarded {
+            unit: self.unit,
+            destination: self.destination,
+            first_offset: self.records.first_offset().unwrap_or(self.failure.offset),
+            last_offset: self.records.last_offset().unwrap_or(self.failure.offset),
+            records: self.records.len(),
+            code: self.failure.code(),
+            result,
+        }
+    }
+}
+
 /// The outcome of a [`Forward`], sent to the partition's batcher (`do_send`: one per failure
 /// the batcher reported, which it paces).
 #[derive(Message, Debug)]

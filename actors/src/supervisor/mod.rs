@@ -28,8 +28,8 @@ use crate::error::{ErrorCode, State};
 use crate::error_topics::ErrorTopicProducer;
 use crate::kafka::{FetchControl, KafkaEvent, PartitionQueue, StatusChange, StatusTopic};
 use crate::messages::{
-    CommandError, Drain, Forward, Forwarded, PartitionAction, PartitionCommand, Pause,
-    ReportFailure, Resume, Shutdown, Stop,
+    CommandError, Drain, Forward, PartitionAction, PartitionCommand, Pause, ReportFailure, Resume,
+    Shutdown, Stop,
 };
 use crate::metrics::{self, PartitionMetrics};
 use crate::partition_consumer::PartitionConsumer;
@@ -331,7 +331,6 @@ impl Handler<ReportFailure> for PipelineSupervisor {
                     ),
                     FailureKind::Oversize { .. } | FailureKind::ErrorTopicRefused { .. } => {}
                 }
-                let gone = undelivered(destination, &failure, &records, unit);
                 let forward = Forward {
                     destination,
                     partition: failure.partition,
@@ -340,6 +339,8 @@ impl Handler<ReportFailure> for PipelineSupervisor {
                     unit,
                     reply: reply.clone(),
                 };
+                // What the batcher is told if the producer is gone (the pipeline stops).
+                let gone = forward.outcome(Err("the error-topic producer stopped".to_owned()));
                 let producer = self.cx.error_topics.clone();
                 // Awaited: the producer's bounded mailbox paces the batchers that report.
                 Box::pin(async move {
@@ -407,23 +408,5 @@ impl Handler<Shutdown> for PipelineSupervisor {
         let partitions: Vec<i32> = self.partitions.keys().copied().collect();
         info!(topic = %self.topic(), ?partitions, "shutting down: draining partitions");
         Box::pin(self.drain(&partitions, Drain::Shutdown))
-    }
-}
-
-/// What a batcher is told when its records never reached the producer (the pipeline stops).
-fn undelivered(
-    destination: policy::Destination,
-    failure: &policy::Failure,
-    records: &crate::record::RecordChunk,
-    unit: crate::commit::UnitId,
-) -> Forwarded {
-    Forwarded {
-        unit,
-        destination,
-        first_offset: records.first_offset().unwrap_or(failure.offset),
-        last_offset: records.last_offset().unwrap_or(failure.offset),
-        records: records.len(),
-        code: failure.code(),
-        result: Err("the error-topic producer stopped".to_owned()),
     }
 }
