@@ -72,6 +72,7 @@ fn bench_batcher(c: &mut Criterion) {
                     let supervisor = Supervisor.start();
                     let context = BatcherContext {
                         topic: Arc::from("bench-topic"),
+                        connector: Arc::from("c"),
                         key_prefix: Arc::from("bench/"),
                         policy: RollPolicy {
                             max_records: 10_000,

@@ -85,6 +85,14 @@ impl CommitTracker {
         self.advance()
     }
 
+    /// Acknowledgements the unit still waits for (0 for an unknown or done unit).
+    pub fn outstanding(&self, id: UnitId) -> u32 {
+        self.units
+            .iter()
+            .find(|unit| unit.id == id)
+            .map_or(0, |unit| unit.outstanding)
+    }
+
     fn unit(&mut self, id: UnitId) -> Option<&mut Unit> {
         self.units.iter_mut().find(|unit| unit.id == id)
     }

@@ -22,6 +22,10 @@ pub enum ErrorCode {
     UploadRejected,
     /// The store is unreachable, timed out, throttled or answered 5xx.
     UploadUnavailable,
+    /// A conditional create found the key taken (HTTP 412, or OSS 409 `FileAlreadyExists`).
+    UploadObjectExists,
+    /// An object under the prefix holds other records than the topic's at its offsets.
+    BucketForeignObject,
     /// A key or value is not valid UTF-8.
     RecordInvalidUtf8,
     /// A value is larger than `failure.max_value_bytes`.
@@ -65,6 +69,8 @@ impl ErrorCode {
         ErrorCode::UploadAccessDenied,
         ErrorCode::UploadRejected,
         ErrorCode::UploadUnavailable,
+        ErrorCode::UploadObjectExists,
+        ErrorCode::BucketForeignObject,
         ErrorCode::RecordInvalidUtf8,
         ErrorCode::RecordOversize,
         ErrorCode::KafkaErrorTopic,
@@ -92,6 +98,8 @@ impl ErrorCode {
             ErrorCode::UploadAccessDenied => "UPLOAD_ACCESS_DENIED",
             ErrorCode::UploadRejected => "UPLOAD_REJECTED",
             ErrorCode::UploadUnavailable => "UPLOAD_UNAVAILABLE",
+            ErrorCode::UploadObjectExists => "UPLOAD_OBJECT_EXISTS",
+            ErrorCode::BucketForeignObject => "BUCKET_FOREIGN_OBJECT",
             ErrorCode::RecordInvalidUtf8 => "RECORD_INVALID_UTF8",
             ErrorCode::RecordOversize => "RECORD_OVERSIZE",
             ErrorCode::KafkaErrorTopic => "KAFKA_ERROR_TOPIC",

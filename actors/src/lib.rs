@@ -51,6 +51,7 @@ pub mod error;
 pub mod error_topics;
 pub mod kafka;
 pub mod messages;
+pub mod metadata;
 pub mod metrics;
 pub mod object_key;
 pub mod partition_consumer;

@@ -38,6 +38,8 @@ pub struct SealedObject {
     pub unit: UnitId,
     /// Headers of the object's records, to forward them byte for byte if the bucket refuses it.
     pub headers: crate::encode::HeaderSidecar,
+    /// What the object says about itself in the bucket (user metadata).
+    pub metadata: crate::metadata::ObjectMetadata,
     /// The smallest record timestamp in the object (ms since the epoch), for freshness.
     pub oldest_timestamp: Option<i64>,
     /// The partition's metric handles: the uploader records the stored object there.
@@ -76,6 +78,11 @@ pub enum UploadOutcome {
     Failed {
         object: Box<SealedObject>,
         error: StoreError,
+    },
+    /// The key is taken by an object with other records: nothing was written.
+    Foreign {
+        object: Box<SealedObject>,
+        reason: String,
     },
 }
 

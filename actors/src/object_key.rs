@@ -36,14 +36,27 @@ pub fn list_start_after(prefix: &str, topic: &str, partition: i32, first_offset:
     )
 }
 
-/// Parses the `(first, last)` offsets back from a key built by [`object_key`].
+/// Parses the `(first, last)` offsets back from the last path segment of a key built by
+/// [`object_key`]: 20 digits each, `0 <= first <= last`.
 pub fn parse_offsets(key: &str) -> Option<(i64, i64)> {
     let name = key.rsplit('/').next()?.strip_suffix(".json")?;
     let (first, last) = name.split_once('-')?;
-    if first.len() != 20 || last.len() != 20 {
+    let digits = |text: &str| text.len() == 20 && text.bytes().all(|byte| byte.is_ascii_digit());
+    if !digits(first) || !digits(last) {
         return None;
     }
-    Some((first.parse().ok()?, last.parse().ok()?))
+    let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+    (first <= last).then_some((first, last))
+}
+
+/// Like [`parse_offsets`], for a key directly under `partition_prefix` (see
+/// [`partition_prefix`]) only: `…/orders/0/backup/…` is not an object of partition 0.
+pub fn parse_partition_key(partition_prefix: &str, key: &str) -> Option<(i64, i64)> {
+    let name = key.strip_prefix(partition_prefix)?;
+    if name.contains('/') {
+        return None;
+    }
+    parse_offsets(name)
 }
 
 #[cfg(test)]
@@ -76,6 +89,33 @@ mod tests {
         assert_eq!(parse_offsets(&key), Some((i64::MAX - 1, i64::MAX)));
         assert_eq!(parse_offsets("p/t/1/garbage.json"), None);
         assert!(key.starts_with(&partition_prefix("p/", "t", 1)));
+    }
+
+    #[test]
+    fn only_our_own_key_shape_parses() {
+        let prefix = partition_prefix("p/", "t", 0);
+        let ours = object_key("p/", "t", 0, 0, 99);
+        assert_eq!(parse_partition_key(&prefix, &ours), Some((0, 99)));
+        // A copied folder, a negative offset, a reversed range, signs, another partition.
+        let copied = format!("{prefix}backup/{}", ours.rsplit('/').next().unwrap());
+        assert_eq!(parse_offsets(&copied), Some((0, 99)));
+        assert_eq!(parse_partition_key(&prefix, &copied), None);
+        for name in [
+            "-0000000000000000001-00000000000000000099.json",
+            "00000000000000000099-00000000000000000001.json",
+            "+0000000000000000001-00000000000000000099.json",
+            "00000000000000000001-00000000000000000099.json.tmp",
+        ] {
+            assert_eq!(
+                parse_partition_key(&prefix, &format!("{prefix}{name}")),
+                None,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            parse_partition_key(&prefix, &object_key("p/", "t", 10, 0, 99)),
+            None
+        );
     }
 
     #[test]

@@ -129,6 +129,18 @@ pub enum ChecksumMode {
     WhenSupported,
 }
 
+/// How an upload avoids overwriting an object that is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalCreate {
+    /// `If-None-Match: *` (AWS S3 since 2024, MinIO, most S3-compatible servers).
+    IfNoneMatch,
+    /// `x-oss-forbid-overwrite: true` (Alibaba OSS, whose S3 API answers `If-None-Match` with 501).
+    OssForbidOverwrite,
+    /// No conditional header: deterministic keys and recovery by listing still apply, but a
+    /// late writer (a zombie member) could replace an object.
+    Off,
+}
+
 /// The object-store side.
 #[derive(Debug, Clone)]
 pub struct SinkSettings {
@@ -143,6 +155,7 @@ pub struct SinkSettings {
     /// Objects larger than this go up as multipart uploads with parts of this size.
     pub part_size: usize,
     pub checksum: ChecksumMode,
+    pub conditional_create: ConditionalCreate,
     /// `true`: the request signature covers the body's SHA-256 (SigV4 default). `false`: sent as
     /// `UNSIGNED-PAYLOAD`, which saves hashing every byte; use it over HTTPS, where TLS protects
     /// the body.

@@ -6,17 +6,25 @@
 //!   uploaders is the number of uploads in flight, and a slow store fills the queue, which
 //!   blocks the batchers, which block their consumers.
 //! - Sends: `UploadReceipt` to the object's batcher (`do_send`; see `UploadReceipt`).
-//! - Retries every failure with capped, jittered exponential backoff, up to `max_attempts`
-//!   (or forever); then the object goes back to its batcher as `UploadOutcome::Failed`, which
-//!   applies the failure policy. Each failed attempt is logged with its code.
+//! - Retries every failure with capped, jittered exponential backoff. A store that is down,
+//!   refuses the credentials or lost its bucket is retried until it is back, however long: that
+//!   is no fault of the records, so they never go to an error topic for it (their partition
+//!   waits, and `/readyz` reports the bucket). Only an object the store refuses for itself (a
+//!   4xx about the request) counts against `max_attempts`; then the object goes back to its
+//!   batcher as `UploadOutcome::Failed`, which applies the failure policy. Each failed attempt
+//!   is logged with its code.
+//! - Never overwrites: uploads are conditional creates. A taken key is compared with the object
+//!   by its metadata: identical means it was stored before (a retry whose answer was lost, a
+//!   restart), anything else goes back as `UploadOutcome::Foreign`.
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::messages::{SealedObject, UploadOutcome};
+use crate::metadata::ObjectMetadata;
 use crate::metrics;
 use crate::status::StatusBoard;
 use crate::store::{ObjectStore, SharedStore, StoreError};
@@ -89,10 +97,18 @@ impl StreamHandler<SealedObject> for Uploader {
                             key: object.key,
                         });
                     }
-                    Err(error) => reply.do_send(UploadOutcome::Failed {
+                    Err(Refusal::Failed(error)) => reply.do_send(UploadOutcome::Failed {
                         object: Box::new(object),
                         error,
                     }),
+                    Err(Refusal::Foreign(reason)) => {
+                        error!(code = %crate::error::ErrorCode::BucketForeignObject, topic = %object.topic,
+                            partition = object.partition, key = %object.key, "not uploaded: the key is taken by another object: {reason}");
+                        reply.do_send(UploadOutcome::Foreign {
+                            object: Box::new(object),
+                            reason,
+                        })
+                    }
                 }
             }
             .into_actor(self),
@@ -104,8 +120,16 @@ impl StreamHandler<SealedObject> for Uploader {
     }
 }
 
-/// Puts the object until the store accepts it or `max_attempts` are spent; returns how long
-/// the successful attempt took.
+/// Why an object was not stored.
+enum Refusal {
+    /// The store refused it `max_attempts` times for reasons of the object itself.
+    Failed(StoreError),
+    /// The key holds an object with other records.
+    Foreign(String),
+}
+
+/// Puts the object until the store accepts it (or already holds it), or refuses it for itself
+/// `max_attempts` times; returns how long the successful attempt took.
 async fn upload_with_retries(
     store: &dyn ObjectStore,
     object: &SealedObject,
@@ -113,47 +137,78 @@ async fn upload_with_retries(
     max: Duration,
     max_attempts: Option<u32>,
     status: &StatusBoard,
-) -> Result<Duration, StoreError> {
+) -> Result<Duration, Refusal> {
+    let metadata = object.metadata.to_pairs();
     let mut backoff = initial;
     let mut attempt: u32 = 0;
+    let mut refusals: u32 = 0;
     loop {
         attempt += 1;
         let started = Instant::now();
-        match store.put(&object.key, object.body.clone()).await {
+        let failure = match store.put(&object.key, object.body.clone(), &metadata).await {
             Ok(_etag) => {
                 status.set_bucket(Ok(()));
                 return Ok(started.elapsed());
             }
-            Err(failure) if max_attempts.is_some_and(|max| attempt >= max) => {
-                metrics::record_retry(failure.code());
-                status.set_bucket(Err((failure.code(), failure.to_string())));
+            Err(StoreError::AlreadyExists { .. }) => {
+                match already_there(store, object).await {
+                    Ok(true) => {
+                        status.set_bucket(Ok(()));
+                        info!(topic = %object.topic, partition = object.partition, key = %object.key,
+                            "object already in the bucket with the same records (stored before a retry or a restart)");
+                        return Ok(started.elapsed());
+                    }
+                    Ok(false) => {
+                        // Removed between the create and the read: create it again.
+                        continue;
+                    }
+                    Err(Refusal::Foreign(reason)) => return Err(Refusal::Foreign(reason)),
+                    Err(Refusal::Failed(error)) => error,
+                }
+            }
+            Err(failure) => failure,
+        };
+        metrics::record_retry(failure.code());
+        status.set_bucket(Err((failure.code(), failure.to_string())));
+        if !failure.is_infrastructure() {
+            refusals += 1;
+            if max_attempts.is_some_and(|max| refusals >= max) {
                 error!(
                     code = %failure.code(), topic = %object.topic, partition = object.partition,
-                    key = %object.key, attempt, "upload failed, attempts spent: {failure}"
+                    key = %object.key, attempt, "upload refused, attempts spent: {failure}"
                 );
-                return Err(failure);
-            }
-            Err(failure) => {
-                metrics::record_retry(failure.code());
-                status.set_bucket(Err((failure.code(), failure.to_string())));
-                status.set_error(
-                    object.partition,
-                    failure.code(),
-                    &failure.to_string(),
-                    Some(object.first_offset),
-                );
-                log_failure(&failure, object, attempt, backoff);
-                tokio::time::sleep(jitter(backoff)).await;
-                backoff = (backoff * 2).min(max);
+                return Err(Refusal::Failed(failure));
             }
         }
+        status.set_error(
+            object.partition,
+            failure.code(),
+            &failure.to_string(),
+            Some(object.first_offset),
+        );
+        log_failure(&failure, object, attempt, backoff);
+        tokio::time::sleep(jitter(backoff)).await;
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+/// After a conditional create found the key taken: whether the object there holds the same
+/// records (`Ok(false)`: there is no object any more).
+async fn already_there(store: &dyn ObjectStore, object: &SealedObject) -> Result<bool, Refusal> {
+    let Some(found) = store.head(&object.key).await.map_err(Refusal::Failed)? else {
+        return Ok(false);
+    };
+    match ObjectMetadata::from_map(&found) {
+        Ok(found) if object.metadata.same_records(&found) => Ok(true),
+        Ok(found) => Err(Refusal::Foreign(object.metadata.difference(&found))),
+        Err(error) => Err(Refusal::Foreign(error.to_string())),
     }
 }
 
 fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backoff: Duration) {
     let retry_in_ms = backoff.as_millis() as u64;
     match failure {
-        StoreError::Transient { .. } => warn!(
+        _ if failure.is_infrastructure() => warn!(
             code = %failure.code(), topic = %object.topic, partition = object.partition,
             key = %object.key, attempt, retry_in_ms, "upload failed, retrying: {failure}"
         ),
@@ -183,6 +238,7 @@ mod tests {
 
     use super::*;
     use crate::encode::HeaderSidecar;
+    use crate::metadata::Fingerprint;
     use crate::metrics::PartitionMetrics;
     use crate::store::{FaultyStore, MemoryStore, Operation};
 
@@ -245,6 +301,17 @@ mod tests {
                 records: 3,
                 unit: 4,
                 headers: HeaderSidecar::default(),
+                metadata: ObjectMetadata {
+                    topic: "t".into(),
+                    partition: 0,
+                    first_offset: 10,
+                    last_offset: 12,
+                    records: 3,
+                    first_record: Fingerprint::of(1, None, Some(b"a")),
+                    last_record: Fingerprint::of(1, None, Some(b"c")),
+                    connector: "c".into(),
+                    routed: Vec::new(),
+                },
                 oldest_timestamp: Some(1_795_608_269_111),
                 metrics: PartitionMetrics::new("t", 0),
                 reply: self.reply.clone(),
@@ -270,6 +337,7 @@ mod tests {
                 assert_eq!((unit, key.as_str(), bytes), (4, KEY, BODY.len()));
             }
             UploadOutcome::Failed { error, .. } => panic!("not stored: {error}"),
+            UploadOutcome::Foreign { reason, .. } => panic!("not stored: {reason}"),
         }
     }
 
@@ -316,10 +384,87 @@ mod tests {
                     (10, 12, 4)
                 );
             }
-            UploadOutcome::Stored { .. } => panic!("stored in a store that refuses everything"),
+            other => panic!("not refused in a store that refuses everything: {other:?}"),
         }
         assert_eq!(faulty.calls(Operation::Put), 2);
         assert!(memory.keys().is_empty());
+    }
+
+    #[actix::test]
+    async fn an_unavailable_or_unauthorised_store_is_retried_past_max_attempts() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        faulty.fail_next(Operation::Put, 4, unavailable());
+        let mut harness = Harness::start(faulty.clone(), Some(2));
+        assert_stored(harness.upload().await);
+        assert_eq!(faulty.calls(Operation::Put), 5);
+
+        let memory = Arc::new(MemoryStore::new("b"));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        let denied = StoreError::AccessDenied {
+            bucket: "b".into(),
+            code: "AccessDenied".into(),
+        };
+        faulty.fail_next(Operation::Put, 3, denied);
+        let mut harness = Harness::start(faulty.clone(), Some(1));
+        assert_stored(harness.upload().await);
+        assert_eq!(memory.object(KEY).as_deref(), Some(BODY));
+    }
+
+    #[actix::test]
+    async fn a_taken_key_with_the_same_records_counts_as_stored() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let mut harness = Harness::start(memory.clone(), Some(3));
+        assert_stored(harness.upload().await);
+        // The same object again (a retry whose answer was lost, a restart): not overwritten.
+        memory.insert_with_metadata(
+            KEY,
+            Bytes::from_static(b"kept"),
+            memory.metadata(KEY).unwrap(),
+        );
+        assert_stored(harness.upload().await);
+        assert_eq!(memory.object(KEY).as_deref(), Some(&b"kept"[..]));
+    }
+
+    #[actix::test]
+    async fn a_taken_key_with_other_records_is_foreign_and_kept() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        memory.insert(KEY, Bytes::from_static(b"someone else's"));
+        let mut harness = Harness::start(memory.clone(), Some(3));
+        match harness.upload().await {
+            UploadOutcome::Foreign { object, reason } => {
+                assert_eq!(object.key, KEY);
+                assert!(reason.contains("no kafka-oss-sink metadata"), "{reason}");
+            }
+            other => panic!("a foreign object must stop the upload: {other:?}"),
+        }
+        assert_eq!(memory.object(KEY).as_deref(), Some(&b"someone else's"[..]));
+
+        let mut other = memory.metadata(KEY).unwrap();
+        other.extend(
+            ObjectMetadata {
+                topic: "t".into(),
+                partition: 0,
+                first_offset: 10,
+                last_offset: 12,
+                records: 3,
+                first_record: Fingerprint::of(2, None, Some(b"recreated")),
+                last_record: Fingerprint::of(1, None, Some(b"c")),
+                connector: "c".into(),
+                routed: Vec::new(),
+            }
+            .to_pairs()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+        );
+        memory.insert_with_metadata(KEY, Bytes::from_static(b"old topic"), other);
+        match harness.upload().await {
+            UploadOutcome::Foreign { reason, .. } => {
+                assert!(reason.contains("recreated"), "{reason}")
+            }
+            other => panic!("other records under the key must stop the upload: {other:?}"),
+        }
+        assert_eq!(memory.object(KEY).as_deref(), Some(&b"old topic"[..]));
     }
 
     #[test]

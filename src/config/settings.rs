@@ -5,8 +5,8 @@
 //! [`Duration`](std::time::Duration)s, "0 means unlimited" becomes `None`, choice names become enums.
 
 use actors::settings::{
-    ChecksumMode, CreateMode, Credentials, FailurePolicy, FailureSettings, PipelineSettings,
-    ResourceSettings, RollPolicy, SinkSettings, SourceSettings, StartOffset,
+    ChecksumMode, ConditionalCreate, CreateMode, Credentials, FailurePolicy, FailureSettings,
+    PipelineSettings, ResourceSettings, RollPolicy, SinkSettings, SourceSettings, StartOffset,
 };
 
 use super::keys::*;
@@ -67,6 +67,21 @@ fn sink(values: &Values, credentials: Credentials) -> SinkSettings {
                 ("when_supported", ChecksumMode::WhenSupported),
             ],
         ),
+        conditional_create: match values.choice(
+            &SINK_CONDITIONAL_CREATE,
+            &[
+                ("auto", None),
+                ("if_none_match", Some(ConditionalCreate::IfNoneMatch)),
+                (
+                    "oss_forbid_overwrite",
+                    Some(ConditionalCreate::OssForbidOverwrite),
+                ),
+                ("off", Some(ConditionalCreate::Off)),
+            ],
+        ) {
+            Some(mode) => mode,
+            None => conditional_create_for(values.optional_str(&SINK_ENDPOINT)),
+        },
         sign_payload: values.bool(&SINK_SIGN_PAYLOAD),
         upload_concurrency: values.size(&SINK_UPLOAD_CONCURRENCY),
         request_timeout: values.millis(&SINK_REQUEST_TIMEOUT_MS),
@@ -77,6 +92,20 @@ fn sink(values: &Values, credentials: Credentials) -> SinkSettings {
             attempts => Some(u32::try_from(attempts).unwrap_or(u32::MAX)),
         },
         credentials,
+    }
+}
+
+/// `sink.conditional_create = "auto"`: OSS's own header for an OSS endpoint (its S3 API
+/// answers `If-None-Match` with 501), the standard one for every other store.
+fn conditional_create_for(endpoint: Option<&str>) -> ConditionalCreate {
+    let host = endpoint
+        .and_then(|url| url.split("://").nth(1))
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or("");
+    if host.ends_with(".aliyuncs.com") || host == "aliyuncs.com" {
+        ConditionalCreate::OssForbidOverwrite
+    } else {
+        ConditionalCreate::IfNoneMatch
     }
 }
 
@@ -145,6 +174,31 @@ mod tests {
 
     use super::super::walk::walk;
     use super::*;
+
+    #[test]
+    fn auto_conditional_create_follows_the_endpoint() {
+        for (endpoint, mode) in [
+            (
+                Some("https://oss-cn-hangzhou.aliyuncs.com"),
+                ConditionalCreate::OssForbidOverwrite,
+            ),
+            (
+                Some("https://s3.oss-cn-hangzhou.aliyuncs.com:443/"),
+                ConditionalCreate::OssForbidOverwrite,
+            ),
+            (
+                Some("http://127.0.0.1:9000"),
+                ConditionalCreate::IfNoneMatch,
+            ),
+            (
+                Some("https://aliyuncs.com.example.org"),
+                ConditionalCreate::IfNoneMatch,
+            ),
+            (None, ConditionalCreate::IfNoneMatch),
+        ] {
+            assert_eq!(conditional_create_for(endpoint), mode, "{endpoint:?}");
+        }
+    }
 
     /// Every option of every choice key has a meaning above (else `Values::choice` panics).
     #[test]

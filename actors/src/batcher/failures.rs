@@ -91,6 +91,7 @@ impl Batcher {
                 let open = self.open.as_mut().expect("the record's object is open");
                 debug_assert_eq!(open.unit, unit);
                 open.last_seen = offset;
+                open.routed.push(offset);
                 self.tracker.expect(unit);
                 self.forwards += 1;
                 true
@@ -102,6 +103,13 @@ impl Batcher {
                 self.mode = Mode::Held {
                     bad_record: Some(error),
                 };
+                false
+            }
+            (Disposition::Hold { .. }, FailureKind::ForeignObject { .. }) => {
+                // The records before the foreign object are this partition's: store them.
+                let sealed = self.seal(SealReason::RecordError, ctx);
+                self.enqueue(sealed.into_iter().collect(), ctx);
+                self.mode = Mode::Held { bad_record: None };
                 false
             }
             (disposition, kind) => {
@@ -163,6 +171,37 @@ impl Batcher {
         }));
     }
 
+    /// The object's key is taken by another object: the partition stops (the supervisor holds
+    /// it, not resumable in-process) and the object is never uploaded.
+    pub(super) fn upload_foreign(
+        &mut self,
+        object: SealedObject,
+        reason: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let failure = self.failure(
+            object.first_offset,
+            FailureKind::ForeignObject {
+                key: object.key.clone(),
+                reason,
+            },
+            false,
+        );
+        let request = self.cx.supervisor.send(ReportFailure {
+            failure,
+            records: RecordChunk::default(),
+            unit: object.unit,
+            reply: ctx.address().recipient(),
+        });
+        self.drop_object(object, "its key is taken by another object");
+        if self.mode == Mode::Running {
+            self.mode = Mode::Held { bad_record: None };
+        }
+        ctx.wait(request.into_actor(self).map(|_answer, actor, _ctx| {
+            actor.answer_drain_waiters();
+        }));
+    }
+
     fn hold_object(&mut self, object: SealedObject) {
         self.pending -= 1;
         self.held_objects.push(object);
@@ -171,8 +210,16 @@ impl Batcher {
         }
     }
 
-    /// An error topic did not take forwarded records: the supervisor holds the partition.
+    /// An error topic did not take forwarded records: the supervisor holds the partition. An
+    /// object of the unit of a refused dead-letter record is never uploaded: after a restart
+    /// recovery would take its range as stored, and the record would be nowhere.
     fn forward_failed(&mut self, forwarded: &Forwarded, reason: String, ctx: &mut Context<Self>) {
+        if forwarded.destination == Destination::DeadLetter {
+            self.refused_units.insert(forwarded.unit);
+            if let Some(object) = self.deferred.remove(&forwarded.unit) {
+                self.drop_object(object, "the dead-letter topic refused a record it covers");
+            }
+        }
         let failure = self.failure(
             forwarded.first_offset,
             FailureKind::ErrorTopicRefused {
@@ -227,6 +274,12 @@ impl Handler<Forwarded> for Batcher {
                 }
                 let advanced = self.tracker.acknowledged(forwarded.unit);
                 self.store_offset(advanced);
+                if self.tracker.outstanding(forwarded.unit) == 1 {
+                    // Only the upload is left: the object may go to the bucket now.
+                    if let Some(object) = self.deferred.remove(&forwarded.unit) {
+                        self.enqueue(vec![object], ctx);
+                    }
+                }
             }
             Err(reason) => {
                 let reason = reason.clone();

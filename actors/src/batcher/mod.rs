@@ -21,18 +21,19 @@
 //! records are processed.
 
 mod failures;
+mod listing;
 pub mod recovery;
 pub mod roll;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use crate::buffer_pool::BufferPool;
 use crate::commit::{CommitTracker, UnitId};
@@ -42,13 +43,15 @@ use crate::kafka::OffsetStore;
 use crate::messages::{
     CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop, UploadOutcome,
 };
+use crate::metadata::ObjectMetadata;
 use crate::metrics::PartitionMetrics;
-use crate::object_key::{list_start_after, object_key, partition_prefix};
+use crate::object_key::object_key;
 use crate::record::RecordChunk;
 use crate::settings::RollPolicy;
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
 use crate::supervisor::policy::{Failure, FailureKind};
+use listing::Skip;
 use recovery::Recovery;
 use roll::{Behind, SealReason};
 
@@ -60,6 +63,8 @@ const MAILBOX: usize = 2;
 #[derive(Clone)]
 pub struct BatcherContext {
     pub topic: Arc<str>,
+    /// The connector's name, in every object's metadata.
+    pub connector: Arc<str>,
     pub key_prefix: Arc<str>,
     pub policy: RollPolicy,
     /// Values larger than this are written as `null` with `overflowFlag` (and dead-lettered).
@@ -81,6 +86,8 @@ struct OpenObject {
     unit: UnitId,
     /// Last offset handled in this unit (written, or sent to the dead-letter topic).
     last_seen: i64,
+    /// Offsets of this unit that went to the dead-letter topic instead of the object.
+    routed: Vec<i64>,
 }
 
 /// Whether the partition goes on.
@@ -132,8 +139,14 @@ pub struct Batcher {
     held_objects: Vec<SealedObject>,
     /// `None` until the first records arrive and the bucket was listed.
     recovery: Option<Recovery>,
-    /// Records up to this offset are in a recovered object: not written again.
-    skip_until: i64,
+    /// The object found in the bucket that the records being read are in: not written again.
+    skip: Option<Skip>,
+    /// Sealed objects waiting for their unit's dead-letter acknowledgements before upload: an
+    /// object in the bucket must never cover a record that is in no topic (a restart would skip
+    /// it as stored).
+    deferred: HashMap<UnitId, SealedObject>,
+    /// Units with a record the dead-letter topic refused: their objects are never uploaded.
+    refused_units: HashSet<UnitId>,
     /// `None` while the partition is caught up.
     behind: Option<Behind>,
     /// A failure is being reported: processing waits for the answer.
@@ -164,7 +177,9 @@ impl Batcher {
             held_records: VecDeque::new(),
             held_objects: Vec::new(),
             recovery: None,
-            skip_until: -1,
+            skip: None,
+            deferred: HashMap::new(),
+            refused_units: HashSet::new(),
             behind: None,
             reporting: false,
         }
@@ -193,6 +208,7 @@ impl Batcher {
                 encoder,
                 unit,
                 last_seen: -1,
+                routed: Vec::new(),
             });
             let timer = ctx.run_later(self.cx.policy.max_interval, |actor, ctx| {
                 actor.interval_timer = None;
@@ -205,7 +221,8 @@ impl Batcher {
         self.open.as_mut().expect("just opened")
     }
 
-    /// Closes the open unit; returns its object for upload if it holds any record.
+    /// Closes the open unit; returns its object for upload if it holds any record and nothing
+    /// of its unit still waits for the dead-letter topic (else the object waits in `deferred`).
     fn seal(&mut self, reason: SealReason, ctx: &mut Context<Self>) -> Option<SealedObject> {
         let open = self.open.take()?;
         if let Some(timer) = self.interval_timer.take() {
@@ -215,42 +232,70 @@ impl Batcher {
             encoder,
             unit,
             last_seen,
+            routed,
         } = open;
-        let object = if encoder.is_empty() {
-            None
-        } else {
-            let (first, last, records, oldest_timestamp) = (
-                encoder.first_offset(),
-                encoder.last_offset(),
-                encoder.records(),
-                encoder.min_timestamp(),
-            );
-            let (body, headers) = encoder.finish_with_headers();
-            self.metrics.sealed(reason.label());
-            self.in_flight_bytes += body.len();
-            debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
-            self.tracker.expect(unit);
-            self.pending += 1;
-            Some(SealedObject {
-                key: object_key(
-                    &self.cx.key_prefix,
-                    &self.cx.topic,
-                    self.partition,
-                    first,
-                    last,
-                ),
-                body,
-                topic: self.cx.topic.clone(),
-                partition: self.partition,
-                first_offset: first,
-                last_offset: last,
-                records,
-                unit,
-                headers,
-                oldest_timestamp,
-                metrics: self.metrics.clone(),
-                reply: ctx.address().recipient(),
-            })
+        let object = match encoder.fingerprints() {
+            None => None,
+            Some((first_record, last_record)) => {
+                let (first, last, records, oldest_timestamp) = (
+                    encoder.first_offset(),
+                    encoder.last_offset(),
+                    encoder.records(),
+                    encoder.min_timestamp(),
+                );
+                let (body, headers) = encoder.finish_with_headers();
+                self.metrics.sealed(reason.label());
+                self.in_flight_bytes += body.len();
+                debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
+                // Dead-letter records of the unit not acknowledged yet (before the object's own).
+                let awaiting_dead_letter = self.tracker.outstanding(unit) > 0;
+                self.tracker.expect(unit);
+                self.pending += 1;
+                let metadata = ObjectMetadata {
+                    topic: self.cx.topic.to_string(),
+                    partition: self.partition,
+                    first_offset: first,
+                    last_offset: last,
+                    records,
+                    first_record,
+                    last_record,
+                    connector: self.cx.connector.to_string(),
+                    routed: routed
+                        .into_iter()
+                        .filter(|offset| (first..=last).contains(offset))
+                        .collect(),
+                };
+                let object = SealedObject {
+                    key: object_key(
+                        &self.cx.key_prefix,
+                        &self.cx.topic,
+                        self.partition,
+                        first,
+                        last,
+                    ),
+                    body,
+                    topic: self.cx.topic.clone(),
+                    partition: self.partition,
+                    first_offset: first,
+                    last_offset: last,
+                    records,
+                    unit,
+                    headers,
+                    metadata,
+                    oldest_timestamp,
+                    metrics: self.metrics.clone(),
+                    reply: ctx.address().recipient(),
+                };
+                if self.refused_units.contains(&unit) {
+                    self.drop_object(object, "a record it covers is in no topic");
+                    None
+                } else if awaiting_dead_letter {
+                    self.deferred.insert(unit, object);
+                    None
+                } else {
+                    Some(object)
+                }
+            }
         };
         let advanced = if last_seen >= 0 {
             self.tracker.seal(unit, last_seen)
@@ -260,6 +305,15 @@ impl Batcher {
         };
         self.store_offset(advanced);
         object
+    }
+
+    /// Gives up an object that must not be uploaded; its unit never completes, so nothing at or
+    /// after it is committed and a restart reads its records again.
+    fn drop_object(&mut self, object: SealedObject, why: &str) {
+        self.pending -= 1;
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(object.body.len());
+        warn!(topic = %self.cx.topic, partition = self.partition, key = %object.key,
+            "object not uploaded ({why}); its records are read again after a restart");
     }
 
     /// Stores the offset the done prefix reached, if it moved.
@@ -305,10 +359,27 @@ impl Batcher {
         let max_value_bytes = self.cx.max_value_bytes;
         let policy = self.cx.policy;
         let mut found = None;
+        let mut verify = None;
         for index in start..chunk.len() {
             let record = &chunk.records()[index];
-            if self.already_stored(record.offset, &mut sealed, ctx) {
-                continue;
+            match self.already_stored(&chunk, index) {
+                listing::Stored::No => {}
+                listing::Stored::Yes => continue,
+                listing::Stored::Unverified(candidate) => {
+                    verify = Some((candidate, index));
+                    break;
+                }
+                listing::Stored::Foreign(failure) => {
+                    let unit = self.open_object(ctx).unit;
+                    found = Some(Found {
+                        failure,
+                        records: chunk.single(index),
+                        unit,
+                        next: index,
+                        held_from: index,
+                    });
+                    break;
+                }
             }
             let open = self.open_object(ctx);
             let unit = open.unit;
@@ -382,9 +453,13 @@ impl Batcher {
                 break;
             }
         }
-        match found {
-            None => self.enqueue(sealed, ctx),
-            Some(found) => self.report(sealed, found, chunk, ctx),
+        match (found, verify) {
+            (Some(found), _) => self.report(sealed, found, chunk, ctx),
+            (None, Some((candidate, index))) => {
+                self.enqueue(sealed, ctx);
+                self.verify_then_process(candidate, chunk, index, ctx);
+            }
+            (None, None) => self.enqueue(sealed, ctx),
         }
     }
 
@@ -396,72 +471,6 @@ impl Batcher {
             kind,
             resumed,
         }
-    }
-
-    /// Whether the record at `offset` is in an object that was already in the bucket when the
-    /// partition started (uploaded before a crash or a rebalance, but not committed). Such
-    /// objects are not written again, whatever the batching settings now: the open object is
-    /// sealed just before one, and its offsets become committable at once.
-    fn already_stored(
-        &mut self,
-        offset: i64,
-        sealed: &mut Vec<SealedObject>,
-        ctx: &mut Context<Self>,
-    ) -> bool {
-        if offset <= self.skip_until {
-            return true;
-        }
-        let Some((first, last)) = self
-            .recovery
-            .as_mut()
-            .and_then(|recovery| recovery.take_covering(offset))
-        else {
-            return false;
-        };
-        sealed.extend(self.seal(SealReason::Recovered, ctx));
-        let unit = self.tracker.open();
-        let advanced = self.tracker.seal(unit, last);
-        self.store_offset(advanced);
-        self.skip_until = last;
-        info!(topic = %self.cx.topic, partition = self.partition, first, last,
-            "offsets already in the bucket (stored before a restart or rebalance, not committed); not written again");
-        true
-    }
-
-    /// Lists the partition's objects from the chunk's first offset on, once, then processes the
-    /// chunk (one `ctx.wait`: actix runs waits last-in first-out, so the two must not be split).
-    /// A failed listing (e.g. a key pair without list permission) only disables the recovery:
-    /// records are then written again, under the same keys if cut the same way.
-    fn recover_then_process(&mut self, chunk: RecordChunk, ctx: &mut Context<Self>) {
-        let Some(first_offset) = chunk.first_offset() else {
-            return;
-        };
-        let store = self.cx.store.clone();
-        let prefix = partition_prefix(&self.cx.key_prefix, &self.cx.topic, self.partition);
-        let start_after = list_start_after(
-            &self.cx.key_prefix,
-            &self.cx.topic,
-            self.partition,
-            first_offset,
-        );
-        debug!(topic = %self.cx.topic, partition = self.partition, first_offset, "first records: listing the bucket for objects stored but not committed");
-        ctx.wait(
-            async move { store.list(&prefix, Some(&start_after)).await }
-                .into_actor(self)
-                .map(move |listed, actor, ctx| {
-                    let recovery = match listed {
-                        Ok(keys) => Recovery::from_keys(keys.iter().map(String::as_str)),
-                        Err(error) => {
-                            warn!(code = %error.code(), topic = %actor.cx.topic, partition = actor.partition,
-                                "cannot list the bucket to find objects stored but not committed; they may be written again: {error}");
-                            Recovery::empty()
-                        }
-                    };
-                    actor.recovery = Some(recovery);
-                    actor.process(chunk, 0, ctx);
-                    actor.report_buffered();
-                }),
-        );
     }
 
     fn answer_drain_waiters(&mut self) {
@@ -567,6 +576,7 @@ impl Handler<UploadOutcome> for Batcher {
                 self.store_offset(advanced);
             }
             UploadOutcome::Failed { object, error } => self.upload_failed(*object, error, ctx),
+            UploadOutcome::Foreign { object, reason } => self.upload_foreign(*object, reason, ctx),
         }
         self.report_buffered();
         self.answer_drain_waiters();

@@ -10,7 +10,9 @@ use rdkafka::error::KafkaResult;
 
 use super::*;
 use crate::messages::{Forwarded, Resume};
+use crate::metadata::Fingerprint;
 use crate::settings::RollPolicy;
+use crate::store::{FaultyStore, Operation, StoreError};
 use crate::store::{MemoryStore, ObjectStore};
 use crate::supervisor::policy::{Destination, Disposition};
 use crate::uploader::Uploader;
@@ -36,10 +38,13 @@ impl RecordedOffsets {
     }
 }
 
-/// Answers failure reports with a fixed disposition; acknowledges routed records at once.
+/// Answers failure reports with a fixed disposition; answers routed records at once with
+/// `dead_letter` (or keeps the answers in `later` for the test to send).
 struct FakeSupervisor {
     answer: Disposition,
     reports: Arc<Mutex<Vec<Failure>>>,
+    dead_letter: Result<(), String>,
+    later: Option<Arc<Mutex<Vec<Forwarded>>>>,
 }
 
 impl Actor for FakeSupervisor {
@@ -52,20 +57,28 @@ impl Handler<ReportFailure> for FakeSupervisor {
     fn handle(&mut self, report: ReportFailure, _ctx: &mut Self::Context) -> Disposition {
         let failure = report.failure;
         let mut answer = self.answer;
-        if failure.resumed || matches!(failure.kind, FailureKind::Oversize { .. }) {
+        let fixed = matches!(
+            failure.kind,
+            FailureKind::Unconvertible(_) | FailureKind::ObjectRefused { .. }
+        );
+        if failure.resumed || !fixed {
             answer =
                 crate::supervisor::policy::decide(crate::settings::FailurePolicy::Fail, &failure);
         }
         if let Disposition::Route(destination) = answer {
-            report.reply.do_send(Forwarded {
+            let forwarded = Forwarded {
                 unit: report.unit,
                 destination,
                 first_offset: failure.offset,
                 last_offset: failure.offset,
                 records: report.records.len(),
                 code: failure.code(),
-                result: Ok(()),
-            });
+                result: self.dead_letter.clone(),
+            };
+            match &self.later {
+                Some(later) => later.lock().unwrap().push(forwarded),
+                None => report.reply.do_send(forwarded),
+            }
         }
         self.reports.lock().unwrap().push(failure);
         answer
@@ -80,15 +93,26 @@ struct Harness {
 }
 
 fn start(policy: RollPolicy, answer: Disposition, store: Arc<MemoryStore>) -> Harness {
-    let offsets = Arc::new(RecordedOffsets::default());
-    let reports = Arc::new(Mutex::new(Vec::new()));
     let supervisor = FakeSupervisor {
         answer,
-        reports: reports.clone(),
-    }
-    .start();
+        reports: Arc::default(),
+        dead_letter: Ok(()),
+        later: None,
+    };
+    start_with(policy, supervisor, store.clone(), store)
+}
+
+/// A batcher reading and writing `shared`, which wraps `store`.
+fn start_with(
+    policy: RollPolicy,
+    supervisor: FakeSupervisor,
+    store: Arc<MemoryStore>,
+    shared: crate::store::SharedStore,
+) -> Harness {
+    let offsets = Arc::new(RecordedOffsets::default());
+    let reports = supervisor.reports.clone();
+    let supervisor = supervisor.start();
     let (upload_tx, upload_rx) = async_channel::bounded(2);
-    let shared: crate::store::SharedStore = store.clone();
     for id in 0..2 {
         let (store, queue) = (shared.clone(), upload_rx.clone());
         Uploader::new(
@@ -104,6 +128,7 @@ fn start(policy: RollPolicy, answer: Disposition, store: Arc<MemoryStore>) -> Ha
     }
     let cx = BatcherContext {
         topic: Arc::from(TOPIC),
+        connector: Arc::from("c"),
         key_prefix: Arc::from("kafka/"),
         policy,
         max_value_bytes: Some(50),
@@ -203,12 +228,45 @@ async fn objects_are_cut_by_count_and_the_commit_follows_the_stored_prefix() {
     assert_eq!(offsets_in(&harness.store), (0..25).collect::<Vec<_>>());
 }
 
+/// What the batcher writes as the metadata of an object holding `first..=last` of [`chunk`]'s
+/// records, with the first record's timestamp moved by `shift` (a recreated topic).
+fn stored_metadata(first: i64, last: i64, shift: i64) -> std::collections::HashMap<String, String> {
+    let fingerprint = |offset: i64, shift| {
+        Fingerprint::of(
+            1_700_000_000_000 + shift,
+            Some(b"k"),
+            Some(format!("v{offset}").as_bytes()),
+        )
+    };
+    ObjectMetadata {
+        topic: TOPIC.into(),
+        partition: PARTITION,
+        first_offset: first,
+        last_offset: last,
+        records: (last - first + 1) as usize,
+        first_record: fingerprint(first, shift),
+        last_record: fingerprint(last, 0),
+        connector: "earlier".into(),
+        routed: Vec::new(),
+    }
+    .to_pairs()
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+const EARLIER: &str = "kafka/orders/3/00000000000000000010-00000000000000000019.json";
+
 #[actix::test]
 async fn objects_already_in_the_bucket_are_skipped_and_committed() {
     let store = Arc::new(MemoryStore::new("b"));
     // Stored before a crash, not committed: offsets 10..=19.
-    let earlier = "kafka/orders/3/00000000000000000010-00000000000000000019.json";
-    store.insert(earlier, bytes::Bytes::from_static(b"[]"));
+    let earlier = EARLIER;
+    store.insert_with_metadata(
+        earlier,
+        bytes::Bytes::from_static(b"[]"),
+        stored_metadata(10, 19, 0),
+    );
     let harness = start(policy(10), Disposition::Hold { resumable: true }, store);
     harness
         .batcher
@@ -336,4 +394,237 @@ async fn the_store_is_listed_from_the_first_offset_read() {
     assert_eq!(store.keys().len(), 2);
     let listed = store.list("kafka/orders/3/", None).await.unwrap();
     assert_eq!(listed.len(), 2);
+}
+
+/// A recreated topic (or another cluster writing the prefix): an object at the partition's
+/// offsets whose first record differs. Nothing is skipped and nothing overwritten: the records
+/// before it are stored, the partition stops at it.
+#[actix::test]
+async fn an_object_with_other_records_stops_the_partition_at_its_first_offset() {
+    for metadata in [stored_metadata(10, 19, 5), std::collections::HashMap::new()] {
+        let store = Arc::new(MemoryStore::new("b"));
+        store.insert_with_metadata(EARLIER, bytes::Bytes::from_static(b"old"), metadata);
+        let harness = start(
+            policy(100),
+            Disposition::Hold { resumable: false },
+            store.clone(),
+        );
+        harness
+            .batcher
+            .send(Records(chunk(5, 20, None)))
+            .await
+            .unwrap();
+        let report = drain(&harness).await;
+        assert_eq!(report.committable, Some(10));
+        let reports = harness.reports.lock().unwrap().clone();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert_eq!(
+            (reports[0].offset, reports[0].code()),
+            (10, ErrorCode::BucketForeignObject)
+        );
+        assert!(reports[0].message().contains(EARLIER));
+        assert_eq!(store.object(EARLIER).as_deref(), Some(&b"old"[..]));
+        assert_eq!(
+            store.keys(),
+            [
+                "kafka/orders/3/00000000000000000005-00000000000000000009.json",
+                EARLIER
+            ]
+        );
+    }
+}
+
+/// Read from inside a stored object's range (its first records are gone): its last record
+/// decides, and the range is committed only once it matched.
+#[actix::test]
+async fn an_object_entered_midway_is_checked_at_its_last_record() {
+    for (shift_last, committable) in [(false, 25), (true, 10)] {
+        let store = Arc::new(MemoryStore::new("b"));
+        let mut metadata = stored_metadata(10, 19, 0);
+        if shift_last {
+            let other = Fingerprint::of(1, None, None).to_string();
+            metadata.insert("kos-last-record".into(), other);
+        }
+        store.insert_with_metadata(EARLIER, bytes::Bytes::from_static(b"[]"), metadata);
+        let harness = start(
+            policy(100),
+            Disposition::Hold { resumable: false },
+            store.clone(),
+        );
+        // Offsets 10 and 11 are gone (compaction): the object is entered at 12.
+        let mut records = chunk(5, 5, None);
+        for offset in 12..25 {
+            let value = format!("v{offset}");
+            records.push(
+                offset,
+                1_700_000_000_000,
+                Some(b"k"),
+                Some(value.as_bytes()),
+            );
+        }
+        harness.batcher.send(Records(records)).await.unwrap();
+        let report = drain(&harness).await;
+        let reports = harness.reports.lock().unwrap().clone();
+        assert_eq!(report.committable, Some(committable));
+        if shift_last {
+            assert_eq!(reports.len(), 1);
+            assert_eq!(
+                (reports[0].offset, reports[0].code()),
+                (19, ErrorCode::BucketForeignObject)
+            );
+        } else {
+            assert!(reports.is_empty(), "{reports:?}");
+            assert_eq!(
+                offsets_in_objects_of(&store, "kafka/orders/3/000000000000000000"),
+                {
+                    let mut expected: Vec<i64> = (5..10).collect();
+                    expected.extend(20..25);
+                    expected
+                }
+            );
+        }
+    }
+}
+
+/// A key that parses but is not directly under the partition's folder, or has a negative
+/// offset, is no object of ours: the records are written as usual.
+#[actix::test]
+async fn keys_of_another_shape_are_neither_skipped_nor_trusted() {
+    let store = Arc::new(MemoryStore::new("b"));
+    for key in [
+        "kafka/orders/3/backup/00000000000000000000-00000000000000000099.json",
+        "kafka/orders/3/-0000000000000000001-00000000000000000099.json",
+    ] {
+        store.insert(key, bytes::Bytes::from_static(b"[]"));
+    }
+    let harness = start(
+        policy(100),
+        Disposition::Hold { resumable: false },
+        store.clone(),
+    );
+    harness
+        .batcher
+        .send(Records(chunk(0, 10, None)))
+        .await
+        .unwrap();
+    assert_eq!(drain(&harness).await.committable, Some(10));
+    assert!(harness.reports.lock().unwrap().is_empty());
+    assert_eq!(
+        offsets_in_objects_of(&store, "kafka/orders/3/0"),
+        (0..10).collect::<Vec<_>>()
+    );
+}
+
+fn offsets_in_objects_of(store: &MemoryStore, prefix: &str) -> Vec<i64> {
+    let only = MemoryStore::new("b");
+    for (key, body) in store.objects() {
+        if key.starts_with(prefix) {
+            only.insert(&key, body);
+        }
+    }
+    offsets_in(&only)
+}
+
+/// A failed listing is retried: the partition writes nothing until it knows what the bucket
+/// holds (before: recovery was silently off, and the records were written again as an object
+/// overlapping the stored one).
+#[actix::test]
+async fn a_failed_listing_is_retried_before_anything_is_written() {
+    let store = Arc::new(MemoryStore::new("b"));
+    store.insert_with_metadata(
+        EARLIER,
+        bytes::Bytes::from_static(b"[]"),
+        stored_metadata(10, 19, 0),
+    );
+    let faulty = Arc::new(FaultyStore::new(store.clone(), 1));
+    let unavailable = StoreError::Transient {
+        bucket: "b".into(),
+        detail: "injected".into(),
+    };
+    faulty.fail_next(Operation::List, 2, unavailable);
+    let supervisor = FakeSupervisor {
+        answer: Disposition::Hold { resumable: false },
+        reports: Arc::default(),
+        dead_letter: Ok(()),
+        later: None,
+    };
+    let harness = start_with(policy(100), supervisor, store.clone(), faulty.clone());
+    harness
+        .batcher
+        .send(Records(chunk(5, 20, None)))
+        .await
+        .unwrap();
+    assert_eq!(drain(&harness).await.committable, Some(25));
+    assert_eq!(faulty.calls(Operation::List), 3);
+    assert_eq!(
+        store.keys(),
+        [
+            "kafka/orders/3/00000000000000000005-00000000000000000009.json",
+            EARLIER,
+            "kafka/orders/3/00000000000000000020-00000000000000000024.json",
+        ]
+    );
+}
+
+/// A record the dead-letter topic refused is in no topic: no object covering its offset may
+/// reach the bucket, or a restart would take it as stored (before: the drain, or the interval
+/// timer, sealed and uploaded the open object over it).
+#[actix::test]
+async fn no_object_covers_a_record_the_dead_letter_topic_refused() {
+    let store = Arc::new(MemoryStore::new("b"));
+    let supervisor = FakeSupervisor {
+        answer: Disposition::Route(Destination::DeadLetter),
+        reports: Arc::default(),
+        dead_letter: Err("topic gone".into()),
+        later: None,
+    };
+    let harness = start_with(policy(100), supervisor, store.clone(), store.clone());
+    harness
+        .batcher
+        .send(Records(chunk(0, 10, Some(4))))
+        .await
+        .unwrap();
+    let report = drain(&harness).await;
+    assert!(
+        report.committable.is_none_or(|offset| offset <= 4),
+        "{report:?}"
+    );
+    for key in store.keys() {
+        let (first, last) = crate::object_key::parse_offsets(&key).unwrap();
+        assert!(
+            !(first..=last).contains(&4),
+            "{key} covers the refused record"
+        );
+    }
+}
+
+/// An object whose unit has a dead-letter record waits for the broker's acknowledgement before
+/// it is uploaded.
+#[actix::test]
+async fn an_object_waits_for_its_dead_letter_acknowledgements() {
+    let store = Arc::new(MemoryStore::new("b"));
+    let later = Arc::new(Mutex::new(Vec::new()));
+    let supervisor = FakeSupervisor {
+        answer: Disposition::Route(Destination::DeadLetter),
+        reports: Arc::default(),
+        dead_letter: Ok(()),
+        later: Some(later.clone()),
+    };
+    let harness = start_with(policy(5), supervisor, store.clone(), store.clone());
+    harness
+        .batcher
+        .send(Records(chunk(0, 6, Some(2))))
+        .await
+        .unwrap();
+    // Sealed at 5 records (0, 1, 3, 4, 5), not uploaded: offset 2 is not acknowledged yet.
+    harness.batcher.send(CaughtUp).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(store.keys().is_empty(), "{:?}", store.keys());
+    let acks: Vec<Forwarded> = later.lock().unwrap().drain(..).collect();
+    assert_eq!(acks.len(), 1);
+    for ack in acks {
+        harness.batcher.send(ack).await.unwrap();
+    }
+    assert_eq!(drain(&harness).await.committable, Some(6));
+    assert_eq!(offsets_in(&store), vec![0, 1, 3, 4, 5]);
 }

@@ -81,6 +81,7 @@ pub fn wire(
     let supervisor = PipelineSupervisor::create(|ctx| {
         let batcher_context = BatcherContext {
             topic: Arc::from(settings.source.topic.as_str()),
+            connector: Arc::from(settings.connector_name.as_str()),
             key_prefix: Arc::from(settings.sink.key_prefix.as_str()),
             policy: settings.batching,
             max_value_bytes: settings.failure.max_value_bytes,

@@ -12,6 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::{self, BoxFuture, FutureExt};
 
+use std::collections::HashMap;
+
 use super::{ObjectStore, SharedStore, StoreError};
 
 /// The store calls faults can be set for.
@@ -20,14 +22,16 @@ pub enum Operation {
     Probe,
     Put,
     Get,
+    Head,
     List,
 }
 
 impl Operation {
-    const ALL: [Operation; 4] = [
+    const ALL: [Operation; 5] = [
         Operation::Probe,
         Operation::Put,
         Operation::Get,
+        Operation::Head,
         Operation::List,
     ];
 }
@@ -48,7 +52,7 @@ struct Faults {
 
 pub struct FaultyStore {
     inner: SharedStore,
-    faults: Mutex<[Faults; 4]>,
+    faults: Mutex<[Faults; 5]>,
     /// SplitMix64 state.
     rng: Mutex<u64>,
 }
@@ -185,8 +189,20 @@ impl ObjectStore for FaultyStore {
         self.fault(Operation::Probe, || self.inner.probe())
     }
 
-    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.fault(Operation::Put, move || self.inner.put(key, body))
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.fault(Operation::Put, move || self.inner.put(key, body, metadata))
+    }
+
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HashMap<String, String>>, StoreError>> {
+        self.fault(Operation::Head, move || self.inner.head(key))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
@@ -220,7 +236,7 @@ mod tests {
 
     fn put(store: &FaultyStore, key: &str) -> Result<String, StoreError> {
         store
-            .put(key, Bytes::from_static(b"[]"))
+            .put(key, Bytes::from_static(b"[]"), &[])
             .now_or_never()
             .expect("no latency set")
     }
@@ -245,7 +261,7 @@ mod tests {
     #[test]
     fn random_failures_follow_the_seed() {
         let outcomes = |seed| {
-            let store = FaultyStore::new(Arc::new(MemoryStore::new("b")), seed);
+            let store = FaultyStore::new(Arc::new(MemoryStore::overwriting("b")), seed);
             store.fail_randomly(Operation::Put, 0.5, unavailable());
             (0..200)
                 .map(|_| put(&store, "k").is_ok())

@@ -1,10 +1,12 @@
 //! `MemoryStore`: a bucket in a map, for actor-level tests and tools that need no server.
 //!
 //! Listing has S3 ListObjectsV2's semantics: keys under the prefix, strictly after
-//! `start_after`, in byte order (which is `String`'s order). Never fails; wrap it in a
-//! [`FaultyStore`](super::FaultyStore) for failures.
+//! `start_after`, in byte order (which is `String`'s order). Puts are conditional creates (a
+//! taken key fails with [`StoreError::AlreadyExists`]) unless made with
+//! [`MemoryStore::overwriting`], like a store that ignores the conditional header. Never fails
+//! otherwise; wrap it in a [`FaultyStore`](super::FaultyStore) for failures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
@@ -13,9 +15,14 @@ use futures_util::future::{self, BoxFuture, FutureExt};
 
 use super::{ObjectStore, StoreError};
 
+/// A stored object: its body and user metadata.
+type Stored = (Bytes, HashMap<String, String>);
+
 pub struct MemoryStore {
     bucket: String,
-    objects: Mutex<BTreeMap<String, Bytes>>,
+    objects: Mutex<BTreeMap<String, Stored>>,
+    /// Puts replace a taken key instead of failing.
+    overwrite: bool,
 }
 
 impl MemoryStore {
@@ -23,17 +30,34 @@ impl MemoryStore {
         MemoryStore {
             bucket: bucket.to_owned(),
             objects: Mutex::new(BTreeMap::new()),
+            overwrite: false,
+        }
+    }
+
+    /// A store that ignores conditional creates: every put replaces the key.
+    pub fn overwriting(bucket: &str) -> Self {
+        MemoryStore {
+            overwrite: true,
+            ..MemoryStore::new(bucket)
         }
     }
 
     /// The object under `key`, if any.
     pub fn object(&self, key: &str) -> Option<Bytes> {
-        self.lock().get(key).cloned()
+        self.lock().get(key).map(|(body, _)| body.clone())
+    }
+
+    /// The user metadata of the object under `key`, if any.
+    pub fn metadata(&self, key: &str) -> Option<HashMap<String, String>> {
+        self.lock().get(key).map(|(_, metadata)| metadata.clone())
     }
 
     /// Every object, by key.
     pub fn objects(&self) -> BTreeMap<String, Bytes> {
-        self.lock().clone()
+        self.lock()
+            .iter()
+            .map(|(key, (body, _))| (key.clone(), body.clone()))
+            .collect()
     }
 
     /// Every key, in order.
@@ -41,12 +65,22 @@ impl MemoryStore {
         self.lock().keys().cloned().collect()
     }
 
-    /// Puts an object directly (e.g. one "stored before a restart").
+    /// Puts an object directly, without metadata (e.g. one another tool wrote), replacing any.
     pub fn insert(&self, key: &str, body: Bytes) {
-        self.lock().insert(key.to_owned(), body);
+        self.insert_with_metadata(key, body, HashMap::new());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
+    /// Puts an object directly with user metadata, replacing any.
+    pub fn insert_with_metadata(&self, key: &str, body: Bytes, metadata: HashMap<String, String>) {
+        self.lock().insert(key.to_owned(), (body, metadata));
+    }
+
+    /// Removes an object.
+    pub fn remove(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
         // A test that panicked while holding the lock cannot have left the map half-written.
         self.objects
             .lock()
@@ -85,10 +119,34 @@ impl ObjectStore for MemoryStore {
         future::ready(Ok(())).boxed()
     }
 
-    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<String, StoreError>> {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
         let tag = etag(&body);
-        self.insert(key, body);
+        let metadata = metadata
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        let mut objects = self.lock();
+        if !self.overwrite && objects.contains_key(key) {
+            return future::ready(Err(StoreError::AlreadyExists {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+            }))
+            .boxed();
+        }
+        objects.insert(key.to_owned(), (body, metadata));
         future::ready(Ok(tag)).boxed()
+    }
+
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HashMap<String, String>>, StoreError>> {
+        future::ready(Ok(self.metadata(key))).boxed()
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
@@ -141,23 +199,32 @@ mod tests {
         assert_eq!(list(&store, "c", None), Vec::<String>::new());
     }
 
+    fn put(store: &MemoryStore, key: &str, body: &'static [u8]) -> Result<String, StoreError> {
+        let metadata = [("kos-format", "1".to_owned())];
+        store
+            .put(key, Bytes::from_static(body), &metadata)
+            .now_or_never()
+            .unwrap()
+    }
+
     #[test]
-    fn objects_read_back_and_are_overwritten() {
+    fn puts_never_replace_an_object_unless_overwriting() {
         let store = MemoryStore::new("b");
-        let first = store
-            .put("k", Bytes::from_static(b"one"))
-            .now_or_never()
-            .unwrap()
-            .unwrap();
-        let second = store
-            .put("k", Bytes::from_static(b"two"))
-            .now_or_never()
-            .unwrap()
-            .unwrap();
-        assert_ne!(first, second);
-        assert_eq!(store.object("k").as_deref(), Some(&b"two"[..]));
+        put(&store, "k", b"one").unwrap();
+        let refused = put(&store, "k", b"two").unwrap_err();
+        assert!(matches!(refused, StoreError::AlreadyExists { ref key, .. } if key == "k"));
+        assert_eq!(store.object("k").as_deref(), Some(&b"one"[..]));
         let got = store.get("k").now_or_never().unwrap().unwrap();
-        assert_eq!(got.as_deref(), Some(&b"two"[..]));
+        assert_eq!(got.as_deref(), Some(&b"one"[..]));
         assert_eq!(store.get("x").now_or_never().unwrap().unwrap(), None);
+        let head = store.head("k").now_or_never().unwrap().unwrap().unwrap();
+        assert_eq!(head.get("kos-format").map(String::as_str), Some("1"));
+        assert_eq!(store.head("x").now_or_never().unwrap().unwrap(), None);
+
+        let careless = MemoryStore::overwriting("b");
+        let first = put(&careless, "k", b"one").unwrap();
+        let second = put(&careless, "k", b"two").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(careless.object("k").as_deref(), Some(&b"two"[..]));
     }
 }

@@ -9,6 +9,7 @@
 //! failure policy behave the same in tests as against a real bucket.
 
 use crate::error::ErrorCode;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -33,9 +34,23 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Checks that the bucket exists and the credentials are accepted (S3: HeadBucket).
     fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Writes one object (S3: a multipart upload when larger than the part size) and returns
-    /// the ETag the store answered with.
-    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<String, StoreError>>;
+    /// Creates one object with user metadata (`(name, value)`, names without `x-amz-meta-`;
+    /// S3: a multipart upload when larger than the part size) and returns the ETag the store
+    /// answered with. Never overwrites where the store supports a conditional create: a key
+    /// that is taken fails with [`StoreError::AlreadyExists`].
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// An object's user metadata (names without `x-amz-meta-`, lowercase); `None` if there is
+    /// no object under `key`.
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HashMap<String, String>>, StoreError>>;
 
     /// Reads one object back; `None` if there is no object under `key`.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>>;
@@ -72,6 +87,9 @@ pub enum StoreError {
     /// Worth retrying: unreachable, timed out, throttled, 5xx. `detail` says which, in words.
     #[error("bucket `{bucket}` is unreachable or failing: {detail}")]
     Transient { bucket: String, detail: String },
+    /// A conditional create found the key taken.
+    #[error("bucket `{bucket}` already holds an object under `{key}`")]
+    AlreadyExists { bucket: String, key: String },
 }
 
 impl StoreError {
@@ -82,6 +100,19 @@ impl StoreError {
             StoreError::AccessDenied { .. } => ErrorCode::UploadAccessDenied,
             StoreError::Rejected { .. } => ErrorCode::UploadRejected,
             StoreError::Transient { .. } => ErrorCode::UploadUnavailable,
+            StoreError::AlreadyExists { .. } => ErrorCode::UploadObjectExists,
+        }
+    }
+
+    /// Whether the error is about the store (down, unauthorised, missing bucket) rather than
+    /// about the one object: such errors are retried until the store is back and never make the
+    /// failure policy route records elsewhere.
+    pub fn is_infrastructure(&self) -> bool {
+        match self {
+            StoreError::NoSuchBucket { .. }
+            | StoreError::AccessDenied { .. }
+            | StoreError::Transient { .. } => true,
+            StoreError::Rejected { .. } | StoreError::AlreadyExists { .. } => false,
         }
     }
 }
@@ -98,6 +129,18 @@ pub(crate) fn classify_status(
         "SlowDown" | "Throttling" | "RequestLimitExceeded" | "RequestTimeout"
     );
     match status {
+        // S3 answers a taken key 412 (`If-None-Match: *`); OSS answers 409 `FileAlreadyExists`
+        // (`x-oss-forbid-overwrite`).
+        412 => StoreError::AlreadyExists {
+            bucket,
+            key: String::new(),
+        },
+        409 if matches!(code.as_str(), "FileAlreadyExists" | "PreconditionFailed") => {
+            StoreError::AlreadyExists {
+                bucket,
+                key: String::new(),
+            }
+        }
         // HeadBucket answers a bodiless 404, which the SDK reports as `NotFound`.
         404 if matches!(code.as_str(), "" | "NoSuchBucket" | "NotFound") => {
             StoreError::NoSuchBucket { bucket }
@@ -109,6 +152,13 @@ pub(crate) fn classify_status(
             } else {
                 code
             },
+        },
+        // Not implemented (e.g. OSS answering `If-None-Match`) will not be on the next attempt.
+        501 => StoreError::Rejected {
+            bucket,
+            status,
+            code,
+            message,
         },
         408 | 429 | 500..=599 => StoreError::Transient {
             bucket,
@@ -173,6 +223,27 @@ mod tests {
             classify(400, "InvalidArgument").code().as_str(),
             "UPLOAD_REJECTED"
         );
+        assert_eq!(
+            classify(412, "PreconditionFailed").code().as_str(),
+            "UPLOAD_OBJECT_EXISTS"
+        );
+        assert_eq!(
+            classify(409, "FileAlreadyExists").code().as_str(),
+            "UPLOAD_OBJECT_EXISTS"
+        );
+        assert_eq!(
+            classify(409, "BucketNotEmpty").code().as_str(),
+            "UPLOAD_REJECTED"
+        );
+    }
+
+    #[test]
+    fn only_errors_about_one_object_are_not_infrastructure() {
+        assert!(classify(503, "SlowDown").is_infrastructure());
+        assert!(classify(403, "AccessDenied").is_infrastructure());
+        assert!(classify(404, "NoSuchBucket").is_infrastructure());
+        assert!(!classify(400, "InvalidArgument").is_infrastructure());
+        assert!(!classify(412, "").is_infrastructure());
     }
 
     #[test]

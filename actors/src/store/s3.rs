@@ -7,8 +7,11 @@
 //! - bodies are always in-memory `Bytes`, so the SDK never switches to `aws-chunked` framing;
 //! - three SDK attempts for quick blips; the uploader wraps every call in its own unbounded,
 //!   backed-off retry loop, because a store error is never a reason to drop or skip data;
-//! - a per-attempt timeout so a hung connection cannot stall a partition forever.
+//! - a per-attempt timeout so a hung connection cannot stall a partition forever;
+//! - conditional create (`If-None-Match: *`, or OSS's `x-oss-forbid-overwrite: true`) on
+//!   PutObject and on CompleteMultipartUpload, so that no write ever replaces an object.
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::fmt::Debug;
 use std::io;
@@ -28,7 +31,7 @@ use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 
 use super::{classify_status, ObjectStore, StoreError};
-use crate::settings::{ChecksumMode, SinkSettings};
+use crate::settings::{ChecksumMode, ConditionalCreate, SinkSettings};
 
 /// A bucket and the client that writes to it. Cheap to clone.
 #[derive(Clone)]
@@ -40,6 +43,7 @@ pub struct S3Store {
     request_timeout: Duration,
     part_size: usize,
     sign_payload: bool,
+    conditional: ConditionalCreate,
 }
 
 impl S3Store {
@@ -89,6 +93,7 @@ impl S3Store {
             request_timeout: settings.request_timeout,
             part_size: settings.part_size,
             sign_payload: settings.sign_payload,
+            conditional: settings.conditional_create,
         }
     }
 
@@ -107,37 +112,77 @@ impl S3Store {
             .map_err(|error| self.classify(error))
     }
 
-    async fn put_object(&self, key: &str, body: Bytes) -> Result<String, StoreError> {
-        if body.len() > self.part_size {
-            return self.put_multipart(key, body).await;
-        }
-        let request = self
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: &[(&'static str, String)],
+    ) -> Result<String, StoreError> {
+        let result = if body.len() > self.part_size {
+            self.put_multipart(key, body, metadata).await
+        } else {
+            self.put_single(key, body, metadata).await
+        };
+        result.map_err(|error| match error {
+            StoreError::AlreadyExists { bucket, .. } => StoreError::AlreadyExists {
+                bucket,
+                key: key.to_owned(),
+            },
+            other => other,
+        })
+    }
+
+    async fn put_single(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: &[(&'static str, String)],
+    ) -> Result<String, StoreError> {
+        let mut request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/json")
             .content_length(body.len() as i64)
+            .set_metadata(Some(user_metadata(metadata)))
             .body(ByteStream::from(body));
-        let output = if self.sign_payload {
-            request.send().await
-        } else {
-            request.customize().disable_payload_signing().send().await
+        if self.conditional == ConditionalCreate::IfNoneMatch {
+            request = request.if_none_match("*");
         }
-        .map_err(|error| self.classify(error))?;
+        let mut operation = request.customize();
+        if self.conditional == ConditionalCreate::OssForbidOverwrite {
+            operation = operation.mutate_request(forbid_overwrite);
+        }
+        if !self.sign_payload {
+            operation = operation.disable_payload_signing();
+        }
+        let output = operation
+            .send()
+            .await
+            .map_err(|error| self.classify(error))?;
         Ok(output.e_tag.unwrap_or_default())
     }
 
-    async fn put_multipart(&self, key: &str, body: Bytes) -> Result<String, StoreError> {
-        let created = self
+    async fn put_multipart(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: &[(&'static str, String)],
+    ) -> Result<String, StoreError> {
+        let mut create = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/json")
-            .send()
-            .await
-            .map_err(|error| self.classify(error))?;
+            .set_metadata(Some(user_metadata(metadata)))
+            .customize();
+        if self.conditional == ConditionalCreate::OssForbidOverwrite {
+            // Refused at once when the key is taken, before any part is sent.
+            create = create.mutate_request(forbid_overwrite);
+        }
+        let created = create.send().await.map_err(|error| self.classify(error))?;
         let upload_id = created.upload_id.unwrap_or_default();
         let result = self.upload_parts(key, &upload_id, &body).await;
         if result.is_err() {
@@ -186,7 +231,7 @@ impl S3Store {
                     .build(),
             );
         }
-        let completed = self
+        let mut complete = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -196,11 +241,41 @@ impl S3Store {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
                     .build(),
-            )
+            );
+        if self.conditional == ConditionalCreate::IfNoneMatch {
+            complete = complete.if_none_match("*");
+        }
+        let mut complete = complete.customize();
+        if self.conditional == ConditionalCreate::OssForbidOverwrite {
+            complete = complete.mutate_request(forbid_overwrite);
+        }
+        let completed = complete
             .send()
             .await
             .map_err(|error| self.classify(error))?;
         Ok(completed.e_tag.unwrap_or_default())
+    }
+
+    async fn head_object(&self, key: &str) -> Result<Option<HashMap<String, String>>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(
+                output
+                    .metadata
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(name, value)| (name.to_ascii_lowercase(), value))
+                    .collect(),
+            )),
+            Err(SdkError::ServiceError(service)) if service.err().is_not_found() => Ok(None),
+            Err(error) => Err(self.classify(error)),
+        }
     }
 
     async fn get_object(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
@@ -277,8 +352,20 @@ impl ObjectStore for S3Store {
         self.head_bucket().boxed()
     }
 
-    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.put_object(key, body).boxed()
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.put_object(key, body, metadata).boxed()
+    }
+
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HashMap<String, String>>, StoreError>> {
+        self.head_object(key).boxed()
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
@@ -292,6 +379,21 @@ impl ObjectStore for S3Store {
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         self.list_keys(prefix, start_after).boxed()
     }
+}
+
+/// User metadata as the SDK sends it (`x-amz-meta-{name}`).
+fn user_metadata(metadata: &[(&'static str, String)]) -> HashMap<String, String> {
+    metadata
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+/// OSS's conditional create: its S3-compatible API answers `If-None-Match` with 501.
+fn forbid_overwrite(request: &mut aws_sdk_s3::config::http::HttpRequest) {
+    request
+        .headers_mut()
+        .insert("x-oss-forbid-overwrite", "true");
 }
 
 /// A request that got no HTTP answer, in words: "cannot connect to the S3 endpoint
@@ -406,153 +508,4 @@ pub async fn list_objects(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fmt;
-
-    use aws_sdk_s3::error::ConnectorError;
-
-    use super::*;
-    use crate::settings::{Credentials, Secret};
-
-    /// An error with a label and a cause, as the HTTP client's own error types are.
-    #[derive(Debug)]
-    struct Labelled(&'static str, Box<dyn Error + Send + Sync>);
-
-    impl fmt::Display for Labelled {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl Error for Labelled {
-        fn source(&self) -> Option<&(dyn Error + 'static)> {
-            Some(&*self.1)
-        }
-    }
-
-    fn dispatch(connector: ConnectorError) -> String {
-        let error = SdkError::<io::Error, ()>::dispatch_failure(connector);
-        transport_detail("http://127.0.0.1:1", Duration::from_secs(30), &error)
-    }
-
-    /// What hyper-util reports for a refused TCP connect.
-    fn refused(io: io::Error) -> ConnectorError {
-        ConnectorError::io(Box::new(Labelled(
-            "client error (Connect)",
-            Box::new(Labelled("tcp connect error", Box::new(io))),
-        )))
-    }
-
-    #[test]
-    fn a_refused_connection_is_said_in_words() {
-        let detail = dispatch(refused(io::ErrorKind::ConnectionRefused.into()));
-        assert_eq!(
-            detail,
-            "cannot connect to the S3 endpoint http://127.0.0.1:1: connection refused"
-        );
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn os_errors_lose_their_number() {
-        let detail = dispatch(refused(io::Error::from_raw_os_error(111)));
-        assert_eq!(
-            detail,
-            "cannot connect to the S3 endpoint http://127.0.0.1:1: connection refused"
-        );
-    }
-
-    #[test]
-    fn a_failed_name_lookup_is_a_connect_failure() {
-        let lookup =
-            io::Error::other("failed to lookup address information: Name or service not known");
-        let detail = dispatch(ConnectorError::io(Box::new(Labelled(
-            "client error (Connect)",
-            Box::new(Labelled("dns error", Box::new(lookup))),
-        ))));
-        assert_eq!(
-            detail,
-            "cannot connect to the S3 endpoint http://127.0.0.1:1: failed to lookup address \
-             information: Name or service not known"
-        );
-    }
-
-    #[test]
-    fn a_reset_after_connecting_is_not_a_connect_failure() {
-        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        let detail = dispatch(ConnectorError::io(Box::new(Labelled(
-            "connection error",
-            Box::new(reset),
-        ))));
-        assert_eq!(
-            detail,
-            "the connection to the S3 endpoint http://127.0.0.1:1 failed: connection reset"
-        );
-    }
-
-    #[test]
-    fn timeouts_name_the_limit() {
-        let connect = dispatch(ConnectorError::timeout(Box::new(Labelled(
-            "HTTP connect timeout occurred after 10s",
-            Box::new(io::Error::from(io::ErrorKind::TimedOut)),
-        ))));
-        assert!(
-            connect.starts_with("cannot connect to the S3 endpoint http://127.0.0.1:1: "),
-            "{connect}"
-        );
-        let error = SdkError::<io::Error, ()>::timeout_error(Box::new(Labelled(
-            "operation attempt timeout (single attempt) occurred after 30s",
-            Box::new(io::Error::from(io::ErrorKind::TimedOut)),
-        )));
-        assert_eq!(
-            transport_detail("http://s3", Duration::from_secs(30), &error),
-            "no answer from the S3 endpoint http://s3 within 30s"
-        );
-    }
-
-    fn settings(endpoint: String) -> SinkSettings {
-        SinkSettings {
-            bucket: "b".into(),
-            endpoint: Some(endpoint),
-            region: "us-east-1".into(),
-            key_prefix: String::new(),
-            path_style: true,
-            part_size: 8 << 20,
-            checksum: ChecksumMode::WhenRequired,
-            sign_payload: true,
-            upload_concurrency: 1,
-            request_timeout: Duration::from_secs(5),
-            retry_initial_backoff: Duration::from_millis(10),
-            retry_max_backoff: Duration::from_millis(10),
-            max_upload_attempts: Some(1),
-            credentials: Credentials {
-                access_key_id: Secret::new("id".into()),
-                access_key_secret: Secret::new("secret".into()),
-                session_token: None,
-            },
-        }
-    }
-
-    #[tokio::test]
-    async fn probing_a_closed_port_says_connection_refused() {
-        // A port that was free a moment ago: nothing listens there.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let store = S3Store::new(&settings(endpoint.clone()));
-        let error = store.probe().await.expect_err("nothing listens there");
-        let message = error.to_string();
-        assert_eq!(error.code().as_str(), "UPLOAD_UNAVAILABLE", "{message}");
-        assert!(
-            message.contains(&format!(
-                "cannot connect to the S3 endpoint {endpoint}: connection refused"
-            )),
-            "{message}"
-        );
-        for dump in ["hyper", "ConnectError(", "Os {", "DispatchFailure"] {
-            assert!(!message.contains(dump), "{message}");
-        }
-    }
-}
+mod tests;

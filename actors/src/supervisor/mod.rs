@@ -230,9 +230,14 @@ impl PipelineSupervisor {
             return;
         }
         let (code, message) = (failure.code(), failure.message());
+        let next_step = if resumable {
+            format!("resume with `kafka-oss-sink resume --partition {partition}`")
+        } else {
+            "restart the connector once the cause is fixed".to_owned()
+        };
         error!(
             code = %code, topic = %failure.topic, partition, offset = failure.offset,
-            "partition stopped: {message}; nothing at or after offset {} is committed; resume with `kafka-oss-sink resume --partition {partition}`",
+            "partition stopped: {message}; nothing at or after offset {} is committed; {next_step}",
             failure.offset
         );
         if let FailureKind::Unconvertible(_) = failure.kind {
@@ -329,7 +334,9 @@ impl Handler<ReportFailure> for PipelineSupervisor {
                         code = %failure.code(), topic = %failure.topic, partition = failure.partition, key = %key,
                         "object not stored ({error}); sending its records to the abnormal-data topic"
                     ),
-                    FailureKind::Oversize { .. } | FailureKind::ErrorTopicRefused { .. } => {}
+                    FailureKind::Oversize { .. }
+                    | FailureKind::ErrorTopicRefused { .. }
+                    | FailureKind::ForeignObject { .. } => {}
                 }
                 let forward = Forward {
                     destination,

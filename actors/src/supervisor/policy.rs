@@ -8,6 +8,7 @@
 //! | object refused by the bucket after the attempts | abnormal-data topic, go on | hold the object | upload it again |
 //! | the dead-letter topic refused a record | hold, not resumable in-process | same | — |
 //! | the abnormal-data topic refused records | hold the object | same | upload it again |
+//! | an object in the bucket holds other records at these offsets | hold, not resumable in-process | same | — |
 //!
 //! A held partition commits nothing at or after the failure; "not resumable in-process" means
 //! the partition goes on only after a restart, from its committed offset.
@@ -49,6 +50,9 @@ pub enum FailureKind {
         destination: Destination,
         reason: String,
     },
+    /// An object under the prefix covers these offsets but holds other records (or is not the
+    /// connector's): neither skipping the records nor replacing the object is safe.
+    ForeignObject { key: String, reason: String },
 }
 
 /// A failure of one record (or of one object: `offset` is then its first offset).
@@ -69,6 +73,7 @@ impl Failure {
             FailureKind::Oversize { .. } => ErrorCode::RecordOversize,
             FailureKind::ObjectRefused { error, .. } => error.code(),
             FailureKind::ErrorTopicRefused { .. } => ErrorCode::KafkaErrorTopic,
+            FailureKind::ForeignObject { .. } => ErrorCode::BucketForeignObject,
         }
     }
 
@@ -98,6 +103,12 @@ impl Failure {
                 "records from offset {} could not be written to the abnormal-data topic: {reason}",
                 self.offset
             ),
+            FailureKind::ForeignObject { key, reason } => format!(
+                "object {key} in the bucket covers offset {} but is not this topic's: {reason}; \
+                 nothing was skipped or overwritten. Give the connector a prefix of its own \
+                 (sink.key_prefix) or move the object away, then restart",
+                self.offset
+            ),
         }
     }
 
@@ -108,6 +119,7 @@ impl Failure {
             FailureKind::Oversize { .. } => "kafka_oss_sink.ValueTooLarge",
             FailureKind::ObjectRefused { .. } => "kafka_oss_sink.UploadFailed",
             FailureKind::ErrorTopicRefused { .. } => "kafka_oss_sink.ErrorTopicRefused",
+            FailureKind::ForeignObject { .. } => "kafka_oss_sink.ForeignObject",
         }
     }
 
@@ -118,7 +130,9 @@ impl Failure {
                 field: Field::Key, ..
             }) => "KEY_CONVERTER",
             FailureKind::Unconvertible(_) | FailureKind::Oversize { .. } => "VALUE_CONVERTER",
-            FailureKind::ObjectRefused { .. } | FailureKind::ErrorTopicRefused { .. } => "TASK_PUT",
+            FailureKind::ObjectRefused { .. }
+            | FailureKind::ErrorTopicRefused { .. }
+            | FailureKind::ForeignObject { .. } => "TASK_PUT",
         }
     }
 }
@@ -167,6 +181,7 @@ pub fn decide(policy: FailurePolicy, failure: &Failure) -> Disposition {
             _,
             _,
         ) => Hold { resumable: true },
+        (FailureKind::ForeignObject { .. }, _, _) => Hold { resumable: false },
     }
 }
 
@@ -191,6 +206,13 @@ mod tests {
             field: Field::Value,
             valid_up_to: 0,
         })
+    }
+
+    fn foreign() -> FailureKind {
+        FailureKind::ForeignObject {
+            key: "k".into(),
+            reason: "other records".into(),
+        }
     }
 
     fn refused() -> FailureKind {
@@ -263,6 +285,18 @@ mod tests {
             ),
             (refused(), FailurePolicy::Fail, true, Retry),
             (refused(), FailurePolicy::Log, true, Retry),
+            (
+                foreign(),
+                FailurePolicy::Log,
+                false,
+                Hold { resumable: false },
+            ),
+            (
+                foreign(),
+                FailurePolicy::Fail,
+                false,
+                Hold { resumable: false },
+            ),
             (
                 topic_refused(Destination::DeadLetter),
                 FailurePolicy::Log,

@@ -1,0 +1,149 @@
+use std::fmt;
+
+use aws_sdk_s3::error::ConnectorError;
+
+use super::*;
+use crate::settings::{Credentials, Secret};
+
+/// An error with a label and a cause, as the HTTP client's own error types are.
+#[derive(Debug)]
+struct Labelled(&'static str, Box<dyn Error + Send + Sync>);
+
+impl fmt::Display for Labelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Error for Labelled {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.1)
+    }
+}
+
+fn dispatch(connector: ConnectorError) -> String {
+    let error = SdkError::<io::Error, ()>::dispatch_failure(connector);
+    transport_detail("http://127.0.0.1:1", Duration::from_secs(30), &error)
+}
+
+/// What hyper-util reports for a refused TCP connect.
+fn refused(io: io::Error) -> ConnectorError {
+    ConnectorError::io(Box::new(Labelled(
+        "client error (Connect)",
+        Box::new(Labelled("tcp connect error", Box::new(io))),
+    )))
+}
+
+#[test]
+fn a_refused_connection_is_said_in_words() {
+    let detail = dispatch(refused(io::ErrorKind::ConnectionRefused.into()));
+    assert_eq!(
+        detail,
+        "cannot connect to the S3 endpoint http://127.0.0.1:1: connection refused"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn os_errors_lose_their_number() {
+    let detail = dispatch(refused(io::Error::from_raw_os_error(111)));
+    assert_eq!(
+        detail,
+        "cannot connect to the S3 endpoint http://127.0.0.1:1: connection refused"
+    );
+}
+
+#[test]
+fn a_failed_name_lookup_is_a_connect_failure() {
+    let lookup =
+        io::Error::other("failed to lookup address information: Name or service not known");
+    let detail = dispatch(ConnectorError::io(Box::new(Labelled(
+        "client error (Connect)",
+        Box::new(Labelled("dns error", Box::new(lookup))),
+    ))));
+    assert_eq!(
+        detail,
+        "cannot connect to the S3 endpoint http://127.0.0.1:1: failed to lookup address \
+         information: Name or service not known"
+    );
+}
+
+#[test]
+fn a_reset_after_connecting_is_not_a_connect_failure() {
+    let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+    let detail = dispatch(ConnectorError::io(Box::new(Labelled(
+        "connection error",
+        Box::new(reset),
+    ))));
+    assert_eq!(
+        detail,
+        "the connection to the S3 endpoint http://127.0.0.1:1 failed: connection reset"
+    );
+}
+
+#[test]
+fn timeouts_name_the_limit() {
+    let connect = dispatch(ConnectorError::timeout(Box::new(Labelled(
+        "HTTP connect timeout occurred after 10s",
+        Box::new(io::Error::from(io::ErrorKind::TimedOut)),
+    ))));
+    assert!(
+        connect.starts_with("cannot connect to the S3 endpoint http://127.0.0.1:1: "),
+        "{connect}"
+    );
+    let error = SdkError::<io::Error, ()>::timeout_error(Box::new(Labelled(
+        "operation attempt timeout (single attempt) occurred after 30s",
+        Box::new(io::Error::from(io::ErrorKind::TimedOut)),
+    )));
+    assert_eq!(
+        transport_detail("http://s3", Duration::from_secs(30), &error),
+        "no answer from the S3 endpoint http://s3 within 30s"
+    );
+}
+
+fn settings(endpoint: String) -> SinkSettings {
+    SinkSettings {
+        bucket: "b".into(),
+        endpoint: Some(endpoint),
+        region: "us-east-1".into(),
+        key_prefix: String::new(),
+        path_style: true,
+        part_size: 8 << 20,
+        checksum: ChecksumMode::WhenRequired,
+        conditional_create: ConditionalCreate::IfNoneMatch,
+        sign_payload: true,
+        upload_concurrency: 1,
+        request_timeout: Duration::from_secs(5),
+        retry_initial_backoff: Duration::from_millis(10),
+        retry_max_backoff: Duration::from_millis(10),
+        max_upload_attempts: Some(1),
+        credentials: Credentials {
+            access_key_id: Secret::new("id".into()),
+            access_key_secret: Secret::new("secret".into()),
+            session_token: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn probing_a_closed_port_says_connection_refused() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let store = S3Store::new(&settings(endpoint.clone()));
+    let error = store.probe().await.expect_err("nothing listens there");
+    let message = error.to_string();
+    assert_eq!(error.code().as_str(), "UPLOAD_UNAVAILABLE", "{message}");
+    assert!(
+        message.contains(&format!(
+            "cannot connect to the S3 endpoint {endpoint}: connection refused"
+        )),
+        "{message}"
+    );
+    for dump in ["hyper", "ConnectError(", "Os {", "DispatchFailure"] {
+        assert!(!message.contains(dump), "{message}");
+    }
+}
