@@ -9,10 +9,16 @@ use super::{Stack, ACCESS_KEY_ID};
 
 impl Stack {
     pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3_at(&self.endpoint())
+    }
+
+    /// A client with this stack's credentials for another endpoint (e.g. an `S3Proxy`'s).
+    /// Change its retries or timeouts with `client.config().to_builder()`.
+    pub fn s3_at(&self, endpoint: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
+            .endpoint_url(endpoint)
             .force_path_style(true)
             .credentials_provider(Credentials::new(
                 ACCESS_KEY_ID,

@@ -104,6 +104,26 @@ pub fn set_sink_keys(config: &Path, lines: &str) {
     std::fs::write(config, text).unwrap();
 }
 
+/// Points a config written by [`Stack::config`] at another S3 endpoint, e.g. an
+/// [`S3Proxy`](super::S3Proxy)'s (`set_sink_endpoint(&config, &proxy.endpoint())`).
+pub fn set_sink_endpoint(config: &Path, endpoint: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let mut replaced = false;
+    let text: String = text
+        .lines()
+        .map(|line| {
+            if !replaced && line.starts_with("endpoint = ") {
+                replaced = true;
+                format!("endpoint = \"{endpoint}\"\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert!(replaced, "no endpoint line in {}", config.display());
+    std::fs::write(config, text).unwrap();
+}
+
 /// The connector binary running `run` against a stack; killed on drop.
 pub struct Connector {
     child: Child,

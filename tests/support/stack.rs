@@ -1,5 +1,6 @@
 //! [`Stack`]: a tansu broker (memory storage) and an s3s-fs server on free loopback ports, one
-//! pair per test, stopped (and their directory removed unless the test failed) on drop.
+//! pair per test, stopped (and their directory removed unless the test failed) on drop. Tests of
+//! the object store alone start only the s3s-fs server ([`Stack::start_s3_only`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,7 +41,8 @@ fn wait_port(port: u16, what: &str) {
 
 /// A tansu broker and an s3s-fs server for one test.
 pub struct Stack {
-    broker: Child,
+    /// `None` for [`Stack::start_s3_only`].
+    broker: Option<Child>,
     s3: Child,
     s3s_bin: PathBuf,
     pub kafka_port: u16,
@@ -54,29 +56,30 @@ pub struct Stack {
 
 impl Stack {
     pub fn start() -> Stack {
-        let tansu = cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu");
+        Stack::start_with(true)
+    }
+
+    /// Only the s3s-fs server (`kafka_port` is 0): for tests of the object store side.
+    pub fn start_s3_only() -> Stack {
+        Stack::start_with(false)
+    }
+
+    fn start_with(with_broker: bool) -> Stack {
         let s3s = cached_binary("S3S_FS_BIN", "s3s-fs-0.14.1/bin/s3s-fs");
         let dir = std::env::temp_dir().join(unique("kos-e2e"));
         std::fs::create_dir_all(dir.join("s3")).unwrap();
         let secret = format!("secret-{}", unique("canary"));
-        let kafka_port = free_port();
-        let listener = format!("tcp://127.0.0.1:{kafka_port}");
-        let broker = Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(std::fs::File::create(dir.join("broker.log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting tansu");
+        let (broker, kafka_port) = if with_broker {
+            let (broker, kafka_port) = spawn_tansu(&dir);
+            (Some(broker), kafka_port)
+        } else {
+            (None, 0)
+        };
         let s3_port = free_port();
         let s3 = spawn_s3s(&s3s, s3_port, &secret, &dir);
-        wait_port(kafka_port, "tansu");
+        if with_broker {
+            wait_port(kafka_port, "tansu");
+        }
         wait_port(s3_port, "s3s-fs");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -94,7 +97,6 @@ impl Stack {
             runtime,
         }
     }
-
     /// Restarts the S3 server on the same port and directory with another secret: from then on
     /// the connector's uploads fail authentication (`SignatureDoesNotMatch`).
     pub fn restart_s3_with_secret(&mut self, secret: &str) {
@@ -106,8 +108,10 @@ impl Stack {
 
     /// Kills the broker (the connector sees it as unreachable).
     pub fn stop_broker(&mut self) {
-        let _ = self.broker.kill();
-        let _ = self.broker.wait();
+        if let Some(broker) = &mut self.broker {
+            let _ = broker.kill();
+            let _ = broker.wait();
+        }
     }
 
     /// A librdkafka client config for this stack's broker.
@@ -123,6 +127,17 @@ impl Stack {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// s3s-fs's root directory: a bucket is a directory in it, an object a file below that
+    /// (at its key's path), and its metadata hidden files in the root.
+    pub fn s3_root(&self) -> PathBuf {
+        self.dir.join("s3")
+    }
+
+    /// Runs a future (e.g. an S3 call) on the stack's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
     pub fn create_topic(&self, topic: &str, partitions: u32) {
@@ -151,6 +166,26 @@ impl Stack {
     }
 }
 
+fn spawn_tansu(dir: &Path) -> (Child, u16) {
+    let tansu = cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu");
+    let kafka_port = free_port();
+    let listener = format!("tcp://127.0.0.1:{kafka_port}");
+    let broker = Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &listener,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(std::fs::File::create(dir.join("broker.log")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting tansu");
+    (broker, kafka_port)
+}
+
 fn spawn_s3s(binary: &Path, port: u16, secret: &str, dir: &Path) -> Child {
     Command::new(binary)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -170,9 +205,8 @@ fn spawn_s3s(binary: &Path, port: u16, secret: &str, dir: &Path) -> Child {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = self.broker.kill();
+        self.stop_broker();
         let _ = self.s3.kill();
-        let _ = self.broker.wait();
         let _ = self.s3.wait();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
