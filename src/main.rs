@@ -94,7 +94,7 @@ enum Command {
         deep: bool,
         /// Look for missing offsets from this offset (every partition) instead of each
         /// partition's low watermark.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
         from_offset: Option<i64>,
         /// Do not report objects without kos-format metadata (written by a version before
         /// object metadata) as foreign; their offsets count either way.

@@ -137,7 +137,13 @@ impl Kafka {
                 ));
                 continue;
             };
-            let ranges: BTreeMap<i32, (i64, i64)> = self.watermarks(name, &partitions)?;
+            // To their end as the broker reports it while reading, not to the high watermarks:
+            // tansu's are too low after multi-record batches (which the connector's producer
+            // writes), and an error topic is small.
+            let ranges: BTreeMap<i32, (i64, Option<i64>)> = partitions
+                .iter()
+                .map(|&partition| (partition, (0, None)))
+                .collect();
             self.read(name, &ranges, |message| {
                 if let Some(record) = routed_record(name, source_topic, message) {
                     routed.push(record);
@@ -169,7 +175,11 @@ impl Kafka {
                 )
             })
             .collect();
-        self.read(topic, ranges, |message| {
+        let bounded: BTreeMap<i32, (i64, Option<i64>)> = ranges
+            .iter()
+            .map(|(&partition, &(from, to))| (partition, (from, Some(to))))
+            .collect();
+        self.read(topic, &bounded, |message| {
             let (partition, offset) = (message.partition(), message.offset());
             // Offsets arrive in order per partition: extend the last range or start one.
             let ranges = present.entry(partition).or_default();
@@ -200,21 +210,23 @@ impl Kafka {
         Ok(scans)
     }
 
-    /// Reads each partition of `topic` from `from` until its end (offset `to - 1` read, or the
-    /// broker says there is nothing more), calling `each` for the records before `to`.
+    /// Reads each partition of `topic` from `from` until its end: offset `to - 1` read, or the
+    /// broker says there is nothing more (end of partition); `each` sees the records before
+    /// `to` (all of them when `to` is `None`).
     fn read(
         &self,
         topic: &str,
-        ranges: &BTreeMap<i32, (i64, i64)>,
+        ranges: &BTreeMap<i32, (i64, Option<i64>)>,
         mut each: impl FnMut(&BorrowedMessage<'_>),
     ) -> Result<(), String> {
         let mut list = TopicPartitionList::new();
+        // partition -> (next offset expected, end)
         let mut open: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         for (&partition, &(from, to)) in ranges {
+            let to = to.unwrap_or(i64::MAX);
             if from < to {
                 list.add_partition_offset(topic, partition, Offset::Offset(from))
                     .map_err(|error| format!("cannot read topic `{topic}`: {error}"))?;
-                // (next offset expected, end)
                 open.insert(partition, (from, to));
             }
         }
@@ -233,6 +245,9 @@ impl Kafka {
                 Some(Ok(message)) => {
                     progress = Instant::now();
                     let partition = message.partition();
+                    if message.topic() != topic {
+                        continue;
+                    }
                     let Some((next, to)) = open.get_mut(&partition) else {
                         continue;
                     };
@@ -250,11 +265,11 @@ impl Kafka {
                 }
                 Some(Err(error)) => break Err(format!("cannot read topic `{topic}`: {error}")),
                 None if progress.elapsed() > STALL => {
-                    let (partition, (next, to)) =
+                    let (partition, (next, _)) =
                         open.iter().next().expect("a partition is still open");
                     break Err(format!(
-                        "reading topic `{topic}` partition {partition} stalled at offset {next} \
-                         (end {to}): no record from {} for {STALL:?}",
+                        "reading topic `{topic}` partition {partition} stalled at offset {next}: \
+                         neither a record nor its end from {} for {STALL:?}",
                         self.servers
                     ));
                 }

@@ -159,8 +159,8 @@ pub enum Verdict {
     /// it nor routed, by its metadata's count, when the body was not read to say which.
     Ours { offsets: Offsets, unknown_gaps: u64 },
     /// No `kos-format` metadata (another tool, or a version before object metadata); its
-    /// offsets are taken from the key, or from the body with `--deep`.
-    Unlabelled { offsets: Offsets },
+    /// offsets are taken from the key (`by_key`), or from the body with `--deep`.
+    Unlabelled { offsets: Offsets, by_key: bool },
     /// Not ours: the reason, in words. Its offsets count for nothing.
     Foreign(String),
 }
@@ -169,7 +169,7 @@ impl Verdict {
     /// The offsets the object stores, if it is trusted to store any.
     pub fn offsets(&self) -> Option<&Offsets> {
         match self {
-            Verdict::Ours { offsets, .. } | Verdict::Unlabelled { offsets } => Some(offsets),
+            Verdict::Ours { offsets, .. } | Verdict::Unlabelled { offsets, .. } => Some(offsets),
             Verdict::Foreign(_) => None,
         }
     }
@@ -238,7 +238,10 @@ pub fn judge(
                 unknown_gaps,
             }
         }
-        None => Verdict::Unlabelled { offsets },
+        None => Verdict::Unlabelled {
+            offsets,
+            by_key: object.body.is_none(),
+        },
     }
 }
 
@@ -508,7 +511,8 @@ mod tests {
         assert_eq!(
             by_key,
             Verdict::Unlabelled {
-                offsets: Offsets::range(10, 19)
+                offsets: Offsets::range(10, 19),
+                by_key: true
             }
         );
         let by_body = judged(ListedObject {
@@ -519,7 +523,8 @@ mod tests {
         assert_eq!(
             by_body,
             Verdict::Unlabelled {
-                offsets: Offsets::from_ranges([(10, 11), (15, 15), (19, 19)])
+                offsets: Offsets::from_ranges([(10, 11), (15, 15), (19, 19)]),
+                by_key: false
             }
         );
     }
