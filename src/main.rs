@@ -3,12 +3,14 @@
 //! Exit codes: 0 clean shutdown (everything buffered stored and committed); 1 shutdown with data
 //! left uncommitted (drain deadline passed) or a fatal consumer error; 2 invalid configuration or
 //! credentials; 3 the bucket or the topic could not be reached at start, or the admin address
-//! could not be bound.
+//! could not be bound. `reconcile` exits 1 when it finds missing, duplicated, overlapping or
+//! foreign objects, and 3 when it cannot read the bucket, the topic or the error topics.
 
 mod admin;
 mod config;
 mod logging;
 mod partition_command;
+mod reconcile;
 mod send;
 
 use std::path::PathBuf;
@@ -81,6 +83,27 @@ enum Command {
         #[arg(long, default_value_t = 30000)]
         timeout_ms: u64,
     },
+    /// Compare the bucket with the topic and the group's committed offsets: print missing and
+    /// duplicated offsets, overlapping and foreign objects; exit 1 if there is any.
+    Reconcile {
+        #[arg(long)]
+        config: PathBuf,
+        /// Also read every object's body and the topic's records: exact offsets per object,
+        /// offsets the broker no longer has, objects whose records are not the topic's.
+        #[arg(long)]
+        deep: bool,
+        /// Look for missing offsets from this offset (every partition) instead of each
+        /// partition's low watermark.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+        from_offset: Option<i64>,
+        /// Do not report objects without kos-format metadata (written by a version before
+        /// object metadata) as foreign; their offsets count either way.
+        #[arg(long)]
+        accept_unlabelled: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The process's exit codes (README "Running it").
@@ -89,12 +112,13 @@ enum Exit {
     /// Clean stop: everything buffered is stored and committed; or a command succeeded.
     Clean = 0,
     /// Stopped with records not stored before the drain deadline (not committed, read again
-    /// next time), a fatal consumer error, or a refused operator command.
+    /// next time), a fatal consumer error, or a refused operator command; `reconcile` found
+    /// missing, duplicated, overlapping or foreign objects.
     Failed = 1,
     /// Invalid config or credential variables.
     Invalid = 2,
     /// The bucket, the topic, the Kafka-side resources or the admin address could not be used
-    /// at start.
+    /// at start; `reconcile` could not read the bucket, the topic or the error topics.
     Unreachable = 3,
 }
 
@@ -124,6 +148,50 @@ fn main() -> ExitCode {
             value,
             timeout_ms,
         } => send_one(&config, partition, key.as_deref(), &value, timeout_ms),
+        Command::Reconcile {
+            config,
+            deep,
+            from_offset,
+            accept_unlabelled,
+            json,
+        } => reconcile(
+            &config,
+            reconcile::Options {
+                deep,
+                from_offset,
+                accept_unlabelled,
+                json,
+            },
+        ),
+    }
+}
+
+fn reconcile(path: &std::path::Path, options: reconcile::Options) -> ExitCode {
+    let config = match load_or_report(path) {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    let credentials = match config::credentials_from_env(|name| std::env::var(name).ok()) {
+        Ok(credentials) => credentials,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Exit::Invalid.into();
+        }
+    };
+    let settings = config.into_settings(credentials);
+    match reconcile::run(&settings, options) {
+        Ok(outcome) => {
+            print!("{}", outcome.output);
+            if outcome.clean {
+                Exit::Clean.into()
+            } else {
+                Exit::Failed.into()
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Exit::Unreachable.into()
+        }
     }
 }
 

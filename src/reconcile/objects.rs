@@ -1,0 +1,644 @@
+//! What one listed object is: ours (and which offsets it holds), unlabelled, or foreign.
+//!
+//! Pure: the key, the user metadata and (with `--deep`) a summary of the body go in, a
+//! [`Verdict`] comes out. The metadata names are those of `kos-*` user metadata the connector
+//! writes on every object (README "What lands in the bucket").
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::ranges::Offsets;
+
+/// The metadata format this version reads (`kos-format`).
+pub const FORMAT: &str = "1";
+
+/// One object under the topic's folder, with what was read about it.
+#[derive(Debug, Clone, Default)]
+pub struct ListedObject {
+    pub key: String,
+    /// User metadata, names without `x-amz-meta-` and lowercase. Empty when the object has none.
+    pub metadata: BTreeMap<String, String>,
+    /// With `--deep`: what the body holds, or why it is not an array of records.
+    pub body: Option<Result<Body, String>>,
+}
+
+/// What an object's body holds (`--deep`), without keeping the body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Body {
+    /// Every record's offset, in body order (overflowed records included: they are in the
+    /// object, with a `null` value).
+    pub offsets: Vec<i64>,
+    /// The `topic` and `partition` fields of the first record that disagrees with the first
+    /// record's, if any; and the first record's.
+    pub topic: Option<String>,
+    pub partition: Option<i32>,
+    pub mixed: Option<String>,
+    /// The first and last record, to compare with the broker's records at those offsets.
+    pub first: Option<Print>,
+    pub last: Option<Print>,
+}
+
+/// A record reduced to what tells it from another record at the same offset: its timestamp and
+/// hashes of its key and value (`None` = absent; a value not written because it overflowed is
+/// not compared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Print {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<u64>,
+    pub value: Option<Option<u64>>,
+}
+
+impl Print {
+    /// A record as the broker has it.
+    pub fn of(offset: i64, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Print {
+        Print {
+            offset,
+            timestamp,
+            key: key.map(hash),
+            value: Some(value.map(hash)),
+        }
+    }
+
+    /// Whether `self` (from an object) and `broker` (from the topic) are the same record.
+    pub fn matches(&self, broker: &Print) -> bool {
+        self.offset == broker.offset
+            && self.timestamp == broker.timestamp
+            && self.key == broker.key
+            && self.value.is_none_or(|value| Some(value) == broker.value)
+    }
+}
+
+/// A stable hash of a key or value (the same in the object and on the broker, within one run).
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Body {
+    /// Reads a body in the product page's format (see `actors::encode`). Records are not kept.
+    pub fn parse(bytes: &[u8]) -> Result<Body, String> {
+        #[derive(Deserialize)]
+        struct Stored<'a> {
+            #[serde(borrow)]
+            key: Option<std::borrow::Cow<'a, str>>,
+            offset: i64,
+            #[serde(rename = "overflowFlag", default)]
+            overflow: bool,
+            partition: i32,
+            timestamp: i64,
+            #[serde(borrow)]
+            topic: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            value: Option<std::borrow::Cow<'a, str>>,
+        }
+        let stored: Vec<Stored<'_>> = serde_json::from_slice(bytes)
+            .map_err(|error| format!("the body is not a JSON array of records: {error}"))?;
+        let print = |record: &Stored<'_>| Print {
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key: record.key.as_deref().map(|key| hash(key.as_bytes())),
+            value: (!record.overflow).then(|| record.value.as_deref().map(|v| hash(v.as_bytes()))),
+        };
+        let mut body = Body {
+            offsets: stored.iter().map(|record| record.offset).collect(),
+            first: stored.first().map(print),
+            last: stored.last().map(print),
+            ..Body::default()
+        };
+        if let Some(first) = stored.first() {
+            body.topic = Some(first.topic.clone().into_owned());
+            body.partition = Some(first.partition);
+            body.mixed = stored
+                .iter()
+                .find(|record| record.topic != first.topic || record.partition != first.partition)
+                .map(|record| {
+                    format!(
+                        "offset {} is from topic `{}` partition {}",
+                        record.offset, record.topic, record.partition
+                    )
+                });
+        }
+        Ok(body)
+    }
+}
+
+/// `{partition}/{first:020}-{last:020}.json` under the topic's folder, exactly as
+/// `actors::object_key::object_key` writes it: no subfolder, a canonical partition number, 20
+/// digits each, `0 <= first <= last`. Stricter than `object_key::parse_offsets`, which reads
+/// only the file name.
+pub fn parse_key(folder: &str, key: &str) -> Option<(i32, i64, i64)> {
+    let rest = key.strip_prefix(folder)?;
+    let (partition, name) = rest.split_once('/')?;
+    let canonical = |digits: &str| {
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'))
+    };
+    if !canonical(partition) {
+        return None;
+    }
+    let partition: i32 = partition.parse().ok()?;
+    let (first, last) = name.strip_suffix(".json")?.split_once('-')?;
+    let padded = |digits: &str| digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit());
+    if !padded(first) || !padded(last) {
+        return None;
+    }
+    let (first, last): (i64, i64) = (first.parse().ok()?, last.parse().ok()?);
+    (first <= last).then_some((partition, first, last))
+}
+
+/// What reconcile makes of an object whose key parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Written by the connector (its metadata agrees with the key, and with the body and the
+    /// broker where those were read). `unknown_gaps`: offsets of its range that are neither in
+    /// it nor routed, by its metadata's count, when the body was not read to say which.
+    Ours { offsets: Offsets, unknown_gaps: u64 },
+    /// No `kos-format` metadata (another tool, or a version before object metadata); its
+    /// offsets are taken from the key (`by_key`), or from the body with `--deep`.
+    Unlabelled { offsets: Offsets, by_key: bool },
+    /// Not ours: the reason, in words. Its offsets count for nothing.
+    Foreign(String),
+}
+
+impl Verdict {
+    /// The offsets the object stores, if it is trusted to store any.
+    pub fn offsets(&self) -> Option<&Offsets> {
+        match self {
+            Verdict::Ours { offsets, .. } | Verdict::Unlabelled { offsets, .. } => Some(offsets),
+            Verdict::Foreign(_) => None,
+        }
+    }
+}
+
+/// Judges the object `key` = `topic`/`partition`/`first`-`last` from its metadata and body.
+/// `broker` gives the broker's record at an offset, where it was read (`--deep`).
+pub fn judge(
+    object: &ListedObject,
+    topic: &str,
+    (partition, first, last): (i32, i64, i64),
+    broker: impl Fn(i64) -> Option<Print>,
+) -> Verdict {
+    let labelled = match label(&object.metadata, topic, (partition, first, last)) {
+        Ok(labelled) => labelled,
+        Err(reason) => return Verdict::Foreign(reason),
+    };
+    let offsets = match &object.body {
+        None => match &labelled {
+            Some(label) => Offsets::range(first, last).minus(&label.routed),
+            None => Offsets::range(first, last),
+        },
+        Some(Err(reason)) => return Verdict::Foreign(reason.clone()),
+        Some(Ok(body)) => {
+            if let Err(reason) = check_body(body, topic, (partition, first, last)) {
+                return Verdict::Foreign(reason);
+            }
+            let held = Offsets::from_offsets(body.offsets.iter().copied());
+            if let Some(label) = &labelled {
+                if label.records != body.offsets.len() as u64 {
+                    return Verdict::Foreign(format!(
+                        "its metadata counts {} records, its body holds {}",
+                        label.records,
+                        body.offsets.len()
+                    ));
+                }
+                let both = held.intersect(&label.routed);
+                if !both.is_empty() {
+                    return Verdict::Foreign(format!(
+                        "offsets {both} are in its body and, by its metadata, routed to an error topic"
+                    ));
+                }
+            }
+            for print in [body.first, body.last].into_iter().flatten() {
+                if let Some(theirs) = broker(print.offset) {
+                    if !print.matches(&theirs) {
+                        return Verdict::Foreign(format!(
+                            "its record at offset {} differs from the topic's (the topic was \
+                             recreated, or another cluster wrote under this prefix)",
+                            print.offset
+                        ));
+                    }
+                }
+            }
+            held
+        }
+    };
+    match labelled {
+        Some(label) => {
+            let unknown_gaps = match object.body {
+                Some(_) => 0,
+                None => (last - first) as u64 + 1 - label.records - label.routed.count(),
+            };
+            Verdict::Ours {
+                offsets,
+                unknown_gaps,
+            }
+        }
+        None => Verdict::Unlabelled {
+            offsets,
+            by_key: object.body.is_none(),
+        },
+    }
+}
+
+/// What the metadata says, once checked against the key.
+struct Label {
+    records: u64,
+    routed: Offsets,
+}
+
+/// `Ok(None)`: no `kos-format`. `Err`: metadata that disagrees with the key or itself.
+fn label(
+    metadata: &BTreeMap<String, String>,
+    topic: &str,
+    (partition, first, last): (i32, i64, i64),
+) -> Result<Option<Label>, String> {
+    let Some(format) = metadata.get("kos-format") else {
+        return Ok(None);
+    };
+    if format != FORMAT {
+        return Err(format!(
+            "its metadata format kos-format={format} is not one this version reads ({FORMAT})"
+        ));
+    }
+    let field = |name: &str| {
+        metadata
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| format!("its metadata has kos-format but no {name}"))
+    };
+    let number = |name: &str| -> Result<i64, String> {
+        let text = field(name)?;
+        text.parse()
+            .map_err(|_| format!("its metadata {name}={text:?} is not a number"))
+    };
+    let says = (
+        field("kos-topic")?,
+        number("kos-partition")?,
+        number("kos-first-offset")?,
+        number("kos-last-offset")?,
+    );
+    if says != (topic, i64::from(partition), first, last) {
+        return Err(format!(
+            "its metadata says topic `{}` partition {} offsets {}-{}, its key topic `{topic}` \
+             partition {partition} offsets {first}-{last}",
+            says.0, says.1, says.2, says.3
+        ));
+    }
+    let records = u64::try_from(number("kos-records")?)
+        .map_err(|_| "its metadata kos-records is negative".to_owned())?;
+    let routed = match metadata.get("kos-routed").map(|text| text.trim()) {
+        None | Some("") => Vec::new(),
+        Some(text) => text
+            .split(',')
+            .map(|offset| {
+                offset.trim().parse::<i64>().map_err(|_| {
+                    format!("its metadata kos-routed={text:?} is not a list of offsets")
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let routed_count = routed.len() as u64;
+    let routed = Offsets::from_offsets(routed);
+    let outside = routed.first().is_some_and(|offset| offset < first)
+        || routed.last().is_some_and(|offset| offset > last);
+    if routed.count() != routed_count || outside {
+        return Err(format!(
+            "its metadata kos-routed lists offsets {routed} more than once or outside {first}-{last}"
+        ));
+    }
+    if records + routed_count > (last - first) as u64 + 1 {
+        return Err(format!(
+            "its metadata counts {records} records and {routed_count} routed offsets, more than \
+             its range {first}-{last} holds"
+        ));
+    }
+    Ok(Some(Label { records, routed }))
+}
+
+/// The body must be the records the key names: that topic and partition, strictly increasing
+/// offsets from `first` to `last`.
+fn check_body(
+    body: &Body,
+    topic: &str,
+    (partition, first, last): (i32, i64, i64),
+) -> Result<(), String> {
+    if let Some(mixed) = &body.mixed {
+        return Err(format!("its body mixes partitions: {mixed}"));
+    }
+    let (Some(body_first), Some(body_last)) = (body.offsets.first(), body.offsets.last()) else {
+        return Err("its body holds no record".to_owned());
+    };
+    if body.topic.as_deref() != Some(topic) || body.partition != Some(partition) {
+        return Err(format!(
+            "its body holds records of topic `{}` partition {}, its key says topic `{topic}` \
+             partition {partition}",
+            body.topic.as_deref().unwrap_or(""),
+            body.partition.unwrap_or(-1)
+        ));
+    }
+    if (*body_first, *body_last) != (first, last) {
+        return Err(format!(
+            "its body holds offsets {body_first}-{body_last}, its key says {first}-{last}"
+        ));
+    }
+    if let Some(pair) = body.offsets.windows(2).find(|pair| pair[1] <= pair[0]) {
+        return Err(format!(
+            "its body's offsets are not increasing ({} after {})",
+            pair[1], pair[0]
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FOLDER: &str = "p/orders/";
+
+    fn key(partition: i32, first: i64, last: i64) -> String {
+        actors::object_key::object_key("p/", "orders", partition, first, last)
+    }
+
+    /// The metadata the connector writes for an object of `orders`.
+    pub fn metadata(
+        partition: i32,
+        first: i64,
+        last: i64,
+        records: u64,
+        routed: &str,
+    ) -> BTreeMap<String, String> {
+        let mut map: BTreeMap<String, String> = [
+            ("kos-format", FORMAT.to_owned()),
+            ("kos-topic", "orders".to_owned()),
+            ("kos-partition", partition.to_string()),
+            ("kos-first-offset", first.to_string()),
+            ("kos-last-offset", last.to_string()),
+            ("kos-records", records.to_string()),
+            ("kos-first-record", "1-00000000".to_owned()),
+            ("kos-last-record", "1-00000000".to_owned()),
+            ("kos-connector", "c".to_owned()),
+            ("kos-generation", "-1".to_owned()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        if !routed.is_empty() {
+            map.insert("kos-routed".into(), routed.into());
+        }
+        map
+    }
+
+    fn body(topic: &str, partition: i32, offsets: &[i64]) -> Vec<u8> {
+        let records: Vec<_> = offsets
+            .iter()
+            .map(|offset| {
+                serde_json::json!({"key": format!("k{offset}"), "offset": offset, "overflowFlag": false,
+                    "partition": partition, "timestamp": 1000 + offset, "topic": topic,
+                    "value": format!("v{offset}"), "valueSize": 3})
+            })
+            .collect();
+        serde_json::to_vec(&records).unwrap()
+    }
+
+    fn judged(object: ListedObject) -> Verdict {
+        let parsed = parse_key(FOLDER, &object.key).expect("our key");
+        judge(&object, "orders", parsed, |_| None)
+    }
+
+    #[test]
+    fn keys_parse_only_in_the_connector_layout() {
+        assert_eq!(parse_key(FOLDER, &key(3, 42, 99)), Some((3, 42, 99)));
+        assert_eq!(parse_key(FOLDER, &key(0, 0, 0)), Some((0, 0, 0)));
+        for foreign in [
+            "p/orders/0/backup/00000000000000000000-00000000000000000099.json",
+            "p/orders/00/00000000000000000000-00000000000000000099.json",
+            "p/orders/+1/00000000000000000000-00000000000000000099.json",
+            "p/orders/-1/00000000000000000000-00000000000000000099.json",
+            "p/orders/1/-0000000000000000001-00000000000000000099.json",
+            "p/orders/1/00000000000000000099-00000000000000000000.json",
+            "p/orders/1/0000000000000000000-00000000000000000099.json",
+            "p/orders/1/00000000000000000000-00000000000000000099.json.bak",
+            "p/orders/1/notes.txt",
+            "p/orders/notes.txt",
+            "p/orders/99999999999/00000000000000000000-00000000000000000099.json",
+            "q/orders/1/00000000000000000000-00000000000000000099.json",
+        ] {
+            assert_eq!(parse_key(FOLDER, foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn metadata_gives_the_range_minus_routed_offsets() {
+        let verdict = judged(ListedObject {
+            key: key(1, 10, 19),
+            metadata: metadata(1, 10, 19, 8, "12,17"),
+            body: None,
+        });
+        assert_eq!(
+            verdict,
+            Verdict::Ours {
+                offsets: Offsets::from_ranges([(10, 11), (13, 16), (18, 19)]),
+                unknown_gaps: 0
+            }
+        );
+        // Two records fewer than the range minus routed: gaps the metadata cannot place.
+        let verdict = judged(ListedObject {
+            key: key(1, 10, 19),
+            metadata: metadata(1, 10, 19, 6, "12,17"),
+            body: None,
+        });
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Ours {
+                    unknown_gaps: 2,
+                    ..
+                }
+            ),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn metadata_that_disagrees_with_the_key_or_itself_is_foreign() {
+        let cases: [(BTreeMap<String, String>, &str); 7] = [
+            (metadata(2, 10, 19, 10, ""), "partition 2"),
+            (metadata(1, 0, 19, 10, ""), "offsets 0-19"),
+            (
+                {
+                    let mut m = metadata(1, 10, 19, 10, "");
+                    m.insert("kos-topic".into(), "payments".into());
+                    m
+                },
+                "topic `payments`",
+            ),
+            (metadata(1, 10, 19, 10, "12"), "more than its range"),
+            (metadata(1, 10, 19, 5, "9"), "outside 10-19"),
+            (metadata(1, 10, 19, 5, "x"), "not a list of offsets"),
+            (
+                {
+                    let mut m = metadata(1, 10, 19, 10, "");
+                    m.insert("kos-format".into(), "2".into());
+                    m
+                },
+                "kos-format=2",
+            ),
+        ];
+        for (metadata, expected) in cases {
+            match judged(ListedObject {
+                key: key(1, 10, 19),
+                metadata,
+                body: None,
+            }) {
+                Verdict::Foreign(reason) => assert!(reason.contains(expected), "{reason}"),
+                other => panic!("expected foreign ({expected}), got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn without_metadata_the_key_or_the_body_gives_the_offsets() {
+        let by_key = judged(ListedObject {
+            key: key(1, 10, 19),
+            ..ListedObject::default()
+        });
+        assert_eq!(
+            by_key,
+            Verdict::Unlabelled {
+                offsets: Offsets::range(10, 19),
+                by_key: true
+            }
+        );
+        let by_body = judged(ListedObject {
+            key: key(1, 10, 19),
+            body: Some(Body::parse(&body("orders", 1, &[10, 11, 15, 19]))),
+            ..ListedObject::default()
+        });
+        assert_eq!(
+            by_body,
+            Verdict::Unlabelled {
+                offsets: Offsets::from_ranges([(10, 11), (15, 15), (19, 19)]),
+                by_key: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_body_that_disagrees_with_the_key_or_the_metadata_is_foreign() {
+        let cases: [(Vec<u8>, BTreeMap<String, String>, &str); 7] = [
+            (
+                body("orders", 1, &[10, 12]),
+                BTreeMap::new(),
+                "offsets 10-12, its key says 10-19",
+            ),
+            (body("orders", 2, &[10, 19]), BTreeMap::new(), "partition 2"),
+            (
+                body("payments", 1, &[10, 19]),
+                BTreeMap::new(),
+                "topic `payments`",
+            ),
+            (
+                body("orders", 1, &[10, 15, 15, 19]),
+                BTreeMap::new(),
+                "not increasing",
+            ),
+            (b"not json".to_vec(), BTreeMap::new(), "not a JSON array"),
+            (
+                body("orders", 1, &[10, 19]),
+                metadata(1, 10, 19, 3, ""),
+                "counts 3 records",
+            ),
+            (
+                body("orders", 1, &[10, 12, 19]),
+                metadata(1, 10, 19, 3, "12"),
+                "offsets 12 are in its body",
+            ),
+        ];
+        for (bytes, metadata, expected) in cases {
+            match judged(ListedObject {
+                key: key(1, 10, 19),
+                metadata,
+                body: Some(Body::parse(&bytes)),
+            }) {
+                Verdict::Foreign(reason) => assert!(reason.contains(expected), "{reason}"),
+                other => panic!("expected foreign ({expected}), got {other:?}"),
+            }
+        }
+        let mut mixed: Vec<serde_json::Value> =
+            serde_json::from_slice(&body("orders", 1, &[10, 19])).unwrap();
+        mixed[1]["partition"] = 4.into();
+        let verdict = judged(ListedObject {
+            key: key(1, 10, 19),
+            body: Some(Body::parse(&serde_json::to_vec(&mixed).unwrap())),
+            ..ListedObject::default()
+        });
+        assert_eq!(
+            verdict,
+            Verdict::Foreign(
+                "its body mixes partitions: offset 19 is from topic `orders` partition 4".into()
+            )
+        );
+    }
+
+    #[test]
+    fn with_metadata_and_body_the_body_places_the_gaps() {
+        let verdict = judged(ListedObject {
+            key: key(1, 10, 19),
+            metadata: metadata(1, 10, 19, 3, "12"),
+            body: Some(Body::parse(&body("orders", 1, &[10, 11, 19]))),
+        });
+        assert_eq!(
+            verdict,
+            Verdict::Ours {
+                offsets: Offsets::from_ranges([(10, 11), (19, 19)]),
+                unknown_gaps: 0
+            }
+        );
+    }
+
+    #[test]
+    fn records_that_differ_from_the_brokers_make_the_object_foreign() {
+        let object = ListedObject {
+            key: key(1, 10, 19),
+            metadata: metadata(1, 10, 19, 2, ""),
+            body: Some(Body::parse(&body("orders", 1, &[10, 19]))),
+        };
+        let same = |offset: i64| {
+            let (k, v) = (format!("k{offset}"), format!("v{offset}"));
+            Some(Print::of(
+                offset,
+                1000 + offset,
+                Some(k.as_bytes()),
+                Some(v.as_bytes()),
+            ))
+        };
+        assert!(matches!(
+            judge(&object, "orders", (1, 10, 19), same),
+            Verdict::Ours { .. }
+        ));
+        let recreated = |offset: i64| Some(Print::of(offset, 5, Some(b"other"), None));
+        match judge(&object, "orders", (1, 10, 19), recreated) {
+            Verdict::Foreign(reason) => assert!(reason.contains("offset 10 differs"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        // An overflowed value is not in the object, so only key and timestamp are compared.
+        let mut records: Vec<serde_json::Value> =
+            serde_json::from_slice(&body("orders", 1, &[10, 19])).unwrap();
+        records[0]["value"] = serde_json::Value::Null;
+        records[0]["overflowFlag"] = true.into();
+        let object = ListedObject {
+            body: Some(Body::parse(&serde_json::to_vec(&records).unwrap())),
+            ..object
+        };
+        assert!(matches!(
+            judge(&object, "orders", (1, 10, 19), same),
+            Verdict::Ours { .. }
+        ));
+    }
+}
