@@ -49,6 +49,10 @@ enum Command {
     Check {
         #[arg(long)]
         config: PathBuf,
+        /// Also probe the bucket: read, write, list, delete, conditional create and checksums
+        /// under the key prefix (what `run` checks at start-up), and print what works.
+        #[arg(long)]
+        probe: bool,
     },
     /// Resume a PAUSED or FAILED partition of the running connector (through its admin address):
     /// held uploads are retried and a record that failed conversion goes to the dead-letter topic.
@@ -137,7 +141,7 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, probe } => check(&config, probe),
         Command::Run { config } => run(&config, cli.log_format),
         Command::Resume { config, partition } => partition_command(&config, partition, "resume"),
         Command::Pause { config, partition } => partition_command(&config, partition, "pause"),
@@ -259,7 +263,7 @@ fn send_one(
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &std::path::Path, probe: bool) -> ExitCode {
     let parsed = config::load_config(path);
     let credentials = config::credentials_from_env(|name| std::env::var(name).ok());
     let mut problems: Vec<String> = Vec::new();
@@ -273,7 +277,10 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(config) if problems.is_empty() => {
             println!("# {}: valid", path.display());
             print!("{}", config.to_redacted_toml());
-            Exit::Clean.into()
+            match credentials {
+                Ok(credentials) if probe => probe_bucket(config.into_settings(credentials)),
+                _ => Exit::Clean.into(),
+            }
         }
         _ => {
             eprintln!("{}: {} problem(s)", path.display(), problems.len());
@@ -282,6 +289,32 @@ fn check(path: &std::path::Path) -> ExitCode {
             }
             Exit::Invalid.into()
         }
+    }
+}
+
+/// `check --probe`: the start-up capability probe, as a table on stdout.
+fn probe_bucket(settings: actors::settings::PipelineSettings) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime");
+    let store = actors::store::S3Store::new(&settings.sink);
+    let capabilities = runtime.block_on(store.capabilities(&settings.sink.key_prefix));
+    println!(
+        "# bucket `{}`, prefix `{}`",
+        settings.sink.bucket, settings.sink.key_prefix
+    );
+    print!("{}", capabilities.table());
+    if !capabilities.conditional_create {
+        println!(
+            "# without conditional create the connector still runs (deterministic keys and \
+             recovery by listing), but a member that lost its partitions could replace an object"
+        );
+    }
+    if capabilities.usable() {
+        Exit::Clean.into()
+    } else {
+        Exit::Unreachable.into()
     }
 }
 

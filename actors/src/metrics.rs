@@ -39,6 +39,7 @@ pub const BUFFERED_BYTES: &str = "kafka_oss_sink_buffered_bytes";
 pub const ERRORS: &str = "kafka_oss_sink_errors_total";
 pub const READY: &str = "kafka_oss_sink_ready";
 pub const RESIDENT_MEMORY: &str = "kafka_oss_sink_resident_memory_bytes";
+pub const STORE_CAPABILITY: &str = "kafka_oss_sink_store_capability";
 
 /// Every metric name, with its Prometheus type.
 pub const ALL: &[(&str, &str)] = &[
@@ -62,6 +63,7 @@ pub const ALL: &[(&str, &str)] = &[
     (ERRORS, "counter"),
     (READY, "gauge"),
     (RESIDENT_MEMORY, "gauge"),
+    (STORE_CAPABILITY, "gauge"),
 ];
 
 /// Histogram buckets (upper bounds), by metric. The exporter renders these as Prometheus
@@ -204,8 +206,24 @@ pub fn describe() {
         Unit::Bytes,
         "Resident memory of the process (Linux: VmRSS of /proc/self/status), set at each scrape"
     );
+    describe_gauge!(
+        STORE_CAPABILITY,
+        "Start-up capability probe of the bucket, by check: 1 ok, 0 degraded or failed"
+    );
     for reason in RETRY_REASONS {
         metrics::counter!(RETRIES, "reason" => reason.as_str()).absolute(0);
+    }
+}
+
+/// Exports the capability probe's checks.
+pub fn set_capabilities(capabilities: &crate::store::Capabilities) {
+    for check in &capabilities.checks {
+        let value = if check.outcome == crate::store::Outcome::Ok {
+            1.0
+        } else {
+            0.0
+        };
+        metrics::gauge!(STORE_CAPABILITY, "check" => check.action).set(value);
     }
 }
 

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use rdkafka::producer::FutureProducer;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::ErrorCode;
 use crate::error_topics;
 use crate::kafka::{self, provision, KafkaSetupError, ResourceError, SinkConsumer};
 use crate::settings::PipelineSettings;
 use crate::status::StatusBoard;
-use crate::store::{S3Store, SharedStore, StoreError};
+use crate::store::{ObjectStore, Outcome, S3Store, SharedStore, StoreError};
 
 /// Why the connector could not start. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,12 @@ pub enum StartupError {
     Kafka(#[from] KafkaSetupError),
     #[error("{0}")]
     Resources(#[from] ResourceError),
+    #[error("the bucket cannot be used: {action}: {detail}")]
+    Capability {
+        action: &'static str,
+        detail: String,
+        code: ErrorCode,
+    },
 }
 
 impl StartupError {
@@ -31,6 +37,7 @@ impl StartupError {
             StartupError::Store(error) => error.code(),
             StartupError::Kafka(error) => error.code(),
             StartupError::Resources(error) => error.code(),
+            StartupError::Capability { code, .. } => *code,
         }
     }
 }
@@ -48,13 +55,38 @@ pub async fn start(
     settings: &PipelineSettings,
     status: &StatusBoard,
 ) -> Result<Started, StartupError> {
-    let store: SharedStore = Arc::new(S3Store::new(&settings.sink));
-    if let Err(error) = store.probe().await {
+    let s3 = S3Store::new(&settings.sink);
+    if let Err(error) = s3.probe().await {
         status.set_bucket(Err((error.code(), error.to_string())));
         return Err(error.into());
     }
-    status.set_bucket(Ok(()));
     info!(bucket = %settings.sink.bucket, "bucket reachable");
+    let capabilities = s3.capabilities(&settings.sink.key_prefix).await;
+    crate::metrics::set_capabilities(&capabilities);
+    for check in &capabilities.checks {
+        match check.outcome {
+            Outcome::Ok => info!(check = check.action, "store capability: {}", check.detail),
+            Outcome::Degraded | Outcome::Failed => {
+                warn!(
+                    check = check.action,
+                    outcome = check.outcome.as_str(),
+                    "store capability: {}",
+                    check.detail
+                )
+            }
+        }
+    }
+    if let Some(failure) = capabilities.first_failure() {
+        let code = failure.code.unwrap_or(ErrorCode::UploadRejected);
+        status.set_bucket(Err((code, failure.detail.clone())));
+        return Err(StartupError::Capability {
+            action: failure.action,
+            detail: failure.detail.clone(),
+            code,
+        });
+    }
+    status.set_bucket(Ok(()));
+    let store: SharedStore = Arc::new(s3);
 
     let source = settings.source.clone();
     let drain_timeout = settings.drain_timeout;

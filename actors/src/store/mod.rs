@@ -17,10 +17,12 @@ use futures_util::future::BoxFuture;
 
 mod faulty;
 mod memory;
+mod probe;
 mod s3;
 
 pub use faulty::{FaultyStore, Operation};
 pub use memory::MemoryStore;
+pub use probe::{Capabilities, Check, Outcome};
 pub use s3::{list_objects, S3Store};
 
 /// A bucket the connector writes objects to and lists to recover.

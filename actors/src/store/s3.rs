@@ -36,14 +36,14 @@ use crate::settings::{ChecksumMode, ConditionalCreate, SinkSettings};
 /// A bucket and the client that writes to it. Cheap to clone.
 #[derive(Clone)]
 pub struct S3Store {
-    client: aws_sdk_s3::Client,
-    bucket: String,
+    pub(super) client: aws_sdk_s3::Client,
+    pub(super) bucket: String,
     /// The endpoint URL, or which AWS region's endpoint: for messages.
     endpoint: String,
     request_timeout: Duration,
     part_size: usize,
     sign_payload: bool,
-    conditional: ConditionalCreate,
+    pub(super) conditional: ConditionalCreate,
 }
 
 impl S3Store {
@@ -322,7 +322,7 @@ impl S3Store {
             .collect())
     }
 
-    fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    pub(super) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
         &self,
         error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     ) -> StoreError {
