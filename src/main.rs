@@ -320,6 +320,9 @@ fn probe_bucket(settings: actors::settings::PipelineSettings) -> ExitCode {
 
 fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
     init_logging(log_format);
+    // Built with the `failpoints` feature (tests only): actions from the FAILPOINTS variable.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let config = match config::load_config(path) {
         Ok(config) => config,
         Err(errors) => {

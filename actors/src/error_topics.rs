@@ -108,6 +108,8 @@ impl Handler<Forward> for ErrorTopicProducer {
                             Ok(deliveries) => acknowledged(&target, deliveries).await,
                             Err(error) => Err(error),
                         };
+                        // Crash tests: the broker took the records, the batcher does not know.
+                        fail::fail_point!("dead-letter-acknowledged");
                         debug!(
                             destination = forward.destination.as_str(),
                             partition = forward.partition,

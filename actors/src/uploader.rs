@@ -148,6 +148,8 @@ async fn upload_with_retries(
         let failure = match store.put(&object.key, object.body.clone(), &metadata).await {
             Ok(_etag) => {
                 status.set_bucket(Ok(()));
+                // Crash tests: the object is stored, its offsets are not committed yet.
+                fail::fail_point!("after-upload");
                 return Ok(started.elapsed());
             }
             Err(StoreError::AlreadyExists { .. }) => {

@@ -72,6 +72,18 @@ address = "127.0.0.1:{admin_port}"
         secret: Option<&str>,
         args: &[&str],
     ) -> Connector {
+        self.connector_with_env(config, secret, args, &[])
+    }
+
+    /// Like [`Stack::connector_with_args`], with extra environment variables (e.g.
+    /// `FAILPOINTS`, honoured by a binary built with the `failpoints` feature).
+    pub fn connector_with_env(
+        &self,
+        config: &Path,
+        secret: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Connector {
         let log = self.dir.join(format!("connector-{}.log", unique("run")));
         let admin = std::fs::read_to_string(config)
             .unwrap()
@@ -88,6 +100,7 @@ address = "127.0.0.1:{admin_port}"
                 "RUST_LOG",
                 std::env::var("KOS_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -201,6 +214,12 @@ impl Connector {
     }
 
     /// SIGTERM, then asserts a clean exit (status 0) within 30 s.
+    /// `kill -9`: no drain, no commit, no leaving the group.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stop(&mut self) {
         self.terminate();
         let status = self.wait_exit(Duration::from_secs(30));

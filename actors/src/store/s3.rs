@@ -224,6 +224,8 @@ impl S3Store {
                 request.customize().disable_payload_signing().send().await
             }
             .map_err(|error| self.classify(error))?;
+            // Crash tests: some parts are uploaded, the upload is not complete.
+            fail::fail_point!("between-parts");
             parts.push(
                 CompletedPart::builder()
                     .part_number(part_number)
