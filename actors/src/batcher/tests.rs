@@ -14,7 +14,7 @@ use crate::metadata::Fingerprint;
 use crate::settings::RollPolicy;
 use crate::store::{FaultyStore, Operation, StoreError};
 use crate::store::{MemoryStore, ObjectStore};
-use crate::supervisor::policy::{Destination, Disposition};
+use crate::supervisor::policy::{Destination, Disposition, FailureKind};
 use crate::uploader::Uploader;
 
 const TOPIC: &str = "orders";
