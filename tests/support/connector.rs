@@ -262,3 +262,10 @@ impl Drop for Connector {
         let _ = self.child.wait();
     }
 }
+
+impl Connector {
+    /// The exit status if the connector has exited (without waiting), `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}

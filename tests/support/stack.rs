@@ -1,6 +1,7 @@
 //! [`Stack`]: a tansu broker (memory storage) and an s3s-fs server on free loopback ports, one
 //! pair per test, stopped (and their directory removed unless the test failed) on drop. Tests of
-//! the object store alone start only the s3s-fs server ([`Stack::start_s3_only`]).
+//! the object store alone start only the s3s-fs server ([`Stack::start_s3_only`]); tests that
+//! stop and restart the broker use sqlite storage ([`Stack::start_sqlite`]), which outlives it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,6 +51,8 @@ pub struct Stack {
     pub dir: PathBuf,
     /// A random secret per stack: tests grep outputs for it.
     pub secret: String,
+    /// tansu keeps its data in `tansu.db` in `dir` ([`Stack::start_sqlite`]), not in memory.
+    sqlite: bool,
     /// Runs the async S3 and Kafka admin calls of the helpers.
     pub(super) runtime: tokio::runtime::Runtime,
 }
@@ -94,8 +97,33 @@ impl Stack {
             s3_port,
             dir,
             secret,
+            sqlite: false,
             runtime,
         }
+    }
+
+    /// Like [`Stack::start`], with tansu's sqlite storage (`tansu.db` in the stack's directory):
+    /// topics, records and committed offsets survive [`Stack::stop_broker`] and
+    /// [`Stack::start_broker`] (a memory broker starts empty again).
+    pub fn start_sqlite() -> Stack {
+        let mut stack = Stack::start_with(false);
+        stack.sqlite = true;
+        stack.kafka_port = free_port();
+        stack.start_broker();
+        stack
+    }
+
+    /// Starts the broker again on the same port (after [`Stack::stop_broker`]) and waits until
+    /// it listens. It has its data back only with [`Stack::start_sqlite`].
+    pub fn start_broker(&mut self) {
+        self.stop_broker();
+        let storage = if self.sqlite {
+            "sqlite://tansu.db"
+        } else {
+            "memory://tansu/"
+        };
+        self.broker = Some(spawn_tansu_on(&self.dir, self.kafka_port, storage));
+        wait_port(self.kafka_port, "tansu");
     }
     /// Restarts the S3 server on the same port and directory with another secret: from then on
     /// the connector's uploads fail authentication (`SignatureDoesNotMatch`).
@@ -108,7 +136,7 @@ impl Stack {
 
     /// Kills the broker (the connector sees it as unreachable).
     pub fn stop_broker(&mut self) {
-        if let Some(broker) = &mut self.broker {
+        if let Some(broker) = &mut self.broker.take() {
             let _ = broker.kill();
             let _ = broker.wait();
         }
@@ -184,6 +212,26 @@ fn spawn_tansu(dir: &Path) -> (Child, u16) {
         .spawn()
         .expect("starting tansu");
     (broker, kafka_port)
+}
+
+/// tansu on `port` with `storage` (a relative `sqlite://` path is taken from `dir`), appending
+/// to `broker.log`.
+fn spawn_tansu_on(dir: &Path, port: u16, storage: &str) -> Child {
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("broker.log"))
+        .unwrap();
+    Command::new(cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu"))
+        .args(["broker", "--listener-url", &listener])
+        .args(["--advertised-listener-url", &listener])
+        .args(["--storage-engine", storage])
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting tansu")
 }
 
 fn spawn_s3s(binary: &Path, port: u16, secret: &str, dir: &Path) -> Child {
