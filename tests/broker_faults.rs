@@ -145,9 +145,16 @@ fn partition_report(report: &Value, partition: i32) -> &Value {
 }
 
 /// Exactly-once for a topic the connector copied and committed to its end: reconcile is clean
-/// and every partition committed to its end; the bucket holds every record of the topic (read
-/// back from the broker) once, with its key and value, and nothing else.
-fn assert_exactly_once(stack: &Stack, config: &Path, bucket: &str, topic: &str) {
+/// and every partition committed to its end; every record of the topic (read back from the
+/// broker) is either in the bucket once, with its key and value, or (only those in `routed`)
+/// in the dead-letter topic and not in the bucket; the bucket holds nothing else.
+fn assert_exactly_once(
+    stack: &Stack,
+    config: &Path,
+    bucket: &str,
+    topic: &str,
+    routed: &BTreeMap<(i32, i64), Consumed>,
+) {
     let report = reconcile_clean(stack, config);
     let records = stack.read_topic(topic);
     let stored = bucket_records(stack, bucket, topic);
@@ -156,9 +163,21 @@ fn assert_exactly_once(stack: &Stack, config: &Path, bucket: &str, topic: &str) 
         let end = ends.entry(record.partition).or_default();
         *end = (*end).max(record.offset + 1);
         let id = (record.partition, record.offset);
+        if let Some(dead) = routed.get(&id) {
+            assert!(
+                !stored.contains_key(&id),
+                "{id:?} is in the bucket and the dead-letter topic"
+            );
+            assert_eq!(
+                (&dead.key, &dead.value),
+                (&record.key, &record.value),
+                "{id:?}"
+            );
+            continue;
+        }
         let json = stored
             .get(&id)
-            .unwrap_or_else(|| panic!("{id:?} is not in the bucket"));
+            .unwrap_or_else(|| panic!("{id:?} is in neither the bucket nor the dead-letter topic"));
         assert_eq!(
             json["key"].as_str().map(str::as_bytes),
             record.key.as_deref(),
@@ -171,14 +190,23 @@ fn assert_exactly_once(stack: &Stack, config: &Path, bucket: &str, topic: &str) 
         );
     }
     assert_eq!(
-        stored.len(),
+        stored.len() + routed.len(),
         records.len(),
-        "the bucket holds records the topic does not"
+        "the bucket or the dead-letter topic holds records the topic does not"
     );
     for (partition, end) in ends {
         let p = partition_report(&report, partition);
+        let routed_here = routed.keys().filter(|(p, _)| *p == partition).count() as i64;
         assert_eq!(p["committed"], end, "partition {partition}: {report:#}");
-        assert_eq!(p["stored"], end, "partition {partition}: {report:#}");
+        assert_eq!(
+            p["stored"],
+            end - routed_here,
+            "partition {partition}: {report:#}"
+        );
+        assert_eq!(
+            p["routed"], routed_here,
+            "partition {partition}: {report:#}"
+        );
     }
 }
 
@@ -243,7 +271,10 @@ impl Load {
             .set("reconnect.backoff.max.ms", "1000")
             .create()
             .expect("producer");
-        let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let (stop, sent) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
         let topic = topic.to_owned();
         let thread = {
             let (stop, sent) = (stop.clone(), sent.clone());
@@ -353,9 +384,16 @@ fn c1_broker_stopped_under_load_and_restarted_loses_and_duplicates_nothing() {
     assert_eq!(status["broker"]["reachable"], false, "{status:#}");
     while stopped.elapsed() < OUTAGE {
         if let Some(exit) = connector.exited() {
-            panic!("the connector exited while the broker was away ({exit}):\n{}", connector.logs());
+            panic!(
+                "the connector exited while the broker was away ({exit}):\n{}",
+                connector.logs()
+            );
         }
-        assert_eq!(connector.admin_get("/healthz").0, 200, "alive while the broker is away");
+        assert_eq!(
+            connector.admin_get("/healthz").0,
+            200,
+            "alive while the broker is away"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     let sent_in_outage = load.sent();
@@ -369,18 +407,30 @@ fn c1_broker_stopped_under_load_and_restarted_loses_and_duplicates_nothing() {
     load.wait_sent(sent_in_outage + 120, Duration::from_secs(10));
     load.finish();
     let total = stack.read_topic(&topic).len();
-    assert!(total >= 300 + sent_in_outage, "{total} records in the topic");
-    let objects = stack.wait_for_records(bucket, &format!("e2e/{topic}/"), total, Duration::from_secs(45));
+    assert!(
+        total >= 300 + sent_in_outage,
+        "{total} records in the topic"
+    );
+    let objects = stack.wait_for_records(
+        bucket,
+        &format!("e2e/{topic}/"),
+        total,
+        Duration::from_secs(45),
+    );
     let found: usize = objects.iter().map(|(_, records)| records.len()).sum();
     assert_eq!(found, total, "every record stored:\n{}", connector.logs());
     connector.stop();
 
-    assert_exactly_once(&stack, &config, bucket, &topic);
+    assert_exactly_once(&stack, &config, bucket, &topic, &BTreeMap::new());
     let keys = stored_keys(&proxy, &topic);
     let mut unique_keys = keys.clone();
     unique_keys.sort();
     unique_keys.dedup();
-    assert_eq!(keys.len(), unique_keys.len(), "an object was uploaded twice: {keys:#?}");
+    assert_eq!(
+        keys.len(),
+        unique_keys.len(),
+        "an object was uploaded twice: {keys:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,9 +517,11 @@ fn c2_broker_restarted_right_after_a_put_before_its_commit() {
         connector.logs().matches("partitions revoked").count() > revoked
     });
     stack.start_broker();
-    wait_until("the records of the second round", Duration::from_secs(45), || {
-        stored_records(&stack, bucket, &folder) == 400
-    });
+    wait_until(
+        "the records of the second round",
+        Duration::from_secs(45),
+        || stored_records(&stack, bucket, &folder) == 400,
+    );
 
     // 3. The connector killed while the broker is away.
     let third = stop_broker_in_commit_window(&mut stack, &proxy, 2, |stack| {
@@ -490,13 +542,17 @@ fn c2_broker_restarted_right_after_a_put_before_its_commit() {
     assert_eq!(found, 600, "every record stored:\n{}", connector.logs());
     connector.stop();
 
-    assert_exactly_once(&stack, &config, bucket, &topic);
+    assert_exactly_once(&stack, &config, bucket, &topic, &BTreeMap::new());
     let mut keys = stored_keys(&proxy, &topic);
     assert!(keys.contains(&first) && keys.contains(&second) && keys.contains(&third));
     let uploads = keys.len();
     keys.sort();
     keys.dedup();
-    assert_eq!(keys.len(), uploads, "an object was uploaded twice: {keys:#?}");
+    assert_eq!(
+        keys.len(),
+        uploads,
+        "an object was uploaded twice: {keys:#?}"
+    );
 }
 
 /// How many records the objects under `folder` hold.
@@ -506,4 +562,155 @@ fn stored_records(stack: &Stack, bucket: &str, folder: &str) -> usize {
         .iter()
         .map(|(_, records)| records.len())
         .sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// C5
+
+/// Deletes a topic through the admin API and waits until the broker no longer lists it.
+fn delete_topic(stack: &Stack, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", stack.bootstrap())
+        .create()
+        .unwrap();
+    stack.block_on(async {
+        let results = admin
+            .delete_topics(&[topic], &AdminOptions::new())
+            .await
+            .unwrap();
+        results.into_iter().next().unwrap().expect("deleting topic");
+    });
+    wait_until(&format!("{topic} deleted"), Duration::from_secs(30), || {
+        stack.topic_partitions(topic).is_none()
+    });
+}
+
+/// `(first, last)` of the objects of `partition` in the keys the connector sent a PUT for,
+/// whatever became of the PUT.
+fn put_ranges(proxy: &S3Proxy, topic: &str, partition: i32) -> Vec<(i64, i64)> {
+    let folder = format!("e2e/{topic}/{partition}/");
+    proxy
+        .requests_of(Operation::PutObject)
+        .into_iter()
+        .filter_map(|r| r.key)
+        .filter(|key| key.starts_with(&folder))
+        .map(|key| actors::object_key::parse_offsets(&key).unwrap())
+        .collect()
+}
+
+/// C5: under `log`, the dead-letter topic does not take records (deleted; the error producer
+/// does not create topics, and the broker does not either) while records that cannot be
+/// converted (invalid UTF-8) arrive. The partition with the bad record stops at it with
+/// KAFKA_ERROR_TOPIC and commits nothing at or past it; no object covering it is ever uploaded
+/// (the records before it in the same object wait for the acknowledgement and are dropped with
+/// the object when it is refused); the other partition keeps going. Once the topic is back and
+/// the connector restarted, every record is in the bucket or the dead-letter topic, exactly once.
+#[test]
+fn c5_dead_letter_topic_unwritable_stops_the_partition_at_the_bad_record_and_skips_nothing() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("c5"), "c5-bucket", unique("c5"));
+    let dead_letter = format!("{name}-dead");
+    stack.create_topic(&topic, 2);
+    stack.create_bucket(bucket);
+    let proxy = stack.s3_proxy();
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 10\nmax_interval_ms = 300",
+        &format!(
+            "[failure]\npolicy = \"log\"\n\n[resources]\ndead_letter_topic = \"{dead_letter}\"\nabnormal_topic = \"{name}-abnormal\""
+        ),
+    );
+    set_sink_endpoint(&config, &proxy.endpoint());
+    // A record for a topic the producer does not know fails after this long (30 s by default),
+    // and the producer must not create the topic itself.
+    add_source_properties(&config, "\"topic.metadata.propagation.max.ms\" = \"3000\"");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_for_log("partitions assigned", Duration::from_secs(30));
+    assert!(stack.topic_partitions(&dead_letter).is_some());
+    stack.produce_one_per_batch(&topic, &numbered(2, 0..40));
+    wait_until("the first records stored", Duration::from_secs(30), || {
+        stored_records(&stack, bucket, &format!("e2e/{topic}/")) == 40
+    });
+
+    delete_topic(&stack, &dead_letter);
+    // Partition 0: offsets 20..=34, the bad one at 25; partition 1: 20..=34, all good.
+    let bad_offset = 25;
+    let records: Vec<TestRecord> = (40..70)
+        .map(|i| {
+            let value = if i == 40 + 2 * (bad_offset as usize - 20) {
+                b"bad \xff value".to_vec()
+            } else {
+                format!("v{i}").into_bytes()
+            };
+            (
+                (i % 2) as i32,
+                Some(format!("k{i}").into_bytes()),
+                Some(value),
+            )
+        })
+        .collect();
+    let produced = stack.produce_one_per_batch(&topic, &records);
+    assert!(produced[&(0, bad_offset)].value.as_deref() == Some(&b"bad \xff value"[..]));
+    connector.wait_for_log("KAFKA_ERROR_TOPIC", Duration::from_secs(60));
+
+    // Partition 0 is held at the bad record; partition 1 goes on.
+    let (_, status) = connector.admin_get("/status");
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let (p0, p1) = (&status["partitions"][0], &status["partitions"][1]);
+    assert_eq!(p0["state"], "FAILED", "{status:#}");
+    assert_eq!(p0["last_error"]["code"], "KAFKA_ERROR_TOPIC", "{status:#}");
+    assert_eq!(p0["last_error"]["offset"], bad_offset, "{status:#}");
+    assert_eq!(p1["state"], "RUNNING", "{status:#}");
+    stack.produce_one_per_batch(&topic, &numbered(2, 70..90));
+    let group = format!("connect-{name}");
+    wait_until(
+        "partition 1 stored and committed to its end",
+        Duration::from_secs(30),
+        || stack.committed(&group, &topic, 2).get(&1) == Some(&45),
+    );
+    let committed = stack.committed(&group, &topic, 2);
+    assert!(
+        committed[&0] <= bad_offset,
+        "committed past the bad record: {committed:?}"
+    );
+    let stored = bucket_records(&stack, bucket, &topic);
+    assert_eq!(stored.keys().filter(|(p, _)| *p == 1).count(), 45);
+    assert!(!stored.contains_key(&(0, bad_offset)));
+    for (first, last) in put_ranges(&proxy, &topic, 0) {
+        assert!(
+            !(first..=last).contains(&bad_offset),
+            "an object covering offset {bad_offset} was sent while the record is in no topic: \
+             {first}-{last}\n{}",
+            proxy.summary()
+        );
+    }
+    // Still held: nothing more of partition 0 is committed.
+    assert_eq!(stack.committed(&group, &topic, 2)[&0], committed[&0]);
+
+    // The topic back, the connector restarted: the partition goes on from its committed offset.
+    stack.create_topic(&dead_letter, 6);
+    connector.stop();
+    let mut connector = stack.connector(&config, None);
+    wait_until(
+        "every record stored or routed",
+        Duration::from_secs(60),
+        || stack.committed(&group, &topic, 2) == BTreeMap::from([(0, 45), (1, 45)]),
+    );
+    connector.stop();
+    let routed = error_records(&stack, &dead_letter, &topic);
+    assert_eq!(
+        routed.keys().collect::<Vec<_>>(),
+        [&(0, bad_offset)],
+        "{routed:?}"
+    );
+    assert_eq!(
+        routed[&(0, bad_offset)]
+            .header("kafka-oss-sink.error.code")
+            .as_deref(),
+        Some("RECORD_INVALID_UTF8")
+    );
+    assert_exactly_once(&stack, &config, bucket, &topic, &routed);
 }

@@ -122,8 +122,24 @@ impl Stack {
         } else {
             "memory://tansu/"
         };
-        self.broker = Some(spawn_tansu_on(&self.dir, self.kafka_port, storage));
-        wait_port(self.kafka_port, "tansu");
+        let mut broker = spawn_tansu_on(&self.dir, self.kafka_port, storage);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.kafka_port)).is_err() {
+            if let Ok(Some(status)) = broker.try_wait() {
+                // E.g. a tansu built without sqlite storage (TANSU_BIN).
+                panic!(
+                    "tansu ({storage}) exited ({status}):\n{}",
+                    std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on port {}",
+                self.kafka_port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.broker = Some(broker);
     }
     /// Restarts the S3 server on the same port and directory with another secret: from then on
     /// the connector's uploads fail authentication (`SignatureDoesNotMatch`).
