@@ -396,7 +396,7 @@ fn c1_broker_stopped_under_load_and_restarted_loses_and_duplicates_nothing() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let sent_in_outage = load.sent();
+    let sent_before_restart = load.sent();
 
     stack.start_broker();
     wait_ready(&mut connector, 200, Duration::from_secs(45));
@@ -404,11 +404,11 @@ fn c1_broker_stopped_under_load_and_restarted_loses_and_duplicates_nothing() {
     let status: Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["broker"]["reachable"], true, "{status:#}");
     // Records go on arriving after the restart.
-    load.wait_sent(sent_in_outage + 120, Duration::from_secs(10));
+    load.wait_sent(sent_before_restart + 120, Duration::from_secs(10));
     load.finish();
     let total = stack.read_topic(&topic).len();
     assert!(
-        total >= 300 + sent_in_outage,
+        total >= 300 + sent_before_restart,
         "{total} records in the topic"
     );
     let objects = stack.wait_for_records(
