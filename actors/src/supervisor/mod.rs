@@ -328,7 +328,7 @@ impl Handler<ReportFailure> for PipelineSupervisor {
                 match &failure.kind {
                     FailureKind::Unconvertible(_) => warn!(
                         code = %failure.code(), topic = %failure.topic, partition = failure.partition, offset = failure.offset,
-                        "{}; sent to the dead-letter topic", failure.message()
+                        "{}; sending it to the dead-letter topic", failure.message()
                     ),
                     FailureKind::ObjectRefused { key, error } => warn!(
                         code = %failure.code(), topic = %failure.topic, partition = failure.partition, key = %key,
