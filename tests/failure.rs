@@ -9,7 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{set_sink_keys, unique, Consumed, Produced, Stack, TestRecord};
+use support::s3_proxy::{Fault, FaultId, Operation, When};
+use support::{
+    set_sink_endpoint, set_sink_keys, unique, Consumed, Produced, S3Proxy, Stack, TestRecord,
+};
 
 /// `(partition, offset)` of every record in the bucket, with the record's JSON.
 fn bucket_records(stack: &Stack, bucket: &str, topic: &str) -> BTreeMap<(i32, i64), Value> {
@@ -64,18 +67,17 @@ fn numbered(range: std::ops::Range<usize>) -> Vec<TestRecord> {
         .collect()
 }
 
-/// Makes every PUT to `bucket` fail (HTTP 500): s3s-fs cannot write under a bucket directory
-/// that was replaced by a file. [`accept_uploads`] undoes it.
-fn refuse_uploads(stack: &Stack, bucket: &str) {
-    let bucket_dir = stack.dir.join("s3").join(bucket);
-    std::fs::rename(&bucket_dir, stack.dir.join(format!("{bucket}.kept"))).unwrap();
-    std::fs::write(&bucket_dir, b"not a directory").unwrap();
-}
-
-fn accept_uploads(stack: &Stack, bucket: &str) {
-    let bucket_dir = stack.dir.join("s3").join(bucket);
-    std::fs::remove_file(&bucket_dir).unwrap();
-    std::fs::rename(stack.dir.join(format!("{bucket}.kept")), &bucket_dir).unwrap();
+/// Makes the store refuse every PutObject for reasons of the object itself (400
+/// `InvalidArgument`, as OSS answers a request it will not take): a record-level failure that
+/// counts against `max_upload_attempts` and then goes to the failure policy. (A store that is
+/// down or answers 5xx is retried until it is back: tests/store_faults.rs.) The returned id
+/// clears it.
+fn refuse_uploads(proxy: &S3Proxy) -> FaultId {
+    proxy.fault(
+        Operation::PutObject,
+        Fault::error(400, "InvalidArgument"),
+        When::Always,
+    )
 }
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -259,10 +261,11 @@ fn log_policy_sends_bad_records_to_the_dead_letter_topic_and_keeps_going() {
     assert!(!connector.logs().contains(&stack.secret));
 }
 
-/// A bucket that refuses objects (here: its directory replaced by a file, so every PUT fails)
-/// under `log`: after the attempts are spent, the object's records go to the abnormal-data topic
-/// byte for byte with the upload error's code; the partition keeps going and every offset is
-/// committed; once the bucket is back, records land in it again.
+/// A bucket that refuses objects for reasons of the objects (400 `InvalidArgument` on every
+/// PutObject, injected by the S3 proxy) under `log`: after the attempts are spent, the object's
+/// records go to the abnormal-data topic byte for byte with the upload error's code
+/// (`UPLOAD_REJECTED`); the partition keeps going and every offset is committed; once the
+/// bucket takes objects again, records land in it again.
 #[test]
 fn log_policy_sends_records_of_refused_objects_to_the_abnormal_data_topic() {
     let stack = Stack::start();
@@ -277,6 +280,8 @@ fn log_policy_sends_records_of_refused_objects_to_the_abnormal_data_topic() {
         "[resources]\nabnormal_topic = \"abnormal-data\"\ndead_letter_topic = \"dead-letter\"",
     );
     set_sink_keys(&config, "max_upload_attempts = 2");
+    let proxy = stack.s3_proxy();
+    set_sink_endpoint(&config, &proxy.endpoint());
     let mut produced = stack.produce(&topic, &numbered(0..100));
     let mut connector = stack.connector(&config, None);
     wait_until(
@@ -285,14 +290,14 @@ fn log_policy_sends_records_of_refused_objects_to_the_abnormal_data_topic() {
         || bucket_records(&stack, bucket, &topic).len() == 100,
     );
 
-    refuse_uploads(&stack, bucket);
+    let refusal = refuse_uploads(&proxy);
     let refused = stack.produce_with_headers(&topic, &numbered(100..200), test_headers);
     wait_until(
         "the refused records in the abnormal-data topic",
         Duration::from_secs(90),
         || error_records(&stack, "abnormal-data", &topic).len() >= 100,
     );
-    accept_uploads(&stack, bucket);
+    proxy.clear_fault(refusal);
     produced.extend(stack.produce(&topic, &numbered(200..300)));
     wait_until(
         "records in the bucket again",
@@ -325,8 +330,10 @@ fn log_policy_sends_records_of_refused_objects_to_the_abnormal_data_topic() {
             original_headers(forwarded),
             test_headers((record.timestamp - first_timestamp) as usize)
         );
-        let code = forwarded.header("kafka-oss-sink.error.code").unwrap();
-        assert!(code.starts_with("UPLOAD_"), "{code}");
+        assert_eq!(
+            forwarded.header("kafka-oss-sink.error.code").as_deref(),
+            Some("UPLOAD_REJECTED")
+        );
     }
     for id in produced.keys() {
         assert!(in_bucket.contains_key(id), "{id:?} missing from the bucket");
@@ -636,8 +643,9 @@ fn fail_policy_stops_at_the_bad_record_and_resume_skips_it_to_the_dead_letter_to
     );
 }
 
-/// `fail` with a bucket that refuses objects: the partition stops at the refused object, commits
-/// nothing past it and sends nothing to the abnormal-data topic; once the bucket is back, `resume`
+/// `fail` with a bucket that refuses objects for reasons of the objects (400 `InvalidArgument`
+/// on every PutObject): the partition stops at the refused object, commits nothing past it and
+/// sends nothing to the abnormal-data topic; once the bucket takes objects again, `resume`
 /// uploads the held object and the partition goes on.
 #[test]
 fn fail_policy_holds_a_refused_object_until_resume() {
@@ -653,6 +661,8 @@ fn fail_policy_holds_a_refused_object_until_resume() {
         "[failure]\npolicy = \"fail\"",
     );
     set_sink_keys(&config, "max_upload_attempts = 2");
+    let proxy = stack.s3_proxy();
+    set_sink_endpoint(&config, &proxy.endpoint());
     let mut produced = stack.produce_one_per_batch(&topic, &numbered(0..50));
     let mut connector = stack.connector(&config, None);
     wait_until(
@@ -661,11 +671,11 @@ fn fail_policy_holds_a_refused_object_until_resume() {
         || bucket_records(&stack, bucket, &topic).len() == 50,
     );
 
-    refuse_uploads(&stack, bucket);
+    let refusal = refuse_uploads(&proxy);
     produced.extend(stack.produce_one_per_batch(&topic, &numbered(50..100)));
     connector.wait_for_log("partition stopped", Duration::from_secs(60));
     assert!(
-        connector.logs().contains("UPLOAD_UNAVAILABLE"),
+        connector.logs().contains("UPLOAD_REJECTED"),
         "{}",
         connector.logs()
     );
@@ -679,7 +689,7 @@ fn fail_policy_holds_a_refused_object_until_resume() {
         "nothing past the refused object is committed"
     );
 
-    accept_uploads(&stack, bucket);
+    proxy.clear_fault(refusal);
     let (ok, answer) = partition_command(&config, "resume", 0);
     assert!(ok, "{answer}");
     wait_until(
