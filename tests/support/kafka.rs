@@ -1,5 +1,6 @@
 //! Kafka helpers on the stack's broker: producing records (with their delivery reports), reading
-//! a topic back, committing and reading a group's offsets, describing topics and groups.
+//! a topic back, committing and reading a group's offsets, describing, creating and deleting
+//! topics, listing groups.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -280,6 +281,31 @@ impl Stack {
                 .unwrap();
             results.into_iter().next().unwrap().expect("creating topic");
         });
+    }
+}
+
+impl Stack {
+    /// Deletes a topic and waits until the broker no longer lists it (e.g. to recreate it with
+    /// the same name: its offsets start at 0 again).
+    pub fn delete_topic(&self, topic: &str) {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            self.client_config().create().unwrap();
+        self.runtime.block_on(async {
+            let results = admin
+                .delete_topics(&[topic], &AdminOptions::new())
+                .await
+                .unwrap();
+            results.into_iter().next().unwrap().expect("deleting topic");
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.topic_partitions(topic).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} still listed 30 s after its deletion"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
