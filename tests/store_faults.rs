@@ -956,6 +956,7 @@ fn a_recreated_topic_stops_at_offset_0_instead_of_skipping_the_new_records() {
     assert_eq!(rig.routed(&second), Vec::<i64>::new());
     let (code, report) = rig.reconcile(&config, &["--deep"]);
     assert_eq!(code, 1, "{report}");
+    assert!(report.contains(&object_key(&rig.prefix, 0, 49)), "{report}");
 }
 
 // ---------------------------------------------------------------------------------------------
