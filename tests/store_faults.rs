@@ -74,11 +74,41 @@ impl Rig {
         }
     }
 
-    /// Starts the connector on `config` and waits for its admin server.
+    /// Starts the connector on `config` and waits until its start-up capability probe is done
+    /// (the probe writes, lists and deletes `e2e/.kafka-oss-sink-probe` through the proxy; its
+    /// delete comes last). Faults and holds meant for the uploads are set after this: the first
+    /// upload needs the group joined, seconds later.
     fn run(&self, config: &Path) -> Connector {
+        let deletes = self
+            .proxy
+            .requests_of(Operation::DeleteObject)
+            .iter()
+            .filter(|r| r.outcome == Outcome::Sent && r.status == Some(204))
+            .count();
         let mut connector = self.stack.connector(config, None);
         connector.wait_admin(WAIT);
+        let probed = self
+            .proxy
+            .wait_for(Operation::DeleteObject, deletes + 1, WAIT);
+        assert!(
+            probed
+                .key
+                .as_deref()
+                .unwrap()
+                .ends_with(".kafka-oss-sink-probe"),
+            "{}",
+            self.proxy.summary()
+        );
         connector
+    }
+
+    /// The PutObject requests for the topic's objects (not the probe's), in arrival order.
+    fn puts(&self) -> Vec<Request> {
+        self.proxy
+            .requests_of(Operation::PutObject)
+            .into_iter()
+            .filter(|r| r.key.as_deref().unwrap_or("").starts_with(&self.prefix))
+            .collect()
     }
 
     /// Records `k<i>` / `value-<i>` for each `i` of `range`, one per batch.
@@ -456,6 +486,11 @@ fn internal_errors_on_a_fifth_of_uploads_are_retried_to_exactly_once() {
         "max_records = 10\nmax_bytes = 6291456\nmax_interval_ms = 10000",
         "part_size_bytes = 5242880\nupload_concurrency = 1",
     );
+    let mut produced = rig.produce(0..60);
+    // 30 values of 600 KiB: objects of 10 records, about 6 MiB, each in two parts.
+    produced.extend(rig.produce_large(60..90, 600 * 1024));
+    produced.extend(rig.produce(90..150));
+    let mut connector = rig.run(&rig.config);
     let proxy = &rig.proxy;
     proxy.fault(
         Operation::CompleteMultipartUpload,
@@ -474,11 +509,6 @@ fn internal_errors_on_a_fifth_of_uploads_are_retried_to_exactly_once() {
             seed: 11,
         },
     );
-    let mut produced = rig.produce(0..60);
-    // 30 values of 600 KiB: objects of 10 records, about 6 MiB, each in two parts.
-    produced.extend(rig.produce_large(60..90, 600 * 1024));
-    produced.extend(rig.produce(90..150));
-    let mut connector = rig.run(&rig.config);
     rig.wait_stored(150, &connector);
     let retried = retries(&connector, "UPLOAD_UNAVAILABLE");
     connector.stop();
@@ -564,17 +594,17 @@ fn a_connection_reset_mid_body_leaves_no_partial_object() {
         "max_records = 20\nmax_bytes = 6291456\nmax_interval_ms = 10000",
         "part_size_bytes = 5242880\nupload_concurrency = 1",
     );
-    let proxy = &rig.proxy;
-    proxy.fault(Operation::PutObject, Fault::ResetMidBody, When::Next(1));
-    proxy.fault(Operation::UploadPart, Fault::ResetMidBody, When::Next(1));
-    // The reset request is not forwarded whole, so the next PutObject held is its retry.
-    let hold = proxy.hold_next(Operation::PutObject, HoldAt::BeforeUpstream);
     let mut produced = rig.produce(0..20);
     produced.extend(rig.produce_large(20..35, 400 * 1024));
     let mut connector = rig.run(&rig.config);
+    let proxy = &rig.proxy;
+    proxy.fault(Operation::PutObject, Fault::ResetMidBody, When::Next(1));
+    proxy.fault(Operation::UploadPart, Fault::ResetMidBody, When::Next(1));
+    // A reset request never reaches the hold, so the PutObject held is the reset one's retry.
+    let hold = proxy.hold_next(Operation::PutObject, HoldAt::BeforeUpstream);
 
     let retry = hold.wait_held(WAIT);
-    let reset = &proxy.requests_of(Operation::PutObject)[0];
+    let reset = &rig.puts()[0];
     assert_eq!(reset.outcome, Outcome::Reset);
     assert_eq!(retry.key, reset.key, "{}", proxy.summary());
     let key = reset.key.clone().unwrap();
@@ -605,18 +635,17 @@ fn a_hung_request_times_out_and_the_object_is_stored_on_a_retry() {
         "max_records = 10\nmax_interval_ms = 300",
         "request_timeout_ms = 1000\nupload_concurrency = 1",
     );
+    let produced = rig.produce(0..20);
+    let mut connector = rig.run(&rig.config);
     let hang = rig
         .proxy
         .fault(Operation::PutObject, Fault::Hang, When::Next(3));
-    let produced = rig.produce(0..20);
-    let mut connector = rig.run(&rig.config);
     rig.wait_stored(20, &connector);
     let retried = retries(&connector, "UPLOAD_UNAVAILABLE");
     rig.proxy.clear_fault(hang);
     connector.stop();
 
-    let puts = rig.proxy.requests_of(Operation::PutObject);
-    let key = puts[0].key.clone().unwrap();
+    let key = rig.puts()[0].key.clone().unwrap();
     let attempts = puts_of(&rig.proxy, &key);
     assert!(attempts.len() >= 4, "{}", rig.proxy.summary());
     for hung in &attempts[..3] {
@@ -648,11 +677,11 @@ fn a_key_holding_the_same_records_counts_as_stored_and_is_not_overwritten() {
         "max_records = 10\nmax_interval_ms = 300",
         "request_timeout_ms = 1000\nupload_concurrency = 1",
     );
+    let produced = rig.produce(0..20);
+    let mut connector = rig.run(&rig.config);
     let hold = rig
         .proxy
         .hold_next(Operation::PutObject, HoldAt::BeforeResponse);
-    let produced = rig.produce(0..20);
-    let mut connector = rig.run(&rig.config);
     let held = hold.wait_held(WAIT);
     assert_eq!(held.status, Some(200), "stored by s3s-fs");
     let key = held.key.clone().unwrap();
@@ -701,7 +730,7 @@ fn a_key_holding_the_same_records_counts_as_stored_and_is_not_overwritten() {
         "",
     );
     set_sink_endpoint(&config, &rig.proxy.endpoint());
-    let puts_before = rig.proxy.requests_of(Operation::PutObject).len();
+    let puts_before = rig.puts().len();
     let mut connector = rig.run(&config);
     let deadline = Instant::now() + WAIT;
     while rig.committed(&second) != Some(20) {
@@ -715,7 +744,7 @@ fn a_key_holding_the_same_records_counts_as_stored_and_is_not_overwritten() {
     connector.stop();
     assert!(connector.logs().contains("not written again"));
     assert_eq!(
-        rig.proxy.requests_of(Operation::PutObject).len(),
+        rig.puts().len(),
         puts_before,
         "nothing uploaded:\n{}",
         rig.proxy.summary()
@@ -800,11 +829,11 @@ fn a_key_holding_other_records_stops_the_partition_and_is_kept() {
 
     // (2) Put while the connector's PutObject is held, after its listing.
     let rig = Rig::start("racing", "max_records = 10\nmax_interval_ms = 300", "");
+    rig.produce(0..20);
+    let mut connector = rig.run(&rig.config);
     let hold = rig
         .proxy
         .hold_next(Operation::PutObject, HoldAt::BeforeUpstream);
-    rig.produce(0..20);
-    let mut connector = rig.run(&rig.config);
     let held = hold.wait_held(WAIT);
     let key = held.key.clone().unwrap();
     assert_eq!(key, object_key(&rig.prefix, 0, 9));
@@ -827,7 +856,8 @@ fn a_key_holding_other_records_stops_the_partition_and_is_kept() {
     assert!(matches!(rig.committed(&rig.name), None | Some(0)));
 }
 
-/// D11: a store that ignores `If-None-Match` and overwrites. What happens: a PutObject whose
+/// D11: a store that ignores `If-None-Match` and overwrites. What happens: the start-up probe
+/// warns that it overwrote its probe object, and the connector runs; a PutObject whose
 /// answer was lost is retried and overwrites the object with the same bytes (no record lost or
 /// duplicated, reconcile clean); an object someone else put under the key after the
 /// connector's listing is overwritten by the connector's (the connector's records are all
@@ -843,11 +873,13 @@ fn a_store_that_ignores_conditional_creates_overwrites_but_loses_no_record() {
         "request_timeout_ms = 1000\nupload_concurrency = 1",
     );
     rig.proxy.set_conditional(Conditional::Ignore);
+    let mut produced = rig.produce(0..20);
+    let mut connector = rig.run(&rig.config);
+    // The start-up probe found out (a warning; the connector runs without conditional creates).
+    connector.wait_for_log("the store ignored If-None-Match", WAIT);
     let lost_answer = rig
         .proxy
         .hold_next(Operation::PutObject, HoldAt::BeforeResponse);
-    let mut produced = rig.produce(0..20);
-    let mut connector = rig.run(&rig.config);
     let held = lost_answer.wait_held(WAIT);
     let key = held.key.clone().unwrap();
     rig.proxy.wait_done(held.id, WAIT);
@@ -1000,8 +1032,14 @@ fn uploads_carry_conditional_create_and_metadata_and_no_aws_chunked_framing() {
             summary()
         );
     }
-    let creates: Vec<&Request> = requests
+    // The connector's objects; the start-up probe's object is not one.
+    let uploads: Vec<&Request> = requests
         .iter()
+        .filter(|r| r.key.as_deref().unwrap_or("").starts_with(&rig.prefix))
+        .collect();
+    let creates: Vec<&Request> = uploads
+        .iter()
+        .copied()
         .filter(|r| {
             matches!(
                 r.operation,
@@ -1035,8 +1073,9 @@ fn uploads_carry_conditional_create_and_metadata_and_no_aws_chunked_framing() {
             meta(name);
         }
     }
-    let conditional: Vec<&Request> = requests
+    let conditional: Vec<&Request> = uploads
         .iter()
+        .copied()
         .filter(|r| {
             matches!(
                 r.operation,
