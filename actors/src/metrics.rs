@@ -30,6 +30,8 @@ pub const CONSUMER_LAG: &str = "kafka_oss_sink_consumer_lag_records";
 pub const HIGH_WATERMARK: &str = "kafka_oss_sink_high_watermark_offset";
 pub const COMMITTED_OFFSET: &str = "kafka_oss_sink_committed_offset";
 pub const RETRIES: &str = "kafka_oss_sink_retries_total";
+/// Offset commits the group coordinator refused (or that never reached it), per partition.
+pub const COMMIT_FAILURES: &str = "kafka_oss_sink_commit_failures_total";
 pub const FAILED_RECORDS: &str = "kafka_oss_sink_failed_records_total";
 pub const PARTITION_STATE: &str = "kafka_oss_sink_partition_state";
 /// Objects sealed, by reason. (The metric keeps its first name, which dashboards and alert rules
@@ -56,6 +58,7 @@ pub const ALL: &[(&str, &str)] = &[
     (HIGH_WATERMARK, "gauge"),
     (COMMITTED_OFFSET, "gauge"),
     (RETRIES, "counter"),
+    (COMMIT_FAILURES, "counter"),
     (FAILED_RECORDS, "counter"),
     (PARTITION_STATE, "gauge"),
     (SEALS, "counter"),
@@ -181,6 +184,11 @@ pub fn describe() {
         "Retried operations, by the error code that caused the retry"
     );
     describe_counter!(
+        COMMIT_FAILURES,
+        Unit::Count,
+        "Partitions whose offset commit failed (the offset is committed again at the next commit)"
+    );
+    describe_counter!(
         FAILED_RECORDS,
         Unit::Count,
         "Records that could not be written, by error code and where they went"
@@ -230,6 +238,16 @@ pub fn set_capabilities(capabilities: &crate::store::Capabilities) {
 /// Counts one retry of an operation that failed with `code`.
 pub fn record_retry(code: ErrorCode) {
     metrics::counter!(RETRIES, "reason" => code.as_str()).increment(1);
+}
+
+/// Counts a partition whose offset commit failed (`None`: librdkafka named no partition).
+pub fn record_commit_failure(topic: &str, partition: Option<i32>) {
+    metrics::counter!(
+        COMMIT_FAILURES,
+        "topic" => topic.to_owned(),
+        "partition" => partition.map_or_else(|| "none".to_owned(), |p| p.to_string()),
+    )
+    .increment(1);
 }
 
 /// Counts records that could not be written. `destination` is where they went: `"none"` (the
@@ -328,6 +346,8 @@ impl PartitionMetrics {
         // Histograms are labelled by topic only: one set of buckets per partition would
         // multiply the series count for little gain.
         let topic_label = [("topic", topic.to_owned())];
+        // Registered (not reset) so the series exists before the first failure.
+        metrics::counter!(COMMIT_FAILURES, &labels).increment(0);
         Arc::new(PartitionMetrics {
             consumed_records: metrics::counter!(CONSUMED_RECORDS, &labels),
             consumed_bytes: metrics::counter!(CONSUMED_BYTES, &labels),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{CommitMode, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 use tracing::{debug, error, info, warn};
@@ -17,6 +17,7 @@ use super::consumer::SinkConsumer;
 use super::driver::commit_stored;
 use super::partition_queue::PartitionQueue;
 use crate::error::ErrorCode;
+use crate::metrics;
 use crate::status::StatusBoard;
 
 /// Rebalance events, sent from librdkafka's rebalance callback (on the driver thread) to the
@@ -133,6 +134,61 @@ impl SinkContext {
     }
 }
 
+/// One partition of a commit request, with its outcome.
+pub(super) struct CommitEntry<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    /// `-1` when the list carries no offset.
+    pub offset: i64,
+    pub error: Option<RDKafkaErrorCode>,
+}
+
+impl SinkContext {
+    /// The outcome of one commit request, synchronous or not: the one place where commit failures
+    /// are logged (`KAFKA_COMMIT`) and counted, and where successful commits reach the status
+    /// board. A partition fails if its own entry carries an error, or the whole request failed.
+    pub(super) fn commit_done(
+        &self,
+        mode: CommitMode,
+        error: Option<RDKafkaErrorCode>,
+        entries: &[CommitEntry<'_>],
+    ) {
+        // Nothing was stored since the last commit: not a failure.
+        if error == Some(RDKafkaErrorCode::NoOffset) {
+            return;
+        }
+        let mode = match mode {
+            CommitMode::Sync => "sync",
+            CommitMode::Async => "async",
+        };
+        let mut reported = false;
+        for entry in entries.iter().filter(|entry| entry.topic == self.topic) {
+            match entry.error.or(error) {
+                Some(code) => {
+                    reported = true;
+                    metrics::record_retry(ErrorCode::KafkaCommit);
+                    metrics::record_commit_failure(&self.topic, Some(entry.partition));
+                    warn!(
+                        code = %ErrorCode::KafkaCommit, topic = %self.topic, partition = entry.partition,
+                        offset = entry.offset, error = %code, mode,
+                        "offset commit failed; the stored offset is committed again at the next commit"
+                    );
+                }
+                None if entry.offset >= 0 => {
+                    self.status.set_committed(entry.partition, entry.offset);
+                }
+                None => {}
+            }
+        }
+        if let (Some(code), false) = (error, reported) {
+            metrics::record_retry(ErrorCode::KafkaCommit);
+            metrics::record_commit_failure(&self.topic, None);
+            warn!(code = %ErrorCode::KafkaCommit, topic = %self.topic, error = %code, mode,
+                "offset commit failed; the stored offsets are committed again at the next commit");
+        }
+    }
+}
+
 impl ClientContext for SinkContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         match level {
@@ -168,15 +224,27 @@ impl ClientContext for SinkContext {
 }
 
 impl ConsumerContext for SinkContext {
+    /// The outcome of an asynchronous commit (see `commit_stored`), served by the driver's poll.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if result.is_err() {
-            return;
-        }
-        for element in offsets.elements_for_topic(&self.topic) {
-            if let rdkafka::Offset::Offset(offset) = element.offset() {
-                self.status.set_committed(element.partition(), offset);
-            }
-        }
+        let error = match result {
+            Err(KafkaError::ConsumerCommit(code)) => Some(code),
+            Err(other) => other.rdkafka_error_code(),
+            Ok(()) => None,
+        };
+        let elements = offsets.elements();
+        let entries: Vec<CommitEntry<'_>> = elements
+            .iter()
+            .map(|element| CommitEntry {
+                topic: element.topic(),
+                partition: element.partition(),
+                offset: match element.offset() {
+                    rdkafka::Offset::Offset(offset) => offset,
+                    _ => -1,
+                },
+                error: element.error().err().and_then(|e| e.rdkafka_error_code()),
+            })
+            .collect();
+        self.commit_done(CommitMode::Async, error, &entries);
     }
 
     fn pre_rebalance(&self, consumer: &SinkConsumer, rebalance: &Rebalance<'_>) {

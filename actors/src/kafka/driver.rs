@@ -7,31 +7,114 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::ffi::c_void;
+use std::ptr;
+
+use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::Message;
 use tracing::{error, warn};
 
 use super::consumer::SinkConsumer;
+use super::context::{CommitEntry, SinkContext};
 use crate::error::ErrorCode;
-use crate::metrics;
 
 /// How often the driver commits stored offsets.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Commits the stored offsets of the current assignment. Nothing stored is not an error.
+/// Commits the stored offsets of the current assignment. Every outcome goes to
+/// [`SinkContext::commit_done`], which logs and counts failures:
+///
+/// - `Async` (the driver's periodic commit): the result is posted to the consumer queue as a
+///   commit event, which the driver's next poll hands to `commit_callback`. (`rd_kafka_commit`
+///   would post it nowhere: with rust-rdkafka's event API there is no `offset_commit_cb`, so
+///   librdkafka drops the result of an asynchronous manual commit.)
+/// - `Sync` (before a revocation completes, at shutdown): waits for the coordinator's answer and
+///   reports it before returning.
 pub(super) fn commit_stored(consumer: &SinkConsumer, mode: CommitMode) {
-    if consumer.context().is_fenced() {
+    let context = consumer.context();
+    if context.is_fenced() {
         return;
     }
-    match consumer.commit_consumer_state(mode) {
-        Ok(()) => {}
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => {
-            metrics::record_retry(ErrorCode::KafkaCommit);
-            warn!(code = %ErrorCode::KafkaCommit, %error, "offset commit failed; will retry")
+    let rk = consumer.client().native_ptr();
+    let immediate = match mode {
+        // SAFETY: `rk` is valid while `consumer` lives; the queue reference taken here is
+        // released right after the request is enqueued (the request keeps its own).
+        CommitMode::Async => unsafe {
+            let queue = rdsys::rd_kafka_queue_get_consumer(rk);
+            let err = rdsys::rd_kafka_commit_queue(rk, ptr::null(), queue, None, ptr::null_mut());
+            if !queue.is_null() {
+                rdsys::rd_kafka_queue_destroy(queue);
+            }
+            err
+        },
+        CommitMode::Sync => {
+            let mut served = SyncCommit {
+                context,
+                served: false,
+            };
+            // SAFETY: with no queue, `rd_kafka_commit_queue` waits for the answer and calls
+            // `sync_commit_done` on this thread before returning, so `served` outlives the call.
+            let err = unsafe {
+                rdsys::rd_kafka_commit_queue(
+                    rk,
+                    ptr::null(),
+                    ptr::null_mut(),
+                    Some(sync_commit_done),
+                    &mut served as *mut SyncCommit<'_> as *mut c_void,
+                )
+            };
+            if served.served {
+                return;
+            }
+            err
+        }
+    };
+    if immediate != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        // Refused before reaching the coordinator (no answer will come).
+        context.commit_done(mode, Some(immediate.into()), &[]);
+    }
+}
+
+struct SyncCommit<'a> {
+    context: &'a SinkContext,
+    served: bool,
+}
+
+unsafe extern "C" fn sync_commit_done(
+    _rk: *mut rdsys::rd_kafka_t,
+    err: rdsys::rd_kafka_resp_err_t,
+    offsets: *mut rdsys::rd_kafka_topic_partition_list_t,
+    opaque: *mut c_void,
+) {
+    let commit = &mut *(opaque as *mut SyncCommit<'_>);
+    commit.served = true;
+    let mut entries = Vec::new();
+    if !offsets.is_null() {
+        let list = &*offsets;
+        let elements: &[rdsys::rd_kafka_topic_partition_t] = if list.cnt > 0 {
+            std::slice::from_raw_parts(list.elems, list.cnt as usize)
+        } else {
+            &[]
+        };
+        for element in elements {
+            if element.topic.is_null() {
+                continue;
+            }
+            entries.push(CommitEntry {
+                topic: std::ffi::CStr::from_ptr(element.topic)
+                    .to_str()
+                    .unwrap_or(""),
+                partition: element.partition,
+                offset: element.offset,
+                error: (element.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+                    .then(|| element.err.into()),
+            });
         }
     }
+    let error = (err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| err.into());
+    commit.context.commit_done(CommitMode::Sync, error, &entries);
 }
 
 /// The thread that polls the consumer's main queue and commits.

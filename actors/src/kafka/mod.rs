@@ -34,6 +34,8 @@ mod offsets;
 mod partition_queue;
 pub mod provision;
 mod status_topic;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use rdkafka::error::KafkaError;
 

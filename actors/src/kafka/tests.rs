@@ -1,0 +1,159 @@
+//! The Kafka side against librdkafka's in-process mock cluster (no broker needed): faults a real
+//! broker cannot be made to produce on demand (request errors, retention, coordinator moves).
+
+use std::time::{Duration, Instant};
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+use super::driver::commit_stored;
+use super::*;
+use crate::settings::{ClientProperties, SourceSettings, StartOffset};
+use crate::status::StatusBoard;
+
+/// A one-broker mock cluster with `topic` (`partitions` partitions).
+pub(crate) fn mock_cluster(
+    topic: &str,
+    partitions: i32,
+) -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(topic, partitions, 1).expect("topic");
+    cluster
+}
+
+/// Source settings for a mock cluster, with the short timeouts the tests need.
+pub(crate) fn source(bootstrap: &str, topic: &str, group: &str, start: StartOffset) -> SourceSettings {
+    let properties = [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "300"),
+        ("fetch.wait.max.ms", "10"),
+        ("topic.metadata.refresh.interval.ms", "500"),
+    ];
+    SourceSettings {
+        bootstrap_servers: bootstrap.to_owned(),
+        topic: topic.to_owned(),
+        group_id: group.to_owned(),
+        start_offset: start,
+        concurrency: 1,
+        client_properties: ClientProperties(
+            properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+    }
+}
+
+/// Polls `consumer` (serving its callbacks on this thread) until `done` or `timeout`.
+pub(crate) fn poll_until(
+    consumer: &SinkConsumer,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// Sums a counter's increments across snapshots (a debugging snapshot resets counters).
+pub(crate) struct CounterTotal<'a> {
+    snapshotter: &'a Snapshotter,
+    name: &'static str,
+    total: std::cell::Cell<u64>,
+}
+
+impl<'a> CounterTotal<'a> {
+    pub(crate) fn new(snapshotter: &'a Snapshotter, name: &'static str) -> Self {
+        CounterTotal {
+            snapshotter,
+            name,
+            total: std::cell::Cell::new(0),
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        let added: u64 = self
+            .snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == self.name)
+            .map(|(_, _, _, value)| match value {
+                DebugValue::Counter(count) => count,
+                other => panic!("{} is not a counter: {other:?}", self.name),
+            })
+            .sum();
+        self.total.set(self.total.get() + added);
+        self.total.get()
+    }
+}
+
+/// Finding 10 of issue 11: a commit the coordinator refuses is reported (log line with
+/// `KAFKA_COMMIT`, counted in `kafka_oss_sink_commit_failures_total`), for the driver's
+/// periodic asynchronous commits as well as for the synchronous one of a revocation.
+#[test]
+fn refused_offset_commits_are_logged_and_counted() {
+    let topic = "commits";
+    let cluster = mock_cluster(topic, 1);
+    let consumer = create_consumer(
+        &source(&cluster.bootstrap_servers(), topic, "g-commit", StartOffset::Earliest),
+        Duration::from_secs(5),
+        StatusBoard::new(topic),
+    )
+    .expect("consumer");
+    consumer.subscribe(&[topic]).unwrap();
+    assert!(
+        poll_until(&consumer, Duration::from_secs(20), || consumer
+            .assignment()
+            .is_ok_and(|list| list.count() == 1)),
+        "partition assigned"
+    );
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let failures = CounterTotal::new(&snapshotter, crate::metrics::COMMIT_FAILURES);
+    metrics::with_local_recorder(&recorder, || {
+        cluster.request_errors(
+            RDKafkaApiKey::OffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+        );
+        OffsetStore::store(&*consumer, topic, 0, 5).unwrap();
+        commit_stored(&consumer, CommitMode::Async);
+        assert!(
+            poll_until(&consumer, Duration::from_secs(5), || failures.get() == 1),
+            "the failed asynchronous commit is counted once"
+        );
+
+        cluster.request_errors(
+            RDKafkaApiKey::OffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+        );
+        commit_stored(&consumer, CommitMode::Sync);
+        assert!(
+            poll_until(&consumer, Duration::from_secs(5), || failures.get() == 2),
+            "the failed synchronous commit is counted once"
+        );
+
+        // Once the coordinator accepts commits again, the stored offset goes through.
+        commit_stored(&consumer, CommitMode::Sync);
+        let _ = consumer.poll(Duration::from_millis(200));
+        assert_eq!(failures.get(), 2);
+    });
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition(topic, 0);
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        committed.elements()[0].offset(),
+        rdkafka::Offset::Offset(5),
+        "committed once the coordinator accepts it"
+    );
+}
