@@ -48,6 +48,9 @@ pub enum ErrorCode {
     KafkaConsume,
     /// An offset commit or store failed.
     KafkaCommit,
+    /// A partition's position was out of range: retention removed records before they were
+    /// read, or the position is past the partition's end.
+    KafkaOffsetOutOfRange,
     /// A rebalance failed.
     KafkaRebalance,
     /// The consumer cannot go on.
@@ -82,6 +85,7 @@ impl ErrorCode {
         ErrorCode::KafkaTopicMissing,
         ErrorCode::KafkaConsume,
         ErrorCode::KafkaCommit,
+        ErrorCode::KafkaOffsetOutOfRange,
         ErrorCode::KafkaRebalance,
         ErrorCode::KafkaFatal,
         ErrorCode::KafkaQueueLeak,
@@ -111,6 +115,7 @@ impl ErrorCode {
             ErrorCode::KafkaTopicMissing => "KAFKA_TOPIC_MISSING",
             ErrorCode::KafkaConsume => "KAFKA_CONSUME",
             ErrorCode::KafkaCommit => "KAFKA_COMMIT",
+            ErrorCode::KafkaOffsetOutOfRange => "KAFKA_OFFSET_OUT_OF_RANGE",
             ErrorCode::KafkaRebalance => "KAFKA_REBALANCE",
             ErrorCode::KafkaFatal => "KAFKA_FATAL",
             ErrorCode::KafkaQueueLeak => "KAFKA_QUEUE_LEAK",

@@ -32,6 +32,8 @@ pub const COMMITTED_OFFSET: &str = "kafka_oss_sink_committed_offset";
 pub const RETRIES: &str = "kafka_oss_sink_retries_total";
 /// Offset commits the group coordinator refused (or that never reached it), per partition.
 pub const COMMIT_FAILURES: &str = "kafka_oss_sink_commit_failures_total";
+/// Offsets retention removed before they were read (a position older than the log start).
+pub const RETENTION_REMOVED: &str = "kafka_oss_sink_retention_removed_offsets_total";
 pub const FAILED_RECORDS: &str = "kafka_oss_sink_failed_records_total";
 pub const PARTITION_STATE: &str = "kafka_oss_sink_partition_state";
 /// Objects sealed, by reason. (The metric keeps its first name, which dashboards and alert rules
@@ -59,6 +61,7 @@ pub const ALL: &[(&str, &str)] = &[
     (COMMITTED_OFFSET, "gauge"),
     (RETRIES, "counter"),
     (COMMIT_FAILURES, "counter"),
+    (RETENTION_REMOVED, "counter"),
     (FAILED_RECORDS, "counter"),
     (PARTITION_STATE, "gauge"),
     (SEALS, "counter"),
@@ -182,6 +185,11 @@ pub fn describe() {
         RETRIES,
         Unit::Count,
         "Retried operations, by the error code that caused the retry"
+    );
+    describe_counter!(
+        RETENTION_REMOVED,
+        Unit::Count,
+        "Offsets retention removed before they were read (the position was older than the log start)"
     );
     describe_counter!(
         COMMIT_FAILURES,
@@ -329,6 +337,8 @@ pub struct PartitionMetrics {
     pub written_bytes: Counter,
     pub written_objects: Counter,
     pub buffered_bytes: Gauge,
+    /// Offsets retention removed before the partition consumer read them.
+    pub retention_removed: Counter,
     /// Indexed like [`SEAL_REASONS`].
     seals: Vec<Counter>,
     object_size: Histogram,
@@ -355,6 +365,7 @@ impl PartitionMetrics {
             written_bytes: metrics::counter!(WRITTEN_BYTES, &labels),
             written_objects: metrics::counter!(WRITTEN_OBJECTS, &labels),
             buffered_bytes: metrics::gauge!(BUFFERED_BYTES, &labels),
+            retention_removed: metrics::counter!(RETENTION_REMOVED, &labels),
             seals: SEAL_REASONS
                 .iter()
                 .map(|reason| {

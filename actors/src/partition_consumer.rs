@@ -14,13 +14,18 @@
 //!   and the last record read is at the partition's high watermark, once per catch-up.
 //! - Per poll it copies up to `CHUNK_RECORDS` records / `CHUNK_BYTES` bytes into one
 //!   [`RecordChunk`]: one message and two allocations per chunk, none per record.
+//! - Compares each record's offset with the one expected (the committed offset at assignment,
+//!   then the offset after the last record read). A jump past offsets older than the partition's
+//!   log start means retention removed them before they were read (librdkafka then resets to the
+//!   oldest retained record): logged with `KAFKA_OFFSET_OUT_OF_RANGE` and counted. Other gaps
+//!   (compaction, transaction markers) are normal.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::batcher::Batcher;
 use crate::error::ErrorCode;
@@ -53,7 +58,7 @@ pub struct PartitionConsumer {
     paused: bool,
     /// Records and bytes of the previous chunk.
     last_chunk: (usize, usize),
-    /// The offset after the last record read.
+    /// The offset after the last record read (at first: the committed offset); `-1` if unknown.
     next_offset: i64,
     /// Records were read since the last `CaughtUp`.
     unannounced: bool,
@@ -67,6 +72,7 @@ impl PartitionConsumer {
         topic: Arc<str>,
         partition: i32,
         queue: PartitionQueue,
+        committed: Option<i64>,
         batcher: Addr<Batcher>,
         max_records: usize,
         metrics: Arc<PartitionMetrics>,
@@ -80,7 +86,7 @@ impl PartitionConsumer {
             sending: false,
             paused: false,
             last_chunk: (0, 0),
-            next_offset: -1,
+            next_offset: committed.unwrap_or(-1),
             unannounced: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
             metrics,
@@ -104,11 +110,23 @@ impl PartitionConsumer {
         let (topic, partition) = (&self.topic, self.partition);
         let mut last_offset = None;
         let mut emptied = false;
+        let mut ended = false;
+        // Read before the records: the fetch that delivered them updated it.
+        let log_start = queue.low_watermark();
+        let mut expected = self.next_offset;
+        let mut jumps = Vec::new();
         // Checked between batches: one batch may take the chunk past `CHUNK_BYTES`.
         while chunk.len() < chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
             let outcome = queue.read(
                 chunk_records - chunk.len(),
                 |record| {
+                    if expected >= 0
+                        && record.offset != expected
+                        && (record.offset < expected || expected < log_start)
+                    {
+                        jumps.push((expected, record.offset, log_start));
+                    }
+                    expected = record.offset + 1;
                     last_offset = Some(record.offset);
                     if record.has_headers() {
                         chunk.push_with_headers(
@@ -126,10 +144,20 @@ impl PartitionConsumer {
                     warn!(code = %ErrorCode::KafkaConsume, topic = %topic, partition, offset, error = %code, "error reading partition")
                 },
             );
+            if outcome.ended {
+                ended = true;
+            }
             if outcome.emptied {
                 emptied = true;
                 break;
             }
+        }
+        for (expected, found, log_start) in jumps {
+            self.report_jump(expected, found, log_start);
+        }
+        if ended {
+            debug!(topic = %self.topic, partition = self.partition, "assignment ended; the partition consumer reads no more");
+            self.queue = None;
         }
         if !chunk.is_empty() {
             self.last_chunk = (chunk.len(), chunk.payload_bytes());
@@ -140,7 +168,12 @@ impl PartitionConsumer {
         }
         // Caught up: the queue is empty and the last record read is the last one the broker
         // reported; announced once per catch-up.
-        let caught_up = emptied && self.unannounced && queue.caught_up(self.next_offset);
+        let caught_up = emptied
+            && self.unannounced
+            && self
+                .queue
+                .as_ref()
+                .is_some_and(|queue| queue.caught_up(self.next_offset));
         if caught_up {
             self.unannounced = false;
         }
@@ -149,6 +182,32 @@ impl PartitionConsumer {
             more: !emptied,
             caught_up,
         }
+    }
+}
+
+impl PartitionConsumer {
+    /// A record's offset was not the one expected: either before it (the committed offset is
+    /// past the partition's end: the topic was recreated, or the position was set by hand) or
+    /// past offsets that retention already removed.
+    fn report_jump(&self, expected: i64, found: i64, log_start: i64) {
+        let (topic, partition) = (&self.topic, self.partition);
+        if found < expected {
+            warn!(
+                code = %ErrorCode::KafkaOffsetOutOfRange, topic = %topic, partition, expected, offset = found,
+                "the position {expected} is past the partition's end (was the topic recreated?); reading from the oldest record, offset {found}"
+            );
+            return;
+        }
+        let last_removed = found.min(log_start) - 1;
+        let removed = last_removed - expected + 1;
+        self.metrics
+            .retention_removed
+            .increment(removed.max(0) as u64);
+        error!(
+            code = %ErrorCode::KafkaOffsetOutOfRange, topic = %topic, partition,
+            first_removed = expected, last_removed, removed, offset = found,
+            "offsets {expected} to {last_removed} were removed by retention before they were read: they are in neither the bucket nor an error topic; reading goes on at the oldest retained record, offset {found}"
+        );
     }
 }
 

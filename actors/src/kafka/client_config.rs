@@ -58,10 +58,11 @@ pub fn consumer_config(source: &SourceSettings) -> ClientConfig {
     let mut config = consumer_base_config(source);
     config
         .set("group.id", &source.group_id)
-        .set(
-            "auto.offset.reset",
-            source.start_offset.as_auto_offset_reset(),
-        )
+        // Applies only to a position out of range (retention removed the records it points
+        // to): the oldest retained record is next, never the end of the partition. Where a
+        // partition without a committed offset starts (`source.start_offset`) is set in the
+        // assignment callback (`SinkContext::assign`).
+        .set("auto.offset.reset", "earliest")
         // Offsets are stored only once the data is in the bucket, and committed by the driver.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -22,7 +22,12 @@ pub fn create_consumer(
     status: StatusBoard,
 ) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
     let config = consumer_config(source);
-    let context = SinkContext::new(&source.topic, drain_timeout, status.clone());
+    let context = SinkContext::new(
+        &source.topic,
+        source.start_offset,
+        drain_timeout,
+        status.clone(),
+    );
     let consumer: Arc<SinkConsumer> = Arc::new(
         config
             .create_with_context(context)

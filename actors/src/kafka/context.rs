@@ -1,23 +1,40 @@
 //! The consumer's context: librdkafka's logs into `tracing`, statistics into the status board
-//! and the metrics, and rebalances to the supervisor.
+//! and the metrics, commit outcomes into the logs and metrics, and rebalances to the supervisor.
+//!
+//! Assignment (the rebalance callback, on the driver thread), in this order:
+//! 1. the committed offsets of the new partitions are read from the coordinator; a partition
+//!    with one starts there, one without starts where `source.start_offset` says. librdkafka's
+//!    own `auto.offset.reset` is always `earliest`: it applies only when a position is out of
+//!    range (retention removed the records), and then the oldest retained record is next, never
+//!    the end of the partition;
+//! 2. each partition's queue is split off the consumer queue, under a new [`Assignment`](super::Assignment);
+//! 3. the partitions are assigned (fetching starts), and the supervisor is told.
+//!
+//! Revocation: the supervisor drains the partitions (the callback waits, bounded by the drain
+//! timeout), their assignments end (nothing of them is read or stored afterwards), the stored
+//! offsets are committed synchronously, and the partitions are unassigned.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{CommitMode, ConsumerContext, Rebalance};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::assignment::Assignments;
 use super::consumer::SinkConsumer;
 use super::driver::commit_stored;
 use super::partition_queue::PartitionQueue;
 use crate::error::ErrorCode;
 use crate::metrics;
+use crate::settings::StartOffset;
 use crate::status::StatusBoard;
 
 /// Rebalance events, sent from librdkafka's rebalance callback (on the driver thread) to the
@@ -25,19 +42,39 @@ use crate::status::StatusBoard;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum KafkaEvent {
-    /// Partitions were assigned; their queues are already split off the consumer queue.
-    Assigned(Vec<(i32, PartitionQueue)>),
+    /// Partitions were assigned; their queues are split off the consumer queue and fetching
+    /// has started.
+    Assigned(Vec<AssignedPartition>),
     /// Partitions are being revoked. The callback blocks until `ack` is sent (or a deadline),
-    /// then commits what was stored and lets the rebalance proceed.
+    /// then ends their assignments, commits what was stored and lets the rebalance proceed.
     Revoked {
         partitions: Vec<i32>,
         ack: crossbeam_channel::Sender<()>,
     },
 }
 
+/// One newly assigned partition.
+pub struct AssignedPartition {
+    pub queue: PartitionQueue,
+    /// The group's committed offset, where reading starts; `None` if the group has none (reading
+    /// starts at `source.start_offset`) or it could not be read.
+    pub committed: Option<i64>,
+}
+
+impl AssignedPartition {
+    pub fn partition(&self) -> i32 {
+        self.queue.assignment().partition()
+    }
+}
+
+/// How long the assignment callback waits for the committed offsets.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The consumer's context: routes librdkafka's logs into `tracing` and rebalances to the supervisor.
 pub struct SinkContext {
     topic: String,
+    /// Where a partition without a committed offset starts.
+    start_offset: StartOffset,
     /// Set once, right after the consumer is created, so the assignment callback can split queues.
     consumer: OnceLock<Weak<SinkConsumer>>,
     /// Set once the supervisor runs, before subscribing.
@@ -46,18 +83,27 @@ pub struct SinkContext {
     drain_timeout: Duration,
     /// Set when the consumer's stream can no longer be trusted: no commit happens afterwards.
     fenced: AtomicBool,
+    /// The current assignment of each partition.
+    assignments: Assignments,
     /// Lag, committed offsets and broker reachability go here (and into the metrics).
     status: StatusBoard,
 }
 
 impl SinkContext {
-    pub fn new(topic: &str, drain_timeout: Duration, status: StatusBoard) -> Self {
+    pub fn new(
+        topic: &str,
+        start_offset: StartOffset,
+        drain_timeout: Duration,
+        status: StatusBoard,
+    ) -> Self {
         SinkContext {
             topic: topic.to_owned(),
+            start_offset,
             consumer: OnceLock::new(),
             supervisor: OnceLock::new(),
             drain_timeout,
             fenced: AtomicBool::new(false),
+            assignments: Assignments::default(),
             status,
         }
     }
@@ -247,64 +293,189 @@ impl ConsumerContext for SinkContext {
         self.commit_done(CommitMode::Async, error, &entries);
     }
 
-    fn pre_rebalance(&self, consumer: &SinkConsumer, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        let partitions: Vec<i32> = list
-            .elements()
-            .iter()
-            .filter(|element| element.topic() == self.topic)
-            .map(|element| element.partition())
-            .collect();
-        info!(topic = %self.topic, ?partitions, "partitions revoked, draining");
-        if let Some(supervisor) = self.supervisor.get() {
-            let (ack, acked) = crossbeam_channel::bounded(1);
-            // A control message, one per rebalance: `do_send` (which ignores the mailbox
-            // capacity) is fine here. The callback blocks until the partitions are drained so
-            // their offsets are committed before another member can take them over. If the
-            // supervisor is gone, the message and its `ack` are dropped and the wait ends at once.
-            supervisor.do_send(KafkaEvent::Revoked { partitions, ack });
-            if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                acked.recv_timeout(self.drain_timeout + Duration::from_secs(5))
-            {
-                warn!(topic = %self.topic, "revocation drain did not finish in time; committing what is stored");
+    fn rebalance(
+        &self,
+        consumer: &SinkConsumer,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(consumer, partitions)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoke(consumer, partitions)
+            }
+            other => {
+                // librdkafka documents only the two above; give everything up, as if lost.
+                let error = RDKafkaErrorCode::from(other);
+                let ours = self.assignments.partitions();
+                error!(code = %ErrorCode::KafkaRebalance, %error, partitions = ?ours, "rebalance failed; giving up the assignment");
+                self.lose(&ours);
+                self.unassign(consumer, partitions);
             }
         }
-        commit_stored(consumer, CommitMode::Sync);
+    }
+}
+
+impl SinkContext {
+    /// This topic's partitions of a rebalance's list.
+    fn ours(&self, list: &TopicPartitionList) -> Vec<i32> {
+        list.elements_for_topic(&self.topic)
+            .iter()
+            .map(|element| element.partition())
+            .collect()
     }
 
-    fn post_rebalance(&self, _consumer: &SinkConsumer, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(list) => {
-                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
-                    return;
-                };
-                let mut queues = Vec::new();
-                for element in list.elements() {
-                    if element.topic() != self.topic {
-                        continue;
-                    }
-                    match PartitionQueue::split(&consumer, &self.topic, element.partition()) {
-                        Some(queue) => queues.push((element.partition(), queue)),
-                        None => error!(
-                            code = %ErrorCode::KafkaUnavailable,
-                            topic = %self.topic,
-                            partition = element.partition(),
-                            "cannot split the partition queue; partition not consumed"
-                        ),
-                    }
-                }
-                info!(topic = %self.topic, partitions = ?queues.iter().map(|(p, _)| *p).collect::<Vec<_>>(), "partitions assigned");
-                if let Some(supervisor) = self.supervisor.get() {
-                    // Control message, one per rebalance (see above).
-                    supervisor.do_send(KafkaEvent::Assigned(queues));
+    fn cooperative(consumer: &SinkConsumer) -> bool {
+        matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        )
+    }
+
+    fn assign(&self, consumer: &SinkConsumer, list: &mut TopicPartitionList) {
+        let partitions = self.ours(list);
+        let committed = self.committed_offsets(consumer, &partitions);
+        for &partition in &partitions {
+            let start = match &committed {
+                Some(committed) => match committed.get(&partition) {
+                    Some(&offset) => Offset::Offset(offset),
+                    None => match self.start_offset {
+                        StartOffset::Earliest => Offset::Beginning,
+                        StartOffset::Latest => Offset::End,
+                    },
+                },
+                // librdkafka reads the committed offset itself; without one, `earliest` applies.
+                None => Offset::Invalid,
+            };
+            if let Err(error) = list.set_partition_offset(&self.topic, partition, start) {
+                warn!(code = %ErrorCode::KafkaRebalance, topic = %self.topic, partition, %error, "cannot set the start offset");
+            }
+        }
+
+        // Split before assigning: fetching starts with the assignment, and a record fetched
+        // before the split would land on the consumer queue (KAFKA_QUEUE_LEAK).
+        let mut assigned = Vec::new();
+        if let Some(owner) = self.consumer.get().and_then(Weak::upgrade) {
+            for &partition in &partitions {
+                let assignment = self.assignments.begin(partition);
+                match PartitionQueue::split(&owner, &self.topic, assignment) {
+                    Some(queue) => assigned.push(AssignedPartition {
+                        queue,
+                        committed: committed
+                            .as_ref()
+                            .and_then(|committed| committed.get(&partition).copied()),
+                    }),
+                    None => error!(
+                        code = %ErrorCode::KafkaUnavailable, topic = %self.topic, partition,
+                        "cannot split the partition queue; partition not consumed"
+                    ),
                 }
             }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(error) => {
-                error!(code = %ErrorCode::KafkaRebalance, %error, "rebalance failed")
+        }
+
+        let result = if Self::cooperative(consumer) {
+            consumer.incremental_assign(list)
+        } else {
+            consumer.assign(list)
+        };
+        if let Err(error) = result {
+            error!(code = %ErrorCode::KafkaRebalance, topic = %self.topic, ?partitions, %error, "cannot assign the partitions");
+            for &partition in &partitions {
+                self.assignments.end(partition);
             }
+            return;
+        }
+        info!(topic = %self.topic, partitions = ?assigned.iter().map(AssignedPartition::partition).collect::<Vec<_>>(),
+            starts = ?assigned.iter().map(|a| a.committed).collect::<Vec<_>>(), "partitions assigned");
+        if let Some(supervisor) = self.supervisor.get() {
+            // Control message, one per rebalance (see `revoke`).
+            supervisor.do_send(KafkaEvent::Assigned(assigned));
+        }
+    }
+
+    /// The group's committed offsets of `partitions` (those without one are absent); `None`
+    /// if they could not be read.
+    fn committed_offsets(
+        &self,
+        consumer: &SinkConsumer,
+        partitions: &[i32],
+    ) -> Option<HashMap<i32, i64>> {
+        if partitions.is_empty() {
+            return Some(HashMap::new());
+        }
+        let mut list = TopicPartitionList::with_capacity(partitions.len());
+        for &partition in partitions {
+            list.add_partition(&self.topic, partition);
+        }
+        let failed = |error: String| {
+            warn!(code = %ErrorCode::KafkaUnavailable, topic = %self.topic, ?partitions, %error,
+                "cannot read the committed offsets; librdkafka reads them itself, and a partition without one starts at the earliest offset");
+            None
+        };
+        let committed = match consumer.committed_offsets(list, COMMITTED_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(error) => return failed(error.to_string()),
+        };
+        let mut offsets = HashMap::new();
+        for element in committed.elements_for_topic(&self.topic) {
+            if let Err(error) = element.error() {
+                return failed(error.to_string());
+            }
+            if let Offset::Offset(offset) = element.offset() {
+                offsets.insert(element.partition(), offset);
+            }
+        }
+        Some(offsets)
+    }
+
+    fn revoke(&self, consumer: &SinkConsumer, list: &mut TopicPartitionList) {
+        let partitions = self.ours(list);
+        {
+            info!(topic = %self.topic, ?partitions, "partitions revoked, draining");
+            if let Some(supervisor) = self.supervisor.get() {
+                let (ack, acked) = crossbeam_channel::bounded(1);
+                // A control message, one per rebalance: `do_send` (which ignores the mailbox
+                // capacity) is fine here. The callback blocks until the partitions are drained
+                // so their offsets are committed before another member can take them over. If
+                // the supervisor is gone, the message and its `ack` are dropped and the wait
+                // ends at once.
+                supervisor.do_send(KafkaEvent::Revoked {
+                    partitions: partitions.clone(),
+                    ack,
+                });
+                if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    acked.recv_timeout(self.drain_timeout + Duration::from_secs(5))
+                {
+                    warn!(topic = %self.topic, "revocation drain did not finish in time; committing what is stored");
+                }
+            }
+            // From here on nothing of these assignments is read or stored, whatever their actors
+            // still do; then what they stored is committed.
+            for &partition in &partitions {
+                self.assignments.end(partition);
+            }
+            commit_stored(consumer, CommitMode::Sync);
+        }
+        self.unassign(consumer, list);
+    }
+
+    /// Ends the assignments of lost partitions.
+    fn lose(&self, partitions: &[i32]) {
+        for &partition in partitions {
+            self.assignments.end(partition);
+        }
+    }
+
+    fn unassign(&self, consumer: &SinkConsumer, list: &TopicPartitionList) {
+        let result = if Self::cooperative(consumer) {
+            consumer.incremental_unassign(list)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(error) = result {
+            error!(code = %ErrorCode::KafkaRebalance, topic = %self.topic, %error, "cannot unassign the revoked partitions");
         }
     }
 }

@@ -114,7 +114,9 @@ unsafe extern "C" fn sync_commit_done(
         }
     }
     let error = (err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| err.into());
-    commit.context.commit_done(CommitMode::Sync, error, &entries);
+    commit
+        .context
+        .commit_done(CommitMode::Sync, error, &entries);
 }
 
 /// The thread that polls the consumer's main queue and commits.

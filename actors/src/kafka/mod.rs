@@ -2,10 +2,11 @@
 //! the partition queues, the offset store the batchers write to, and the Kafka-side resources.
 //!
 //! One `BaseConsumer` subscribes to the topic for the whole process. On assignment, the rebalance
-//! callback splits each assigned partition's queue off the consumer queue *inside the callback*,
-//! before librdkafka can fetch into it (fetching starts only after the committed offsets were
-//! read back from the coordinator), and hands the queues to the supervisor ([`KafkaEvent`]),
-//! which starts one partition consumer actor per queue. The main queue keeps being polled by a
+//! callback reads the committed offsets, splits each assigned partition's queue off the consumer
+//! queue *before* assigning it (so no fetch can deliver into the consumer queue), assigns it,
+//! and hands the queues to the supervisor ([`KafkaEvent`]), which starts one partition consumer
+//! actor per queue. Each assignment of a partition is an [`Assignment`] (see `context.rs` for
+//! the order of a rebalance). The main queue keeps being polled by a
 //! dedicated driver thread ([`Driver`]): it serves rebalance callbacks, errors and logs, keeps
 //! the member alive even while every partition is paused by backpressure, and is the only place
 //! offsets are committed.
@@ -17,6 +18,7 @@
 //!
 //! | file | owns |
 //! |---|---|
+//! | `assignment.rs` | [`Assignment`]: one partition's assignment; its reads and offset stores stop when it ends |
 //! | `client_config.rs` | the librdkafka properties of the consumer, producers and admin clients |
 //! | `consumer.rs` | creating the group consumer, checking the topic, subscribing |
 //! | `context.rs` | the consumer context: rebalance callbacks, statistics, logs; [`KafkaEvent`] |
@@ -26,6 +28,7 @@
 //! | `provision.rs` | the group's topics (create or check), the config topic record |
 //! | `status_topic.rs` | state changes written to the status topic |
 
+mod assignment;
 mod client_config;
 mod consumer;
 mod context;
@@ -41,9 +44,10 @@ use rdkafka::error::KafkaError;
 
 use crate::error::ErrorCode;
 
+pub use assignment::Assignment;
 pub use client_config::{consumer_base_config, consumer_config, producer_config};
 pub use consumer::{create_consumer, subscribe, SinkConsumer};
-pub use context::{KafkaEvent, SinkContext};
+pub use context::{AssignedPartition, KafkaEvent, SinkContext};
 pub use driver::Driver;
 pub use offsets::{FetchControl, OffsetStore};
 pub use partition_queue::PartitionQueue;

@@ -21,6 +21,7 @@ use rdkafka::bindings as rdsys;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::RDKafkaErrorCode;
 
+use super::Assignment;
 use crate::kafka::SinkConsumer;
 
 /// Messages popped per `rd_kafka_consume_batch_queue` call.
@@ -36,6 +37,9 @@ pub struct PartitionQueue {
     consumer: Arc<SinkConsumer>,
     topic: CString,
     partition: i32,
+    /// Reads happen only while this assignment of the partition is current: every split of a
+    /// partition shares librdkafka's one fetch queue of the partition.
+    assignment: Assignment,
 }
 
 // SAFETY: librdkafka queues are thread-safe; the wrapper is used by one actor at a time.
@@ -85,14 +89,24 @@ impl<'a> QueuedRecord<'a> {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReadOutcome {
     pub records: usize,
-    /// Fewer messages than asked for: the queue is empty.
+    /// Fewer messages than asked for: the queue is empty (or the assignment ended).
     pub emptied: bool,
+    /// The assignment ended: nothing was read, and nothing will be.
+    pub ended: bool,
 }
 
 impl PartitionQueue {
     /// Splits `partition`'s queue off the consumer queue (what rdkafka's
-    /// `split_partition_queue` does): its messages no longer reach `poll` on the consumer.
-    pub fn split(consumer: &Arc<SinkConsumer>, topic: &str, partition: i32) -> Option<Self> {
+    /// `split_partition_queue` does): its messages no longer reach `poll` on the consumer. Called
+    /// in the assignment callback *before* the partition is assigned, so that no fetch can
+    /// deliver into the consumer queue first (librdkafka creates the partition if it does not
+    /// know it yet, and keeps an application's forwarding when the assignment starts fetching).
+    pub fn split(
+        consumer: &Arc<SinkConsumer>,
+        topic: &str,
+        assignment: Assignment,
+    ) -> Option<Self> {
+        let partition = assignment.partition();
         let topic = CString::new(topic).ok()?;
         // SAFETY: the client pointer is valid while `consumer` lives.
         let queue = unsafe {
@@ -110,7 +124,13 @@ impl PartitionQueue {
             consumer: consumer.clone(),
             topic,
             partition,
+            assignment,
         })
+    }
+
+    /// The assignment the queue belongs to.
+    pub fn assignment(&self) -> &Assignment {
+        &self.assignment
     }
 
     /// Calls `f` (on a librdkafka thread) whenever the queue becomes non-empty.
@@ -139,6 +159,15 @@ impl PartitionQueue {
         max: usize,
         mut on_record: impl FnMut(&QueuedRecord<'_>),
         mut on_error: impl FnMut(RDKafkaErrorCode, i64),
+    ) -> ReadOutcome {
+        self.read_current(max, &mut on_record, &mut on_error)
+    }
+
+    fn read_current(
+        &self,
+        max: usize,
+        on_record: &mut impl FnMut(&QueuedRecord<'_>),
+        on_error: &mut impl FnMut(RDKafkaErrorCode, i64),
     ) -> ReadOutcome {
         let mut outcome = ReadOutcome::default();
         let mut messages = [ptr::null_mut::<rdsys::rd_kafka_message_t>(); BATCH];
@@ -198,6 +227,18 @@ impl PartitionQueue {
     /// transactional producers the last offset is a commit marker, so this stays `false` until
     /// more records arrive; the batcher's interval still applies.
     pub fn caught_up(&self, next_offset: i64) -> bool {
+        let (_, high) = self.watermarks();
+        high >= 0 && next_offset >= high
+    }
+
+    /// The partition's log start offset (the oldest record retention kept) as of librdkafka's
+    /// latest fetch response; `-1` if not known yet.
+    pub fn low_watermark(&self) -> i64 {
+        self.watermarks().0
+    }
+
+    /// Cached `(low, high)` watermarks, `-1` where unknown. No broker call.
+    fn watermarks(&self) -> (i64, i64) {
         let (mut low, mut high) = (-1i64, -1i64);
         // SAFETY: the client lives as long as `self.consumer`; the topic is a C string.
         let err = unsafe {
@@ -209,9 +250,11 @@ impl PartitionQueue {
                 &mut high,
             )
         };
-        err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            && high >= 0
-            && next_offset >= high
+        if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            (low, high)
+        } else {
+            (-1, -1)
+        }
     }
 }
 

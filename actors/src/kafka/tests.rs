@@ -25,7 +25,12 @@ pub(crate) fn mock_cluster(
 }
 
 /// Source settings for a mock cluster, with the short timeouts the tests need.
-pub(crate) fn source(bootstrap: &str, topic: &str, group: &str, start: StartOffset) -> SourceSettings {
+pub(crate) fn source(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    start: StartOffset,
+) -> SourceSettings {
     let properties = [
         ("session.timeout.ms", "6000"),
         ("heartbeat.interval.ms", "300"),
@@ -104,7 +109,12 @@ fn refused_offset_commits_are_logged_and_counted() {
     let topic = "commits";
     let cluster = mock_cluster(topic, 1);
     let consumer = create_consumer(
-        &source(&cluster.bootstrap_servers(), topic, "g-commit", StartOffset::Earliest),
+        &source(
+            &cluster.bootstrap_servers(),
+            topic,
+            "g-commit",
+            StartOffset::Earliest,
+        ),
         Duration::from_secs(5),
         StatusBoard::new(topic),
     )

@@ -2,6 +2,8 @@
 //! the actors, downstream-first), then running until shutdown and draining ([`run`]).
 
 pub mod startup;
+#[cfg(test)]
+mod tests;
 pub mod wiring;
 
 use std::future::Future;
@@ -44,6 +46,18 @@ pub async fn run(
     on_running: impl FnOnce(RunningPipeline),
 ) -> Result<RunOutcome, StartupError> {
     let started = startup::start(&settings, &status).await?;
+    run_started(settings, started, status, shutdown, on_running).await
+}
+
+/// [`run`] after start-up: wires the actors on what `started` holds, subscribes, and runs until
+/// `shutdown` resolves. (Tests start it on librdkafka's mock cluster and an in-memory store.)
+pub async fn run_started(
+    settings: PipelineSettings,
+    started: startup::Started,
+    status: StatusBoard,
+    shutdown: impl Future<Output = ()>,
+    on_running: impl FnOnce(RunningPipeline),
+) -> Result<RunOutcome, StartupError> {
     let consumer = started.consumer.clone();
     let producer = started.producer.clone();
     let wired = wiring::wire(

@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 use crate::batcher::{Batcher, BatcherContext};
 use crate::error::{ErrorCode, State};
 use crate::error_topics::ErrorTopicProducer;
-use crate::kafka::{FetchControl, KafkaEvent, PartitionQueue, StatusChange, StatusTopic};
+use crate::kafka::{AssignedPartition, FetchControl, KafkaEvent, StatusChange, StatusTopic};
 use crate::messages::{
     CommandError, Drain, Forward, PartitionAction, PartitionCommand, Pause, ReportFailure, Resume,
     Shutdown, Stop,
@@ -139,7 +139,9 @@ impl PipelineSupervisor {
         }
     }
 
-    fn start_partition(&mut self, partition: i32, queue: PartitionQueue) {
+    fn start_partition(&mut self, assigned: AssignedPartition) {
+        let partition = assigned.partition();
+        let AssignedPartition { queue, committed } = assigned;
         let arbiter = &self.cx.arbiters[partition.unsigned_abs() as usize % self.cx.arbiters.len()];
         let batcher_context = self.cx.batcher_context.clone();
         let metrics = PartitionMetrics::new(self.topic(), partition);
@@ -152,7 +154,15 @@ impl PipelineSupervisor {
         let batcher_addr = batcher.clone();
         let max_records = self.cx.batcher_context.policy.max_records;
         let partition_consumer = PartitionConsumer::start_in_arbiter(arbiter, move |_| {
-            PartitionConsumer::new(topic, partition, queue, batcher_addr, max_records, metrics)
+            PartitionConsumer::new(
+                topic,
+                partition,
+                queue,
+                committed,
+                batcher_addr,
+                max_records,
+                metrics,
+            )
         });
         if let Some(old) = self.partitions.insert(
             partition,
@@ -290,11 +300,12 @@ impl Handler<KafkaEvent> for PipelineSupervisor {
 
     fn handle(&mut self, event: KafkaEvent, ctx: &mut Self::Context) {
         match event {
-            KafkaEvent::Assigned(queues) => {
-                for (partition, queue) in queues {
-                    self.start_partition(partition, queue);
+            KafkaEvent::Assigned(partitions) => {
+                for assigned in partitions {
+                    self.start_partition(assigned);
                 }
             }
+
             KafkaEvent::Revoked { partitions, ack } => {
                 // Not `ctx.wait`: batchers that report failures while draining need answers. No
                 // new assignment arrives before `ack`: the rebalance callback blocks on it.
