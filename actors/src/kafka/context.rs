@@ -8,7 +8,9 @@
 //!    range (retention removed the records), and then the oldest retained record is next, never
 //!    the end of the partition;
 //! 2. each partition's queue is split off the consumer queue, under a new [`Assignment`](super::Assignment);
-//! 3. the partitions are assigned (fetching starts), and the supervisor is told.
+//! 3. each partition is resumed: librdkafka keeps an application pause across assignments, so a
+//!    partition paused or failed under an earlier assignment would otherwise never fetch again;
+//! 4. the partitions are assigned (fetching starts), and the supervisor is told.
 //!
 //! Revocation: the supervisor drains the partitions (the callback waits, bounded by the drain
 //! timeout), their assignments end (nothing of them is read or stored afterwards), the stored
@@ -373,6 +375,16 @@ impl SinkContext {
                     ),
                 }
             }
+        }
+
+        // An application pause outlives assignments in librdkafka: a partition paused (or held
+        // FAILED) under an earlier assignment would show RUNNING and never fetch.
+        let mut ours = TopicPartitionList::with_capacity(partitions.len());
+        for &partition in &partitions {
+            ours.add_partition(&self.topic, partition);
+        }
+        if let Err(error) = consumer.resume(&ours) {
+            warn!(code = %ErrorCode::KafkaRebalance, topic = %self.topic, ?partitions, %error, "cannot resume the assigned partitions");
         }
 
         let result = if Self::cooperative(consumer) {

@@ -3,7 +3,8 @@
 //!
 //! One `BaseConsumer` subscribes to the topic for the whole process. On assignment, the rebalance
 //! callback reads the committed offsets, splits each assigned partition's queue off the consumer
-//! queue *before* assigning it (so no fetch can deliver into the consumer queue), assigns it,
+//! queue *before* assigning it (so no fetch can deliver into the consumer queue), resumes it
+//! (librdkafka keeps a pause across assignments), assigns it,
 //! and hands the queues to the supervisor ([`KafkaEvent`]), which starts one partition consumer
 //! actor per queue. Each assignment of a partition is an [`Assignment`] (see `context.rs` for
 //! the order of a rebalance). The main queue keeps being polled by a

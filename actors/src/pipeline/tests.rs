@@ -404,3 +404,63 @@ async fn latest_applies_to_a_partition_without_a_committed_offset() {
     assert_eq!(offsets, (20..25).collect::<Vec<_>>());
     assert_eq!(instance.stop().await, RunOutcome::Drained);
 }
+
+fn state(instance: &Instance, partition: i32) -> Option<crate::error::State> {
+    instance.status.partition(partition).and_then(|p| p.state)
+}
+
+/// Finding 5 of issue 11: librdkafka keeps an application pause across assignments. A partition
+/// paused (by an operator, or held FAILED by the policy) and then assigned back to the same
+/// member by a rebalance shows RUNNING: it must also fetch again.
+#[actix::test]
+async fn a_paused_partition_assigned_back_by_a_rebalance_fetches_again() {
+    use crate::error::State;
+    use crate::messages::{PartitionAction, PartitionCommand};
+    let (topic, name) = ("paused", "reassigned");
+    let mock = cluster(topic, 1, name);
+    let store = Arc::new(MemoryStore::new("bucket"));
+    let first = Instance::start(
+        settings(&mock, topic, name, StartOffset::Earliest),
+        store.clone(),
+    )
+    .await;
+    wait_until("the assignment", Duration::from_secs(30), || {
+        first.assigned() == [0]
+    })
+    .await;
+    first
+        .commands
+        .send(PartitionCommand {
+            partition: 0,
+            action: PartitionAction::Pause,
+        })
+        .await
+        .unwrap()
+        .expect("paused");
+    assert_eq!(state(&first, 0), Some(State::Paused));
+
+    // A second member joins (the eager protocol revokes everything) and leaves again.
+    let second = Instance::start(
+        settings(&mock, topic, name, StartOffset::Earliest),
+        store.clone(),
+    )
+    .await;
+    wait_until("the rebalance", Duration::from_secs(30), || {
+        state(&first, 0) == Some(State::Running) || second.assigned() == [0]
+    })
+    .await;
+    assert_eq!(second.stop().await, RunOutcome::Drained);
+    wait_until(
+        "partition 0 back on the first member",
+        Duration::from_secs(30),
+        || state(&first, 0) == Some(State::Running),
+    )
+    .await;
+
+    produce(&mock, topic, 0, 20, 10);
+    wait_until("the records in the bucket", Duration::from_secs(20), || {
+        stored(&store).len() == 20
+    })
+    .await;
+    assert_eq!(first.stop().await, RunOutcome::Drained);
+}
