@@ -87,6 +87,7 @@ fn bench_batcher(c: &mut Criterion) {
                         store: Arc::new(MemoryStore::new("bench-bucket")),
                         supervisor: supervisor.recipient(),
                         buffers: BufferPool::new(),
+                        cancel: Default::default(),
                     };
                     let batcher = Batcher::new(
                         context,

@@ -1,5 +1,6 @@
 //! Messages that flow between the actors. Data messages are nouns, commands imperatives.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -22,6 +23,22 @@ pub struct Records(pub RecordChunk);
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct CaughtUp;
+
+/// Set once the work it belongs to is abandoned: the partition's assignment ended (revoked after
+/// a drain that timed out, or lost) and another member may own the partition. Shared by every
+/// clone.
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 /// One object ready to be written: deterministic key, encoded body and the offsets it covers.
 /// Travels through the bounded upload queue (not an actix mailbox) to whichever uploader is free.
@@ -46,6 +63,9 @@ pub struct SealedObject {
     pub metrics: Arc<PartitionMetrics>,
     /// Where the outcome goes (the partition's batcher).
     pub reply: Recipient<UploadOutcome>,
+    /// Set when the partition's assignment ended: the object is not attempted (again), since
+    /// nobody would commit it and a late object could overlap the partition's new owner's.
+    pub cancel: CancelFlag,
 }
 
 impl std::fmt::Debug for SealedObject {

@@ -13,6 +13,8 @@
 //!   4xx about the request) counts against `max_attempts`; then the object goes back to its
 //!   batcher as `UploadOutcome::Failed`, which applies the failure policy. Each failed attempt
 //!   is logged with its code.
+//! - Makes no attempt for an object whose `cancel` flag is set (its partition's assignment
+//!   ended: revoked after a drain that timed out, or lost): it is dropped without an outcome.
 //! - Never overwrites: uploads are conditional creates. A taken key is compared with the object
 //!   by its metadata: identical means it was stored before (a retry whose answer was lost, a
 //!   restart), anything else goes back as `UploadOutcome::Foreign`.
@@ -82,6 +84,10 @@ impl StreamHandler<SealedObject> for Uploader {
         ctx.wait(
             async move {
                 let reply = object.reply.clone();
+                if object.cancel.is_cancelled() {
+                    debug!(uploader = id, topic = %object.topic, partition = object.partition, key = %object.key, "upload abandoned: the partition's assignment ended");
+                    return;
+                }
                 match upload_with_retries(&*store, &object, initial, max, attempts, &status).await {
                     Ok(took) => {
                         object.metrics.stored(
@@ -96,6 +102,10 @@ impl StreamHandler<SealedObject> for Uploader {
                             bytes: object.body.len(),
                             key: object.key,
                         });
+                    }
+                    // Nobody would act on the outcome: not the failure policy's either.
+                    Err(Refusal::Abandoned) => {
+                        debug!(uploader = id, topic = %object.topic, partition = object.partition, key = %object.key, "upload abandoned: the partition's assignment ended");
                     }
                     Err(Refusal::Failed(error)) => reply.do_send(UploadOutcome::Failed {
                         object: Box::new(object),
@@ -126,6 +136,8 @@ enum Refusal {
     Failed(StoreError),
     /// The key holds an object with other records.
     Foreign(String),
+    /// The partition's assignment ended: no further attempt.
+    Abandoned,
 }
 
 /// Puts the object until the store accepts it (or already holds it), or refuses it for itself
@@ -164,8 +176,8 @@ async fn upload_with_retries(
                         // Removed between the create and the read: create it again.
                         continue;
                     }
-                    Err(Refusal::Foreign(reason)) => return Err(Refusal::Foreign(reason)),
                     Err(Refusal::Failed(error)) => error,
+                    Err(refusal) => return Err(refusal),
                 }
             }
             Err(failure) => failure,
@@ -191,6 +203,9 @@ async fn upload_with_retries(
         log_failure(&failure, object, attempt, backoff);
         tokio::time::sleep(jitter(backoff)).await;
         backoff = (backoff * 2).min(max);
+        if object.cancel.is_cancelled() {
+            return Err(Refusal::Abandoned);
+        }
     }
 }
 
@@ -293,7 +308,16 @@ mod tests {
         }
 
         async fn upload(&mut self) -> UploadOutcome {
-            let object = SealedObject {
+            let object = self.object();
+            self.queue.send(object).await.expect("uploader running");
+            tokio::time::timeout(Duration::from_secs(5), self.outcomes.recv())
+                .await
+                .expect("an outcome within 5 s")
+                .expect("capture running")
+        }
+
+        fn object(&self) -> SealedObject {
+            SealedObject {
                 key: KEY.into(),
                 body: Bytes::from_static(BODY),
                 topic: Arc::from("t"),
@@ -317,12 +341,8 @@ mod tests {
                 oldest_timestamp: Some(1_795_608_269_111),
                 metrics: PartitionMetrics::new("t", 0),
                 reply: self.reply.clone(),
-            };
-            self.queue.send(object).await.expect("uploader running");
-            tokio::time::timeout(Duration::from_secs(5), self.outcomes.recv())
-                .await
-                .expect("an outcome within 5 s")
-                .expect("capture running")
+                cancel: Default::default(),
+            }
         }
     }
 
@@ -341,6 +361,36 @@ mod tests {
             UploadOutcome::Failed { error, .. } => panic!("not stored: {error}"),
             UploadOutcome::Foreign { reason, .. } => panic!("not stored: {reason}"),
         }
+    }
+
+    /// Issue 11, finding 6: once the partition's assignment ended (drain timeout, lost), the
+    /// object is not attempted again and no outcome is sent, even when the store comes back.
+    #[actix::test]
+    async fn a_cancelled_object_is_not_attempted_again() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        faulty.fail_always(Operation::Put, unavailable());
+        let mut harness = Harness::start(faulty.clone(), None);
+        let mut object = harness.object();
+        let cancel = crate::messages::CancelFlag::default();
+        object.cancel = cancel.clone();
+        harness.queue.send(object).await.expect("uploader running");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while faulty.calls(Operation::Put) < 2 {
+            assert!(Instant::now() < deadline, "attempts retried");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        cancel.cancel();
+        let attempts = faulty.calls(Operation::Put);
+        faulty.heal();
+        // Backoffs are at most 4 ms: an uncancelled object would be stored by now.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            faulty.calls(Operation::Put) <= attempts + 1,
+            "no attempt after the one in progress"
+        );
+        assert!(memory.keys().is_empty(), "not stored");
+        assert!(harness.outcomes.try_recv().is_err(), "no outcome");
     }
 
     #[actix::test]

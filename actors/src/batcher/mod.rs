@@ -42,7 +42,8 @@ use crate::encode::{ObjectEncoder, RecordError};
 use crate::error::ErrorCode;
 use crate::kafka::OffsetStore;
 use crate::messages::{
-    CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop, UploadOutcome,
+    CancelFlag, CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop,
+    UploadOutcome,
 };
 use crate::metadata::ObjectMetadata;
 use crate::metrics::PartitionMetrics;
@@ -79,6 +80,9 @@ pub struct BatcherContext {
     pub supervisor: Recipient<ReportFailure>,
     /// Object buffers, reused once their object is stored.
     pub buffers: BufferPool,
+    /// Set when the partition's assignment ends (per partition: the supervisor gives each
+    /// batcher its assignment's flag); travels with every sealed object to the uploaders.
+    pub cancel: CancelFlag,
 }
 
 /// The object being built and the commit unit it belongs to.
@@ -286,6 +290,7 @@ impl Batcher {
                     oldest_timestamp,
                     metrics: self.metrics.clone(),
                     reply: ctx.address().recipient(),
+                    cancel: self.cx.cancel.clone(),
                 };
                 if self.refused_units.contains(&unit) {
                     self.drop_object(object, "a record it covers is in no topic");

@@ -137,6 +137,7 @@ fn start_with(
         store: shared,
         supervisor: supervisor.recipient(),
         buffers: BufferPool::new(),
+        cancel: Default::default(),
     };
     let batcher = Batcher::new(
         cx,

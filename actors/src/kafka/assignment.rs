@@ -1,6 +1,7 @@
 //! [`Assignment`]: one partition assigned to this member, from the assignment callback until
 //! the partition is revoked or lost. What belongs to an assignment (its partition queue reads
-//! and its batcher's offset stores) happens only while it is current.
+//! and its batcher's offset stores) happens only while it is current, and its objects are not
+//! uploaded (again) once it ended.
 //!
 //! Why: librdkafka keeps one fetch queue per partition for the life of the client, and every
 //! split of that partition's queue is a handle on the same queue. When a partition comes back to
@@ -12,8 +13,9 @@
 //! it commits and lets the rebalance go on, so neither can happen.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::messages::CancelFlag;
 
 /// One assignment of one partition. Cheap to clone; every clone sees the end.
 #[derive(Clone, Debug)]
@@ -28,7 +30,8 @@ struct Inner {
     /// and ending an assignment takes it, so nothing of an ended assignment is in progress once
     /// [`Assignment::end`] returns.
     lock: Arc<Mutex<()>>,
-    ended: AtomicBool,
+    /// Set when the assignment ends; also cancels the uploads of its objects.
+    ended: CancelFlag,
 }
 
 fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
@@ -45,7 +48,7 @@ impl Assignment {
             inner: Arc::new(Inner {
                 partition,
                 lock: Arc::new(Mutex::new(())),
-                ended: AtomicBool::new(false),
+                ended: CancelFlag::default(),
             }),
         }
     }
@@ -56,7 +59,7 @@ impl Assignment {
 
     /// Whether the partition is still assigned under this assignment.
     pub fn is_current(&self) -> bool {
-        !self.inner.ended.load(Ordering::Acquire)
+        !self.inner.ended.is_cancelled()
     }
 
     /// Runs `f` if the assignment is current, holding the partition's lock so that the
@@ -69,7 +72,12 @@ impl Assignment {
     /// Ends the assignment: waits for a read or store in progress, then refuses every later one.
     pub fn end(&self) {
         let _guard = lock(&self.inner.lock);
-        self.inner.ended.store(true, Ordering::Release);
+        self.inner.ended.cancel();
+    }
+
+    /// Set when the assignment ends: for the uploads of the partition's objects.
+    pub fn cancel_flag(&self) -> CancelFlag {
+        self.inner.ended.clone()
     }
 }
 
@@ -95,7 +103,7 @@ impl Assignments {
             inner: Arc::new(Inner {
                 partition,
                 lock,
-                ended: AtomicBool::new(false),
+                ended: CancelFlag::default(),
             }),
         };
         if let Some(previous) = inner.current.insert(partition, assignment.clone()) {

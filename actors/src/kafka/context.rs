@@ -14,7 +14,10 @@
 //!
 //! Revocation: the supervisor drains the partitions (the callback waits, bounded by the drain
 //! timeout), their assignments end (nothing of them is read or stored afterwards), the stored
-//! offsets are committed synchronously, and the partitions are unassigned.
+//! offsets are committed synchronously, and the partitions are unassigned. A *lost* assignment
+//! (session expired, fenced) is not drained and nothing of it is committed: its assignments end
+//! at once (their batchers' offset stores are refused and their objects are not uploaded any
+//! more) and the supervisor abandons the partitions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +56,10 @@ pub enum KafkaEvent {
         partitions: Vec<i32>,
         ack: crossbeam_channel::Sender<()>,
     },
+    /// Partitions were lost (the member's session expired, or it was fenced): another member may
+    /// own them already. Their assignments have ended; nothing buffered for them may be uploaded
+    /// or committed any more.
+    Lost { partitions: Vec<i32> },
 }
 
 /// One newly assigned partition.
@@ -444,7 +451,11 @@ impl SinkContext {
 
     fn revoke(&self, consumer: &SinkConsumer, list: &mut TopicPartitionList) {
         let partitions = self.ours(list);
-        {
+        if consumer.assignment_lost() {
+            warn!(code = %ErrorCode::KafkaRebalance, topic = %self.topic, ?partitions,
+                "partitions lost (the session expired or the member was fenced): their buffered records and uploads are abandoned and nothing of them is committed; their next owner reads them again");
+            self.lose(&partitions);
+        } else {
             info!(topic = %self.topic, ?partitions, "partitions revoked, draining");
             if let Some(supervisor) = self.supervisor.get() {
                 let (ack, acked) = crossbeam_channel::bounded(1);
@@ -473,10 +484,15 @@ impl SinkContext {
         self.unassign(consumer, list);
     }
 
-    /// Ends the assignments of lost partitions.
+    /// Ends the assignments of lost partitions and tells the supervisor to abandon them.
     fn lose(&self, partitions: &[i32]) {
         for &partition in partitions {
             self.assignments.end(partition);
+        }
+        if let Some(supervisor) = self.supervisor.get() {
+            supervisor.do_send(KafkaEvent::Lost {
+                partitions: partitions.to_vec(),
+            });
         }
     }
 

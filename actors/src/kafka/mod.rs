@@ -50,7 +50,7 @@ pub use client_config::{consumer_base_config, consumer_config, producer_config};
 pub use consumer::{create_consumer, subscribe, SinkConsumer};
 pub use context::{AssignedPartition, KafkaEvent, SinkContext};
 pub use driver::Driver;
-pub use offsets::{FetchControl, OffsetStore};
+pub use offsets::{AssignedOffsets, FetchControl, OffsetStore};
 pub use partition_queue::PartitionQueue;
 pub use provision::ResourceError;
 pub use status_topic::{StatusChange, StatusTopic};

@@ -3,11 +3,14 @@
 //! restarts a partition's fetching ([`FetchControl`]). The consumer implements both; tests and
 //! benchmarks use in-memory fakes, so actors run without a broker.
 
+use std::sync::Arc;
+
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::TopicPartitionList;
 
 use super::consumer::SinkConsumer;
+use super::Assignment;
 
 /// Stores a partition's committable position; the driver thread commits what is stored.
 pub trait OffsetStore: Send + Sync + 'static {
@@ -19,6 +22,28 @@ pub trait OffsetStore: Send + Sync + 'static {
 pub trait FetchControl: Send + Sync + 'static {
     fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()>;
     fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()>;
+}
+
+/// One assignment's view of an [`OffsetStore`]: stores go through only while the assignment is
+/// current. A batcher of an ended assignment (revoked, lost, or replaced after a drain that
+/// timed out) can then never store an offset for a later assignment of its partition.
+pub struct AssignedOffsets {
+    inner: Arc<dyn OffsetStore>,
+    assignment: Assignment,
+}
+
+impl AssignedOffsets {
+    pub fn new(inner: Arc<dyn OffsetStore>, assignment: Assignment) -> Self {
+        AssignedOffsets { inner, assignment }
+    }
+}
+
+impl OffsetStore for AssignedOffsets {
+    fn store(&self, topic: &str, partition: i32, next_offset: i64) -> KafkaResult<()> {
+        self.assignment
+            .while_current(|| self.inner.store(topic, partition, next_offset))
+            .unwrap_or(Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)))
+    }
 }
 
 fn one_partition(topic: &str, partition: i32) -> TopicPartitionList {

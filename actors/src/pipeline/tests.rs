@@ -292,39 +292,35 @@ pub(crate) fn global_metrics() -> &'static Snapshotter {
     })
 }
 
-/// Accumulates a counter of one topic across snapshots (a snapshot resets counters). One per
-/// metric and topic: a snapshot resets every counter, so two of them would steal increments from
-/// each other; keep them in one test.
-pub(crate) struct Counted {
-    totals: BTreeMap<(String, String), u64>,
-}
-
-impl Counted {
-    pub(crate) fn new() -> Self {
-        Counted {
-            totals: BTreeMap::new(),
-        }
-    }
-
-    /// Adds the latest snapshot; returns the total of `name` for `topic`.
-    pub(crate) fn total(&mut self, name: &str, topic: &str) -> u64 {
-        for (key, _, _, value) in global_metrics().snapshot().into_vec() {
+/// The total of counter `name` over the series whose labels include `labels`, since the first
+/// call. Every snapshot resets the recorder's counters, so every snapshot (of any test: they run
+/// in parallel on one recorder) goes into one process-wide sum.
+pub(crate) fn counter_total(name: &str, labels: &[(&str, &str)]) -> u64 {
+    type Series = (String, Vec<(String, String)>);
+    static TOTALS: OnceLock<std::sync::Mutex<BTreeMap<Series, u64>>> = OnceLock::new();
+    let totals = TOTALS.get_or_init(Default::default);
+    let mut totals = totals.lock().unwrap();
+    for (key, _, _, value) in global_metrics().snapshot().into_vec() {
+        if let DebugValue::Counter(count) = value {
             let key = key.key();
-            let Some(key_topic) = key.labels().find(|l| l.key() == "topic") else {
-                continue;
-            };
-            if let DebugValue::Counter(count) = value {
-                *self
-                    .totals
-                    .entry((key.name().to_owned(), key_topic.value().to_owned()))
-                    .or_insert(0) += count;
-            }
+            let mut series: Vec<(String, String)> = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            series.sort();
+            *totals.entry((key.name().to_owned(), series)).or_insert(0) += count;
         }
-        self.totals
-            .get(&(name.to_owned(), topic.to_owned()))
-            .copied()
-            .unwrap_or(0)
     }
+    totals
+        .iter()
+        .filter(|((series_name, series), _)| {
+            series_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.iter().any(|(sk, sv)| sk == k && sv == v))
+        })
+        .map(|(_, total)| total)
+        .sum()
 }
 
 /// Finding 3 of issue 11: a committed offset that retention removed must not send the partition
@@ -362,9 +358,8 @@ async fn an_out_of_range_committed_offset_resumes_at_the_oldest_retained_record(
         (low..high).collect::<Vec<_>>(),
         "from the oldest retained record on"
     );
-    let mut counted = Counted::new();
     assert_eq!(
-        counted.total(crate::metrics::RETENTION_REMOVED, topic),
+        counter_total(crate::metrics::RETENTION_REMOVED, &[("topic", topic)]),
         (low - 5) as u64,
         "offsets 5 to {} were removed before they were read",
         low - 1
@@ -463,4 +458,64 @@ async fn a_paused_partition_assigned_back_by_a_rebalance_fetches_again() {
     })
     .await;
     assert_eq!(first.stop().await, RunOutcome::Drained);
+}
+
+/// Finding 6 of issue 11 (zombie fencing): when the member loses its assignment (its session
+/// expired, or the coordinator fenced its generation), another member may own the partition
+/// already. Nothing buffered for it is sealed, uploaded or committed by this member any more:
+/// the records are read again by the partition's next owner (here the same member, after it
+/// rejoined) and stored exactly once.
+#[actix::test]
+async fn a_lost_assignment_is_abandoned_not_drained() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (topic, name) = ("lost", "lost");
+    let mock = cluster(topic, 1, name);
+    let _ = global_metrics();
+    let store = Arc::new(MemoryStore::new("bucket"));
+    let mut config = settings(&mock, topic, name, StartOffset::Earliest);
+    config.batching.max_records = 1000;
+    config.batching.max_interval = Duration::from_secs(4);
+    config.batching.seal_when_caught_up = false;
+    let instance = Instance::start(config, store.clone()).await;
+    wait_until("the assignment", Duration::from_secs(30), || {
+        instance.assigned() == [0]
+    })
+    .await;
+    produce(&mock, topic, 0, 5, 10);
+    wait_until("the records read", Duration::from_secs(10), || {
+        counter_total(crate::metrics::CONSUMED_RECORDS, &[("topic", topic)]) == 5
+    })
+    .await;
+
+    // The coordinator answers the next heartbeat with ILLEGAL_GENERATION: the assignment is lost.
+    mock.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION],
+    );
+    wait_until("the records in the bucket", Duration::from_secs(30), || {
+        stored(&store).len() == 5
+    })
+    .await;
+    assert_eq!(instance.stop().await, RunOutcome::Drained);
+    assert!(
+        stored(&store).values().all(|&copies| copies == 1),
+        "{:?}",
+        stored(&store)
+    );
+    let seals = |reason: &str| {
+        counter_total(
+            crate::metrics::SEALS,
+            &[("topic", topic), ("reason", reason)],
+        )
+    };
+    assert_eq!(
+        seals("rebalance"),
+        0,
+        "the lost assignment's object was not sealed by a drain"
+    );
+    assert_eq!(
+        watermarks(&mock, topic, 0).1,
+        5,
+        "and nothing else was produced"
+    );
 }

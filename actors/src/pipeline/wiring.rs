@@ -90,6 +90,8 @@ pub fn wire(
             store,
             supervisor: ctx.address().recipient(),
             buffers: BufferPool::new(),
+            // Replaced per partition by its assignment's flag.
+            cancel: Default::default(),
         };
         PipelineSupervisor::new(SupervisorContext {
             batcher_context,

@@ -3,7 +3,8 @@
 //! - Receives: `KafkaEvent::Assigned` (starts a `Batcher` and a `PartitionConsumer` per
 //!   partition, on the arbiter `partition % concurrency`), `KafkaEvent::Revoked` (drains the
 //!   partitions, stops their actors, then acknowledges so the rebalance callback can commit),
-//!   `ReportFailure` from the batchers (decides by [`policy::decide`]: records go to the
+//!   `KafkaEvent::Lost` (stops the partitions' actors at once: nothing of a lost partition is
+//!   uploaded again or committed), `ReportFailure` from the batchers (decides by [`policy::decide`]: records go to the
 //!   error-topic producer, or the partition is held: its consumer and fetching pause and the
 //!   error is reported with its code; the other partitions keep running), `PartitionCommand`
 //!   (an operator's pause or resume), and `Shutdown` (drains everything).
@@ -11,7 +12,8 @@
 //!   and the status board.
 //! - Never waits inside a handler (`ctx.wait`): batchers wait for its answers, also while a drain
 //!   is in progress. Drains are bounded by the drain timeout: if the store stays down, the actors
-//!   are stopped anyway and nothing past the last stored object is committed.
+//!   are stopped anyway, the partition's assignment ends (its uploads stop, its offset stores
+//!   are refused) and nothing past the last stored object is committed.
 
 pub mod policy;
 
@@ -26,7 +28,10 @@ use tracing::{debug, error, info, warn};
 use crate::batcher::{Batcher, BatcherContext};
 use crate::error::{ErrorCode, State};
 use crate::error_topics::ErrorTopicProducer;
-use crate::kafka::{AssignedPartition, FetchControl, KafkaEvent, StatusChange, StatusTopic};
+use crate::kafka::{
+    AssignedOffsets, AssignedPartition, Assignment, FetchControl, KafkaEvent, StatusChange,
+    StatusTopic,
+};
 use crate::messages::{
     CommandError, Drain, Forward, PartitionAction, PartitionCommand, Pause, ReportFailure, Resume,
     Shutdown, Stop,
@@ -67,6 +72,9 @@ struct PartitionHandle {
     consumer: Addr<PartitionConsumer>,
     batcher: Addr<Batcher>,
     state: PartitionState,
+    /// Ended when the partition is given up without a complete drain, so that nothing of it is
+    /// stored as an offset or uploaded any more.
+    assignment: Assignment,
 }
 
 /// Everything the supervisor works with besides its partitions.
@@ -143,7 +151,15 @@ impl PipelineSupervisor {
         let partition = assigned.partition();
         let AssignedPartition { queue, committed } = assigned;
         let arbiter = &self.cx.arbiters[partition.unsigned_abs() as usize % self.cx.arbiters.len()];
-        let batcher_context = self.cx.batcher_context.clone();
+        let assignment = queue.assignment().clone();
+        let mut batcher_context = self.cx.batcher_context.clone();
+        // The batcher stores offsets only while this assignment is current, and its objects are
+        // not uploaded (again) once the assignment ended.
+        batcher_context.offsets = Arc::new(AssignedOffsets::new(
+            batcher_context.offsets,
+            assignment.clone(),
+        ));
+        batcher_context.cancel = assignment.cancel_flag();
         let metrics = PartitionMetrics::new(self.topic(), partition);
         self.cx.board.assigned(partition);
         let (batcher_metrics, board) = (metrics.clone(), self.cx.board.clone());
@@ -170,6 +186,7 @@ impl PipelineSupervisor {
                 consumer: partition_consumer,
                 batcher,
                 state: PartitionState::Running,
+                assignment,
             },
         ) {
             // Assigned twice without a revocation in between: stop the old pair.
@@ -201,9 +218,11 @@ impl PipelineSupervisor {
         let board = self.cx.board.clone();
         async move {
             let mut all_drained = true;
+            let mut drained = Vec::new();
             for (partition, request) in requests {
                 match tokio::time::timeout_at(deadline, request).await {
                     Ok(Ok(report)) => {
+                        drained.push(partition);
                         info!(topic = %topic, partition, committed_offset = ?report.committable, "partition drained")
                     }
                     Ok(Err(_)) => {
@@ -214,17 +233,38 @@ impl PipelineSupervisor {
                         all_drained = false;
                         error!(
                             code = %ErrorCode::DrainTimeout, topic = %topic, partition,
-                            "buffered records not stored before the drain deadline; they are not committed and will be read again"
+                            "buffered records not stored before the drain deadline; their uploads stop, they are not committed and will be read again"
                         );
                     }
                 }
             }
             for (partition, handle) in handles {
+                if !drained.contains(&partition) {
+                    // Whatever is still in flight must not land after the partition moved on.
+                    handle.assignment.end();
+                }
                 board.revoked(partition);
                 handle.consumer.do_send(Stop);
                 handle.batcher.do_send(Stop);
             }
             all_drained
+        }
+    }
+
+    /// Lost partitions: their actors stop at once, without draining. The assignments have
+    /// ended, so nothing they still hold is stored as an offset or committed, and no object of
+    /// theirs is attempted again.
+    fn abandon(&mut self, partitions: &[i32]) {
+        for partition in partitions {
+            let Some(handle) = self.partitions.remove(partition) else {
+                continue;
+            };
+            warn!(code = %ErrorCode::KafkaRebalance, topic = %self.topic(), partition = *partition,
+                "partition lost: buffered records and uploads abandoned, nothing committed");
+            handle.assignment.end();
+            handle.consumer.do_send(Stop);
+            handle.batcher.do_send(Stop);
+            self.cx.board.revoked(*partition);
         }
     }
 
@@ -305,6 +345,7 @@ impl Handler<KafkaEvent> for PipelineSupervisor {
                     self.start_partition(assigned);
                 }
             }
+            KafkaEvent::Lost { partitions } => self.abandon(&partitions),
 
             KafkaEvent::Revoked { partitions, ack } => {
                 // Not `ctx.wait`: batchers that report failures while draining need answers. No
