@@ -96,6 +96,10 @@ pub struct SinkContext {
     assignments: Assignments,
     /// Lag, committed offsets and broker reachability go here (and into the metrics).
     status: StatusBoard,
+    /// Tests: how long the assignment callback waits once the partitions are assigned (and
+    /// fetching), to show that no record can reach the consumer queue meanwhile.
+    #[cfg(test)]
+    pub(super) pause_after_assign: std::sync::Mutex<Duration>,
 }
 
 impl SinkContext {
@@ -113,6 +117,8 @@ impl SinkContext {
             drain_timeout,
             fenced: AtomicBool::new(false),
             assignments: Assignments::default(),
+            #[cfg(test)]
+            pause_after_assign: Default::default(),
             status,
         }
     }
@@ -406,6 +412,8 @@ impl SinkContext {
             }
             return;
         }
+        #[cfg(test)]
+        std::thread::sleep(*self.pause_after_assign.lock().unwrap());
         info!(topic = %self.topic, partitions = ?assigned.iter().map(AssignedPartition::partition).collect::<Vec<_>>(),
             starts = ?assigned.iter().map(|a| a.committed).collect::<Vec<_>>(), "partitions assigned");
         if let Some(supervisor) = self.supervisor.get() {

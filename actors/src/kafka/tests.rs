@@ -167,3 +167,74 @@ fn refused_offset_commits_are_logged_and_counted() {
         "committed once the coordinator accepts it"
     );
 }
+
+/// Finding 8 of issue 11: fetching starts as soon as the partitions are assigned (at once, since
+/// the assignment carries the committed offsets), so their queues are split off before the
+/// assignment. A record on the consumer queue would stop the connector (`KAFKA_QUEUE_LEAK`);
+/// none arrives, even while the callback lingers after assigning.
+#[test]
+fn no_record_reaches_the_consumer_queue_when_fetching_starts_at_once() {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let topic = "splits";
+    let cluster = mock_cluster(topic, 4);
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    for partition in 0..4 {
+        for index in 0..20 {
+            let value = format!("v{index}");
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .partition(partition)
+                        .payload(&value),
+                )
+                .unwrap();
+        }
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let group = "g-splits";
+    {
+        let committer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", group)
+            .create()
+            .unwrap();
+        let mut list = rdkafka::TopicPartitionList::new();
+        for partition in 0..4 {
+            list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(3))
+                .unwrap();
+        }
+        committer.commit(&list, CommitMode::Sync).unwrap();
+    }
+
+    let consumer = create_consumer(
+        &source(
+            &cluster.bootstrap_servers(),
+            topic,
+            group,
+            StartOffset::Earliest,
+        ),
+        Duration::from_secs(5),
+        StatusBoard::new(topic),
+    )
+    .expect("consumer");
+    *consumer.context().pause_after_assign.lock().unwrap() = Duration::from_millis(500);
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut assigned_at = None;
+    while assigned_at.is_none_or(|at: Instant| at.elapsed() < Duration::from_secs(2)) {
+        assert!(Instant::now() < deadline, "partitions assigned");
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+            panic!(
+                "record of partition {} offset {} on the consumer queue",
+                rdkafka::Message::partition(&message),
+                rdkafka::Message::offset(&message)
+            );
+        }
+        if assigned_at.is_none() && consumer.assignment().is_ok_and(|list| list.count() == 4) {
+            assigned_at = Some(Instant::now());
+        }
+    }
+}
