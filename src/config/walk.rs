@@ -12,6 +12,8 @@
 
 use toml::{Table, Value};
 
+const MAX_POLL_INTERVAL: &str = "max.poll.interval.ms";
+
 use super::credentials;
 use super::error::ConfigError;
 use super::keys::{self, IntRule, Key, Kind, StrDefault};
@@ -26,6 +28,7 @@ pub(super) fn walk(table: Table) -> Result<Values, Vec<ConfigError>> {
     for (path, table) in sections {
         walker.section(path, table);
     }
+    walker.check_drain_below_poll_interval();
     if walker.errors.is_empty() {
         Ok(walker.values)
     } else {
@@ -154,6 +157,36 @@ impl Walker {
                 let message = format!("must be at least `{}` ({floor}), got {value}", other.path);
                 self.error(key, message);
             }
+        }
+    }
+
+    /// A revocation drains inside librdkafka's poll: the drain (plus the margin the revocation
+    /// needs) must end before `max.poll.interval.ms`, or the member leaves the group while it
+    /// still drains. Skipped if either value is invalid (reported already, or by librdkafka).
+    fn check_drain_below_poll_interval(&mut self) {
+        use actors::kafka::{DEFAULT_MAX_POLL_INTERVAL_MS, MAX_POLL_INTERVAL_MARGIN_MS};
+        let Some(Setting::Int(drain)) = self.values.get(&keys::DRAIN_TIMEOUT_MS) else {
+            return;
+        };
+        let (interval, source) = match self.values.get(&keys::SOURCE_PROPERTIES) {
+            Some(Setting::Properties(properties)) => match properties.0.get(MAX_POLL_INTERVAL) {
+                Some(value) => match value.trim().parse::<i64>() {
+                    Ok(interval) => (interval, "set in `source.properties`"),
+                    Err(_) => return,
+                },
+                None => (DEFAULT_MAX_POLL_INTERVAL_MS, "librdkafka's default"),
+            },
+            _ => return,
+        };
+        let limit = interval - MAX_POLL_INTERVAL_MARGIN_MS;
+        if *drain > limit {
+            let message = format!(
+                "must be at most {limit} (\"{MAX_POLL_INTERVAL}\" {interval}, {source}, minus \
+                 {MAX_POLL_INTERVAL_MARGIN_MS}): a revocation drains inside the consumer's poll, \
+                 and a member that does not poll for \"{MAX_POLL_INTERVAL}\" leaves the group; \
+                 lower it or raise \"{MAX_POLL_INTERVAL}\", got {drain}"
+            );
+            self.error(&keys::DRAIN_TIMEOUT_MS, message);
         }
     }
 

@@ -477,7 +477,7 @@ impl SinkContext {
                     ack,
                 });
                 if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    acked.recv_timeout(self.drain_timeout + Duration::from_secs(5))
+                    acked.recv_timeout(self.drain_timeout + super::REVOCATION_GRACE)
                 {
                     warn!(topic = %self.topic, "revocation drain did not finish in time; committing what is stored");
                 }

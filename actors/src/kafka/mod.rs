@@ -58,6 +58,20 @@ pub use status_topic::{StatusChange, StatusTopic};
 /// How often librdkafka reports statistics (lag, high watermarks, broker states).
 pub const STATISTICS_INTERVAL_MS: &str = "1000";
 
+/// librdkafka's default `max.poll.interval.ms`.
+pub const DEFAULT_MAX_POLL_INTERVAL_MS: i64 = 300_000;
+
+/// A revocation waits for the drain inside the rebalance callback, that is inside librdkafka's
+/// poll: up to the drain timeout plus [`REVOCATION_GRACE`], then a synchronous commit. A member
+/// that does not return to poll within `max.poll.interval.ms` leaves the group, and its
+/// partitions move while it still drains them. So the drain timeout must stay this far below
+/// `max.poll.interval.ms` (the config refuses more).
+pub const MAX_POLL_INTERVAL_MARGIN_MS: i64 = 10_000;
+
+/// How much longer than the drain timeout the rebalance callback waits for the supervisor's
+/// answer (stopping the actors after a drain that timed out).
+pub const REVOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the connector cannot start on the Kafka side.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
