@@ -19,6 +19,9 @@
 //!   log start means retention removed them before they were read (librdkafka then resets to the
 //!   oldest retained record): logged with `KAFKA_OFFSET_OUT_OF_RANGE` and counted. Other gaps
 //!   (compaction, transaction markers) are normal.
+//! - Stops reading once its partition's assignment ended (revoked or lost): a later assignment
+//!   of the same partition shares librdkafka's fetch queue, and its records are not this
+//!   actor's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -6,8 +6,9 @@
 //! queue *before* assigning it (so no fetch can deliver into the consumer queue), resumes it
 //! (librdkafka keeps a pause across assignments), assigns it,
 //! and hands the queues to the supervisor ([`KafkaEvent`]), which starts one partition consumer
-//! actor per queue. Each assignment of a partition is an [`Assignment`] (see `context.rs` for
-//! the order of a rebalance). The main queue keeps being polled by a
+//! actor per queue. Each assignment of a partition is an [`Assignment`]: its queue reads and
+//! its batcher's offset stores stop, and its uploads are cancelled, when it is revoked or lost
+//! (see `context.rs` for the order of a rebalance). The main queue keeps being polled by a
 //! dedicated driver thread ([`Driver`]): it serves rebalance callbacks, errors and logs, keeps
 //! the member alive even while every partition is paused by backpressure, and is the only place
 //! offsets are committed.

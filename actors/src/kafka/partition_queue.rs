@@ -160,7 +160,15 @@ impl PartitionQueue {
         mut on_record: impl FnMut(&QueuedRecord<'_>),
         mut on_error: impl FnMut(RDKafkaErrorCode, i64),
     ) -> ReadOutcome {
-        self.read_current(max, &mut on_record, &mut on_error)
+        // Under the assignment's lock: once the revocation ended it, this queue reads nothing,
+        // and no read is in progress (the same librdkafka queue may be a later assignment's).
+        self.assignment
+            .while_current(|| self.read_current(max, &mut on_record, &mut on_error))
+            .unwrap_or(ReadOutcome {
+                records: 0,
+                emptied: true,
+                ended: true,
+            })
     }
 
     fn read_current(

@@ -1,6 +1,7 @@
 //! The Kafka side against librdkafka's in-process mock cluster (no broker needed): faults a real
 //! broker cannot be made to produce on demand (request errors, retention, coordinator moves).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -237,4 +238,118 @@ fn no_record_reaches_the_consumer_queue_when_fetching_starts_at_once() {
             assigned_at = Some(Instant::now());
         }
     }
+}
+
+/// Stands in for the supervisor: keeps the assigned queues, acknowledges revocations at once.
+#[derive(Default)]
+struct Capture {
+    assigned: Arc<Mutex<Vec<AssignedPartition>>>,
+    revocations: Arc<Mutex<usize>>,
+}
+
+impl actix::Actor for Capture {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<KafkaEvent> for Capture {
+    type Result = ();
+
+    fn handle(&mut self, event: KafkaEvent, _: &mut Self::Context) {
+        match event {
+            KafkaEvent::Assigned(partitions) => self.assigned.lock().unwrap().extend(partitions),
+            KafkaEvent::Revoked { ack, .. } => {
+                *self.revocations.lock().unwrap() += 1;
+                let _ = ack.send(());
+            }
+            KafkaEvent::Lost { .. } => {}
+        }
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Finding 2 of issue 11: every split of a partition's queue is a handle on librdkafka's one
+/// fetch queue of the partition. A partition consumer of an earlier assignment that still holds
+/// its queue (a drain that timed out left it blocked on its batcher, then its safety tick woke
+/// it) must read nothing once the partition is assigned again: the records belong to the new
+/// assignment's consumer, and taking them would leave a gap the new batcher commits over.
+#[actix::test]
+async fn a_queue_of_an_ended_assignment_reads_nothing_of_the_next_one() {
+    use actix::Actor;
+    let topic = "reassigned";
+    let cluster = mock_cluster(topic, 1);
+    let consumer = create_consumer(
+        &source(
+            &cluster.bootstrap_servers(),
+            topic,
+            "g-reassigned",
+            StartOffset::Earliest,
+        ),
+        Duration::from_secs(5),
+        StatusBoard::new(topic),
+    )
+    .expect("consumer");
+    let capture = Capture::default();
+    let (assigned, revocations) = (capture.assigned.clone(), capture.revocations.clone());
+    subscribe(&consumer, capture.start().recipient()).unwrap();
+    let driver = Driver::spawn(consumer.clone(), |reason| panic!("{reason}"));
+
+    wait_for("the first assignment", || {
+        assigned.lock().unwrap().len() == 1
+    })
+    .await;
+    let first = assigned.lock().unwrap().pop().unwrap().queue;
+    // The member leaves and joins again: partition 0 is revoked, then assigned to it again.
+    consumer.unsubscribe();
+    wait_for("the revocation", || *revocations.lock().unwrap() == 1).await;
+    consumer.subscribe(&[topic]).unwrap();
+    wait_for("the second assignment", || {
+        assigned.lock().unwrap().len() == 1
+    })
+    .await;
+    let second = assigned.lock().unwrap().pop().unwrap().queue;
+    assert!(!first.assignment().is_current() && second.assignment().is_current());
+
+    {
+        use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+        let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create()
+            .unwrap();
+        for index in 0..10 {
+            let value = format!("v{index}");
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .partition(0)
+                        .payload(&value),
+                )
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+    let (mut stolen, mut read) = (Vec::new(), Vec::new());
+    wait_for("the records on the new assignment's queue", || {
+        // The old queue reads first: before the fence it took the records.
+        first.read(256, |record| stolen.push(record.offset), |_, _| {});
+        second.read(256, |record| read.push(record.offset), |_, _| {});
+        read.len() + stolen.len() >= 10
+    })
+    .await;
+    assert_eq!(
+        stolen,
+        Vec::<i64>::new(),
+        "read by the ended assignment's queue"
+    );
+    assert_eq!(read, (0..10).collect::<Vec<_>>());
+    drop((first, second));
+    tokio::task::spawn_blocking(move || driver.shutdown())
+        .await
+        .unwrap();
 }
