@@ -95,6 +95,30 @@ impl StartOffset {
     }
 }
 
+/// How the group's partitions are spread over its members (librdkafka's
+/// `partition.assignment.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentStrategy {
+    /// Incremental (cooperative) rebalancing: only the partitions that move are revoked; the
+    /// others keep flowing while a member joins or leaves.
+    CooperativeSticky,
+    /// Eager: every rebalance revokes every partition of every member first.
+    Range,
+    /// Eager, like `Range`.
+    RoundRobin,
+}
+
+impl AssignmentStrategy {
+    /// The librdkafka `partition.assignment.strategy` value.
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            AssignmentStrategy::CooperativeSticky => "cooperative-sticky",
+            AssignmentStrategy::Range => "range",
+            AssignmentStrategy::RoundRobin => "roundrobin",
+        }
+    }
+}
+
 /// The Kafka side.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
@@ -103,6 +127,8 @@ pub struct SourceSettings {
     /// `connect-<name>` unless overridden.
     pub group_id: String,
     pub start_offset: StartOffset,
+    /// How partitions are spread over the group's members.
+    pub assignment: AssignmentStrategy,
     /// Number of threads (actix arbiters) the partition actors are spread over.
     pub concurrency: usize,
     /// librdkafka properties passed through as they are. Values may be secrets

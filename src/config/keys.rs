@@ -124,6 +124,7 @@ pub(super) const KEYS: &[&Key] = &[
     &SOURCE_START_OFFSET,
     &SOURCE_CONCURRENCY,
     &SOURCE_GROUP_ID,
+    &SOURCE_ASSIGNMENT_STRATEGY,
     &SOURCE_PROPERTIES,
     &SINK,
     &SINK_BUCKET,
@@ -223,6 +224,16 @@ pub(super) const SOURCE_GROUP_ID: Key = Key {
         StrDefault::FromName { prefix: "connect-" },
         &rules::GROUP_ID,
     ),
+};
+/// How the group's partitions are spread over the connector's instances (librdkafka's
+/// `partition.assignment.strategy`); cooperative by default, so that an instance joining or
+/// leaving stops only the partitions that move.
+pub(super) const SOURCE_ASSIGNMENT_STRATEGY: Key = Key {
+    path: "source.assignment_strategy",
+    kind: Kind::Choice {
+        options: &["cooperative-sticky", "range", "roundrobin"],
+        default: "cooperative-sticky",
+    },
 };
 /// librdkafka consumer properties, passed through as strings (SASL/SSL settings go here).
 pub(super) const SOURCE_PROPERTIES: Key = Key {

@@ -25,6 +25,10 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
         "set `source.bootstrap_servers` instead",
     ),
     ("auto.offset.reset", "set `source.start_offset` instead"),
+    (
+        "partition.assignment.strategy",
+        "set `source.assignment_strategy` instead",
+    ),
     ("enable.auto.commit", OWNS_OFFSETS),
     ("enable.auto.offset.store", OWNS_OFFSETS),
     ("enable.partition.eof", OWNS_OFFSETS),

@@ -5,8 +5,9 @@
 //! [`Duration`](std::time::Duration)s, "0 means unlimited" becomes `None`, choice names become enums.
 
 use actors::settings::{
-    ChecksumMode, ConditionalCreate, CreateMode, Credentials, FailurePolicy, FailureSettings,
-    PipelineSettings, ResourceSettings, RollPolicy, SinkSettings, SourceSettings, StartOffset,
+    AssignmentStrategy, ChecksumMode, ConditionalCreate, CreateMode, Credentials, FailurePolicy,
+    FailureSettings, PipelineSettings, ResourceSettings, RollPolicy, SinkSettings, SourceSettings,
+    StartOffset,
 };
 
 use super::keys::*;
@@ -41,6 +42,14 @@ pub(super) fn source(values: &Values) -> SourceSettings {
             &[
                 ("latest", StartOffset::Latest),
                 ("earliest", StartOffset::Earliest),
+            ],
+        ),
+        assignment: values.choice(
+            &SOURCE_ASSIGNMENT_STRATEGY,
+            &[
+                ("cooperative-sticky", AssignmentStrategy::CooperativeSticky),
+                ("range", AssignmentStrategy::Range),
+                ("roundrobin", AssignmentStrategy::RoundRobin),
             ],
         ),
         concurrency: values.size(&SOURCE_CONCURRENCY),

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use actors::kafka;
-use actors::settings::{ClientProperties, SourceSettings, StartOffset};
+use actors::settings::{AssignmentStrategy, ClientProperties, SourceSettings, StartOffset};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Message};
@@ -106,6 +106,7 @@ fn consumer_config(args: &ConsumeArgs) -> Result<ClientConfig, String> {
         topic: args.topic.clone(),
         group_id: format!("kos-bench-baseline-{}", std::process::id()),
         start_offset: StartOffset::Earliest,
+        assignment: AssignmentStrategy::CooperativeSticky,
         concurrency: 1,
         client_properties: ClientProperties(properties),
     };

@@ -63,6 +63,10 @@ pub fn consumer_config(source: &SourceSettings) -> ClientConfig {
         // partition without a committed offset starts (`source.start_offset`) is set in the
         // assignment callback (`SinkContext::assign`).
         .set("auto.offset.reset", "earliest")
+        .set(
+            "partition.assignment.strategy",
+            source.assignment.as_librdkafka(),
+        )
         // Offsets are stored only once the data is in the bucket, and committed by the driver.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

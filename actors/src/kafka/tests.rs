@@ -43,6 +43,8 @@ pub(crate) fn source(
         topic: topic.to_owned(),
         group_id: group.to_owned(),
         start_offset: start,
+        // Eager: these tests revoke and assign whole assignments.
+        assignment: crate::settings::AssignmentStrategy::Range,
         concurrency: 1,
         client_properties: ClientProperties(
             properties

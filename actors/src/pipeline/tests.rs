@@ -61,6 +61,8 @@ pub(crate) fn settings(
             topic: topic.to_owned(),
             group_id: format!("connect-{name}"),
             start_offset: start,
+            // Eager: these tests revoke and assign whole assignments.
+            assignment: AssignmentStrategy::Range,
             concurrency: 2,
             client_properties: ClientProperties(
                 properties
