@@ -278,3 +278,68 @@ fn instances_joining_and_leaving_under_load_move_only_their_partitions() {
         "every offset committed"
     );
 }
+
+/// Sets `source.assignment_strategy` in a config written by `Stack::config`.
+fn set_strategy(config: &Path, strategy: &str) {
+    let text = std::fs::read_to_string(config).unwrap().replace(
+        "[source]\n",
+        &format!("[source]\nassignment_strategy = \"{strategy}\"\n"),
+    );
+    std::fs::write(config, text).unwrap();
+}
+
+/// Issue 11, finding 5, as reported: under `fail`, a partition stopped at a bad record, then a
+/// second member joined and left (an eager strategy revokes every partition). The partition came
+/// back to the first member showing RUNNING but was never fetched again (librdkafka kept the
+/// pause). It must be read again from its committed offset, and stop again at the bad record.
+#[test]
+fn a_failed_partition_assigned_back_to_its_member_is_read_again() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("refail"), "refail-bucket", unique("refail"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let records: Vec<TestRecord> = (0..50)
+        .map(|i| {
+            let value = if i == 20 {
+                b"bad \xff".to_vec()
+            } else {
+                format!("v{i}").into_bytes()
+            };
+            (0, Some(format!("k{i}").into_bytes()), Some(value))
+        })
+        .collect();
+    stack.produce_one_per_batch(&topic, &records);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 10\nmax_interval_ms = 200",
+        "[failure]\npolicy = \"fail\"",
+    );
+    set_strategy(&config, "range");
+    let second_config = second_instance(&config, "b");
+
+    let mut first = stack.connector(&config, None);
+    first.wait_for_log("partition stopped", Duration::from_secs(60));
+    let mut second = stack.connector(&second_config, None);
+    second.wait_for_log("partitions assigned", Duration::from_secs(40));
+    second.stop();
+    wait_until(
+        "the first member to read the partition again and stop at the bad record",
+        Duration::from_secs(40),
+        || first.logs().matches("partition stopped").count() == 2,
+    );
+    let (_, status) = first.admin_get("/status");
+    assert!(
+        status.contains("FAILED") && status.contains("RECORD_INVALID_UTF8"),
+        "{status}"
+    );
+    first.stop();
+    assert_eq!(
+        stack
+            .committed(&format!("connect-{name}"), &topic, 1)
+            .get(&0),
+        Some(&20),
+        "nothing at or after the bad record committed"
+    );
+}
