@@ -230,6 +230,12 @@ impl Connector {
         );
     }
 
+    /// `kill -9`: a crash (no drain, no commit, the group not left). Returns once it is reaped.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn terminate(&mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

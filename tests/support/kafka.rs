@@ -359,3 +359,144 @@ pub struct Produced {
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
 }
+
+impl Stack {
+    /// Produces to `topic` from a background thread until [`Producing::stop`]: one record per
+    /// batch (tests/README.md), `per_second` records a second in total, round robin over
+    /// `partitions`, each value naming its partition and sequence number.
+    pub fn produce_continuously(&self, topic: &str, partitions: i32, per_second: u32) -> Producing {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (bootstrap, topic) = (self.bootstrap(), topic.to_owned());
+        let thread = {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::Builder::new()
+                .name("producing".into())
+                .spawn(move || produce_loop(&bootstrap, &topic, partitions, per_second, &stop, &sent))
+                .unwrap()
+        };
+        Producing {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A background producer started by [`Stack::produce_continuously`].
+pub struct Producing {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<BTreeMap<(i32, i64), Produced>>>,
+}
+
+impl Producing {
+    /// Records handed to the producer so far.
+    pub fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `n` records were handed to the producer.
+    pub fn wait_sent(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.sent() < n {
+            assert!(Instant::now() < deadline, "{} of {n} records sent", self.sent());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops producing, waits for every delivery report and returns the records by
+    /// `(partition, offset)`.
+    pub fn stop(mut self) -> BTreeMap<(i32, i64), Produced> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        match self.thread.take().unwrap().join() {
+            Ok(produced) => produced,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for Producing {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn produce_loop(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    per_second: u32,
+    stop: &std::sync::atomic::AtomicBool,
+    sent: &std::sync::atomic::AtomicUsize,
+) -> BTreeMap<(i32, i64), Produced> {
+    use std::sync::atomic::Ordering;
+    let producer: ThreadedProducer<Capture> = ClientConfig::new()
+        .set("batch.num.messages", "1")
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "0")
+        .set("acks", "all")
+        .create_with_context(Capture::default())
+        .expect("producer");
+    let run = unique("run");
+    let start = Instant::now();
+    let mut records: Vec<(TestRecord, i64)> = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        // Paced by the clock, so a slow moment is caught up instead of lowering the rate.
+        let due = (start.elapsed().as_secs_f64() * f64::from(per_second)) as usize + 1;
+        while records.len() < due {
+            let index = records.len();
+            let partition = index as i32 % partitions;
+            let key = format!("{partition}:{index}").into_bytes();
+            let value = format!("{run} partition {partition} seq {index}").into_bytes();
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            let mut pending: BaseRecord<'_, [u8], [u8], Box<usize>> =
+                BaseRecord::with_opaque_to(topic, Box::new(index))
+                    .partition(partition)
+                    .timestamp(timestamp)
+                    .key(key.as_slice())
+                    .payload(value.as_slice());
+            loop {
+                match producer.send(pending) {
+                    Ok(()) => break,
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        back,
+                    )) => {
+                        pending = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((error, _)) => panic!("enqueue record: {error}"),
+                }
+            }
+            records.push(((partition, Some(key), Some(value)), timestamp));
+            sent.store(records.len(), Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let delivered = std::mem::take(&mut *producer.context().0.lock().unwrap());
+    assert_eq!(delivered.len(), records.len(), "every record delivered");
+    delivered
+        .into_iter()
+        .map(|(index, partition, offset)| {
+            let ((_, key, value), timestamp) = &records[index];
+            (
+                (partition, offset),
+                Produced {
+                    key: key.clone(),
+                    value: value.clone(),
+                    timestamp: *timestamp,
+                },
+            )
+        })
+        .collect()
+}

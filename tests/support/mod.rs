@@ -6,6 +6,7 @@
 //! - [`kafka`]: producing, reading, committing and describing on the stack's broker;
 //! - [`bucket`]: reading the stack's bucket back (S3 client, objects, sizes);
 //! - [`connector`]: the connector's config file and the [`Connector`] process;
+//! - [`reconcile`]: running `kafka-oss-sink reconcile`, the exactly-once verifier;
 //! - [`s3_proxy`]: the [`S3Proxy`], a fault-injecting front for the stack's s3s-fs;
 //! - [`prometheus`]: HTTP GETs and the Prometheus text exposition;
 //! - [`grafana`]: the shipped dashboard's queries and the metric names they use.
@@ -22,13 +23,14 @@ pub mod connector;
 pub mod grafana;
 pub mod kafka;
 pub mod prometheus;
+pub mod reconcile;
 pub mod s3_proxy;
 pub mod stack;
 
 use std::net::TcpListener;
 
 pub use connector::{set_sink_endpoint, set_sink_keys, Connector};
-pub use kafka::{Capture, Consumed, Produced, TestRecord};
+pub use kafka::{Capture, Consumed, Produced, Producing, TestRecord};
 pub use prometheus::{http_get, parse_exposition, Samples};
 pub use s3_proxy::S3Proxy;
 pub use stack::Stack;
