@@ -16,7 +16,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -73,7 +73,10 @@ impl Rig {
         std::fs::rename(&written, &path).unwrap();
         let mut text = std::fs::read_to_string(&path).unwrap().replace(
             "\"session.timeout.ms\" = \"6000\"",
-            &format!("\"session.timeout.ms\" = \"{}\"", SESSION_TIMEOUT.as_millis()),
+            &format!(
+                "\"session.timeout.ms\" = \"{}\"",
+                SESSION_TIMEOUT.as_millis()
+            ),
         );
         if !top.is_empty() {
             text = text.replace("drain_timeout_ms = 20000\n", &format!("{top}\n"));
@@ -86,7 +89,7 @@ impl Rig {
         path
     }
 
-    fn start(&self, config: &PathBuf) -> Connector {
+    fn start(&self, config: &Path) -> Connector {
         let mut connector = self.stack.connector(config, None);
         connector.wait_admin(WAIT);
         connector
@@ -129,16 +132,17 @@ impl Rig {
         );
     }
 
-    /// Keys written (PutObject or CompleteMultipartUpload answered 2xx) from request `from` of
-    /// the proxy log on.
-    fn written_since(&self, from: usize) -> Vec<String> {
+    /// Keys the connector tried to write (PutObject or CreateMultipartUpload, whatever the
+    /// answer: a conditional create refused as "already there" is a write attempt too) from
+    /// request `from` of the proxy log on.
+    fn uploads_since(&self, from: usize) -> Vec<String> {
         self.proxy.requests()[from..]
             .iter()
             .filter(|r| {
                 matches!(
                     r.operation,
-                    Operation::PutObject | Operation::CompleteMultipartUpload
-                ) && matches!(r.status, Some(200..=299))
+                    Operation::PutObject | Operation::CreateMultipartUpload
+                )
             })
             .filter_map(|r| r.key.clone())
             .collect()
@@ -188,7 +192,10 @@ impl Rig {
                 "key {key} does not name its partition and offsets {first}-{last}"
             );
             for record in records {
-                let id = (record["partition"].as_i64().unwrap() as i32, offset(&record));
+                let id = (
+                    record["partition"].as_i64().unwrap() as i32,
+                    offset(&record),
+                );
                 assert!(
                     seen.insert(id, record).is_none(),
                     "partition {} offset {} is stored twice",
@@ -197,14 +204,21 @@ impl Rig {
                 );
             }
         }
-        let missing: Vec<_> = produced.keys().filter(|id| !seen.contains_key(id)).collect();
+        let missing: Vec<_> = produced
+            .keys()
+            .filter(|id| !seen.contains_key(id))
+            .collect();
         assert!(
             missing.is_empty(),
             "{} records missing from the bucket, first: {:?}",
             missing.len(),
             &missing[..missing.len().min(5)]
         );
-        assert_eq!(seen.len(), produced.len(), "records that were never produced");
+        assert_eq!(
+            seen.len(),
+            produced.len(),
+            "records that were never produced"
+        );
         let text = |bytes: &Option<Vec<u8>>| {
             bytes
                 .as_ref()
@@ -281,7 +295,7 @@ fn a1_kill_after_put_before_commit_does_not_write_the_object_again() {
     let mut restarted = rig.start(&config);
     rig.wait_stored(&restarted, produced.len());
     restarted.stop();
-    let written = rig.written_since(mark);
+    let written = rig.uploads_since(mark);
     assert!(
         !written.contains(&key),
         "{key} written again after the restart: {written:?}"
@@ -338,7 +352,9 @@ fn a3_kill_between_multipart_parts_leaves_no_object() {
         .produce_one_per_batch(&rig.topic, &records(1, 240, 64 * 1024));
     let config = rig.config(
         "run",
-        "max_bytes = 12582912\nmax_interval_ms = 1000",
+        // A long interval: only max_bytes cuts the first object, whatever the read speed; the
+        // rest is sealed when the partition is caught up.
+        "max_bytes = 12582912\nmax_interval_ms = 10000",
         "part_size_bytes = 5242880",
         "",
     );
@@ -418,7 +434,10 @@ fn a5_sigterm_under_load_exits_0_within_the_drain_deadline() {
             partition["uncommitted"].as_array().unwrap().is_empty(),
             "a clean stop commits everything it stored: {partition:#}"
         );
-        assert!(partition["committed"].as_i64().unwrap() > 0, "{partition:#}");
+        assert!(
+            partition["committed"].as_i64().unwrap() > 0,
+            "{partition:#}"
+        );
     }
 
     let mut restarted = rig.start(&config);
@@ -465,7 +484,11 @@ fn a6_sigterm_while_the_store_is_down_exits_1_at_the_drain_deadline() {
         took >= Duration::from_secs(2) && took < Duration::from_secs(8),
         "exited {took:?} after SIGTERM, drain_timeout_ms is 2000"
     );
-    assert!(connector.logs().contains("DRAIN_TIMEOUT"), "{}", connector.logs());
+    assert!(
+        connector.logs().contains("DRAIN_TIMEOUT"),
+        "{}",
+        connector.logs()
+    );
     let keys = rig.keys();
     for (partition, committed) in rig.committed() {
         let stored_end = keys
@@ -514,20 +537,25 @@ fn a7_ten_kills_under_continuous_produce_lose_and_duplicate_nothing() {
     let rig = Rig::new("a7", 2);
     let producing = rig.stack.produce_continuously(&rig.topic, 2, 100);
     let config = rig.config("run", "max_records = 40\nmax_interval_ms = 300", "", "");
-    let mut seed = 0x5eed_a7u64;
+    let mut seed: u64 = 0xa7;
     let mut connector = rig.start(&config);
-    let mut schedule = Vec::new();
+    let (mut schedule, mut recovered) = (Vec::new(), 0);
     for _ in 0..10 {
         let interval = Duration::from_millis(500 + next_u64(&mut seed) % 4500);
         schedule.push(interval);
         std::thread::sleep(interval);
         rig.crash(&mut connector);
+        recovered += connector.logs().matches("not written again").count();
         connector = rig.start(&config);
     }
     let produced = producing.stop();
     rig.wait_stored(&connector, produced.len());
     connector.stop();
-    eprintln!("kills after {schedule:?}");
+    recovered += connector.logs().matches("not written again").count();
+    eprintln!(
+        "{} records, kills after {schedule:?}, {recovered} stored-uncommitted objects recovered",
+        produced.len()
+    );
     rig.assert_exactly_once(&produced);
 }
 
@@ -564,7 +592,10 @@ fn a8_interval_sealed_object_stored_before_a_crash_is_kept_across_other_timing()
     drop(hold);
     let key = held.key.clone().unwrap();
     let (first, last) = offsets(&key);
-    assert!(last > first, "a trickle object holds several records: {key}");
+    assert!(
+        last > first,
+        "a trickle object holds several records: {key}"
+    );
     assert!(rig.keys().contains(&key));
     assert!(rig.committed().get(&0).copied().unwrap_or(0) <= first);
 
@@ -581,13 +612,14 @@ fn a8_interval_sealed_object_stored_before_a_crash_is_kept_across_other_timing()
     let produced = producing.stop();
     rig.wait_stored(&restarted, produced.len());
     restarted.stop();
-    let written = rig.written_since(mark);
+    let written = rig.uploads_since(mark);
     assert!(!written.contains(&key), "{key} written again: {written:?}");
     rig.assert_exactly_once(&produced);
 }
 
-/// A9: objects stored but not committed (the first object's upload is stuck, so the commit
-/// cannot pass it, while the next ones are stored), `kill -9`, restart with another
+/// A9: objects stored but not committed (one object's upload, usually the first's, is stuck
+/// before the store, so the commit cannot pass it, while the next ones are stored), `kill -9`,
+/// restart with another
 /// `max_records`: the stored objects are found by listing and kept as they are, the missing
 /// range is cut anew around them, and reconcile finds no overlap.
 #[test]
@@ -607,19 +639,29 @@ fn a9_restart_with_other_max_records_keeps_stored_uncommitted_objects() {
         .hold_next(Operation::PutObject, HoldAt::BeforeUpstream);
     let mut connector = rig.start(&config);
     let held = hold.wait_held(WAIT);
-    assert_eq!(
-        held.key.as_deref().map(offsets),
-        Some((0, 49)),
-        "the first object is held"
+    // Usually 0-49; another object when its uploader was quicker to send.
+    let held_key = held.key.clone().unwrap();
+    let (held_first, held_last) = offsets(&held_key);
+    // Every other object of the 6 is stored.
+    rig.proxy.wait_for(Operation::PutObject, 5, WAIT);
+    let committed = rig.committed().get(&0).copied().unwrap_or(0);
+    assert!(
+        committed <= held_first,
+        "committed {committed} past a held object"
     );
-    rig.proxy.wait_for(Operation::PutObject, 3, WAIT);
-    assert_eq!(rig.committed().get(&0), None, "nothing committed past 0");
     rig.crash(&mut connector);
     drop(hold);
     rig.proxy.wait_done(held.id, WAIT);
     let before = rig.keys();
-    assert!(before.len() >= 3, "{before:?}");
-    assert!(!before.contains(held.key.as_ref().unwrap()));
+    assert!(!before.contains(&held_key));
+    let uncommitted: Vec<&String> = before
+        .iter()
+        .filter(|key| offsets(key).0 > held_last)
+        .collect();
+    assert!(
+        !uncommitted.is_empty(),
+        "objects after the held one are stored, uncommitted: {before:?}"
+    );
 
     let mark = rig.proxy.requests().len();
     let other = rig.config(
@@ -631,7 +673,7 @@ fn a9_restart_with_other_max_records_keeps_stored_uncommitted_objects() {
     let mut restarted = rig.start(&other);
     rig.wait_stored(&restarted, produced.len());
     restarted.stop();
-    let written = rig.written_since(mark);
+    let written = rig.uploads_since(mark);
     assert!(
         before.iter().all(|key| !written.contains(key)),
         "stored objects written again: {written:?} (stored before: {before:?})"
@@ -639,9 +681,10 @@ fn a9_restart_with_other_max_records_keeps_stored_uncommitted_objects() {
     let after = rig.keys();
     assert!(before.iter().all(|key| after.contains(key)));
     assert!(
-        written.iter().any(|key| offsets(key) == (0, 34)),
-        "the missing range is cut with the new max_records: {written:?}"
+        written
+            .iter()
+            .any(|key| offsets(key) == (held_first, held_first + 34)),
+        "the missing range {held_first}-{held_last} is cut with the new max_records: {written:?}"
     );
     rig.assert_exactly_once(&produced);
 }
-

@@ -213,13 +213,13 @@ impl Connector {
         }
     }
 
-    /// SIGTERM, then asserts a clean exit (status 0) within 30 s.
     /// `kill -9`: no drain, no commit, no leaving the group.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then asserts a clean exit (status 0) within 30 s.
     pub fn stop(&mut self) {
         self.terminate();
         let status = self.wait_exit(Duration::from_secs(30));
@@ -228,12 +228,6 @@ impl Connector {
             "graceful stop exits 0, got {status}:\n{}",
             self.logs()
         );
-    }
-
-    /// `kill -9`: a crash (no drain, no commit, the group not left). Returns once it is reaped.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 
     pub fn terminate(&mut self) {

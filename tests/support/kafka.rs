@@ -372,7 +372,9 @@ impl Stack {
             let (stop, sent) = (stop.clone(), sent.clone());
             std::thread::Builder::new()
                 .name("producing".into())
-                .spawn(move || produce_loop(&bootstrap, &topic, partitions, per_second, &stop, &sent))
+                .spawn(move || {
+                    produce_loop(&bootstrap, &topic, partitions, per_second, &stop, &sent)
+                })
                 .unwrap()
         };
         Producing {
@@ -400,7 +402,11 @@ impl Producing {
     pub fn wait_sent(&self, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while self.sent() < n {
-            assert!(Instant::now() < deadline, "{} of {n} records sent", self.sent());
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} records sent",
+                self.sent()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -41,7 +41,10 @@ impl Stack {
             stderr: String::from_utf8(output.stderr).unwrap(),
         };
         for text in [&run.stdout, &run.stderr] {
-            assert!(!text.contains(&self.secret), "the secret is printed:\n{text}");
+            assert!(
+                !text.contains(&self.secret),
+                "the secret is printed:\n{text}"
+            );
         }
         run
     }
