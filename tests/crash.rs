@@ -132,9 +132,9 @@ impl Rig {
         );
     }
 
-    /// Keys the connector tried to write (PutObject or CreateMultipartUpload, whatever the
-    /// answer: a conditional create refused as "already there" is a write attempt too) from
-    /// request `from` of the proxy log on.
+    /// Keys of the topic's objects the connector tried to write (PutObject or
+    /// CreateMultipartUpload, whatever the answer: a conditional create refused as "already
+    /// there" is a write attempt too) from request `from` of the proxy log on.
     fn uploads_since(&self, from: usize) -> Vec<String> {
         self.proxy.requests()[from..]
             .iter()
@@ -145,6 +145,7 @@ impl Rig {
                 )
             })
             .filter_map(|r| r.key.clone())
+            .filter(|key| key.starts_with(&self.prefix))
             .collect()
     }
 
@@ -272,9 +273,9 @@ fn a1_kill_after_put_before_commit_does_not_write_the_object_again() {
         .produce_one_per_batch(&rig.topic, &records(2, 150, 40));
     let config = rig.config("run", "max_records = 50\nmax_interval_ms = 1000", "", "");
     // The third object: the first ones may be committed, this one cannot be.
-    let hold = rig
-        .proxy
-        .hold_nth(Operation::PutObject, 3, HoldAt::BeforeResponse);
+    let hold =
+        rig.proxy
+            .hold_nth_under(Operation::PutObject, &rig.prefix, 3, HoldAt::BeforeResponse);
     let mut connector = rig.start(&config);
     let held = hold.wait_held(WAIT);
     rig.crash(&mut connector);
@@ -312,7 +313,9 @@ fn a2_kill_in_the_middle_of_a_put_body_leaves_no_partial_object() {
         .stack
         .produce_one_per_batch(&rig.topic, &records(2, 150, 200));
     let config = rig.config("run", "max_records = 50\nmax_interval_ms = 1000", "", "");
-    let hold = rig.proxy.hold_nth(Operation::PutObject, 2, HoldAt::MidBody);
+    let hold = rig
+        .proxy
+        .hold_nth_under(Operation::PutObject, &rig.prefix, 2, HoldAt::MidBody);
     let mut connector = rig.start(&config);
     let held = hold.wait_held(WAIT);
     rig.crash(&mut connector);
@@ -341,7 +344,7 @@ fn a2_kill_in_the_middle_of_a_put_body_leaves_no_partial_object() {
 /// A3: `kill -9` after 2 of the 3 parts of a multipart upload were stored: no object is visible
 /// under the key, and the restart uploads it whole once. The orphaned upload (its 2 parts) is
 /// not aborted at restart: nothing lists or aborts incomplete uploads yet, so they stay until a
-/// bucket lifecycle rule removes them (docs/operations.md should say so).
+/// bucket lifecycle rule removes them (docs/operations.md, "Permissions").
 #[test]
 fn a3_kill_between_multipart_parts_leaves_no_object() {
     let rig = Rig::new("a3", 1);
@@ -358,9 +361,12 @@ fn a3_kill_between_multipart_parts_leaves_no_object() {
         "part_size_bytes = 5242880",
         "",
     );
-    let hold = rig
-        .proxy
-        .hold_nth(Operation::UploadPart, 3, HoldAt::BeforeUpstream);
+    let hold = rig.proxy.hold_nth_under(
+        Operation::UploadPart,
+        &rig.prefix,
+        3,
+        HoldAt::BeforeUpstream,
+    );
     let mut connector = rig.start(&config);
     let held = hold.wait_held(WAIT);
     assert_eq!(held.query_param("partNumber").as_deref(), Some("3"));
@@ -414,7 +420,8 @@ fn a5_sigterm_under_load_exits_0_within_the_drain_deadline() {
         "drain_timeout_ms = 10000",
     );
     let mut connector = rig.start(&config);
-    rig.proxy.wait_for(Operation::PutObject, 6, WAIT);
+    rig.proxy
+        .wait_for_under(Operation::PutObject, &rig.prefix, 6, WAIT);
     let asked = Instant::now();
     connector.terminate();
     let status = connector.wait_exit(Duration::from_secs(20));
@@ -573,9 +580,9 @@ fn a8_interval_sealed_object_stored_before_a_crash_is_kept_across_other_timing()
         "",
         "",
     );
-    let hold = rig
-        .proxy
-        .hold_nth(Operation::PutObject, 2, HoldAt::BeforeResponse);
+    let hold =
+        rig.proxy
+            .hold_nth_under(Operation::PutObject, &rig.prefix, 2, HoldAt::BeforeResponse);
     let mut connector = rig.start(&config);
     let held = hold.wait_held(WAIT);
     let interval_seals: f64 = connector
@@ -634,16 +641,17 @@ fn a9_restart_with_other_max_records_keeps_stored_uncommitted_objects() {
         "upload_concurrency = 4",
         "",
     );
-    let hold = rig
-        .proxy
-        .hold_next(Operation::PutObject, HoldAt::BeforeUpstream);
+    let hold =
+        rig.proxy
+            .hold_nth_under(Operation::PutObject, &rig.prefix, 1, HoldAt::BeforeUpstream);
     let mut connector = rig.start(&config);
     let held = hold.wait_held(WAIT);
     // Usually 0-49; another object when its uploader was quicker to send.
     let held_key = held.key.clone().unwrap();
     let (held_first, held_last) = offsets(&held_key);
     // Every other object of the 6 is stored.
-    rig.proxy.wait_for(Operation::PutObject, 5, WAIT);
+    rig.proxy
+        .wait_for_under(Operation::PutObject, &rig.prefix, 5, WAIT);
     let committed = rig.committed().get(&0).copied().unwrap_or(0);
     assert!(
         committed <= held_first,

@@ -294,6 +294,8 @@ struct HoldSlot {
     at: HoldAt,
     /// Matching requests still to let through before the one to hold.
     skip: u32,
+    /// Only requests whose key starts with this count and are held (`None`: every request).
+    key_prefix: Option<String>,
     phase: HoldPhase,
 }
 
@@ -335,8 +337,16 @@ impl State {
 
     /// Claims the armed hold this request is the one for, if any.
     fn claim_hold(&mut self, operation: Operation, request: usize) -> Option<(u64, HoldAt)> {
+        let key = self.log[request].key.as_deref().unwrap_or("");
         for slot in &mut self.holds {
             if slot.operation != operation || slot.phase != HoldPhase::Armed {
+                continue;
+            }
+            if slot
+                .key_prefix
+                .as_deref()
+                .is_some_and(|prefix| !key.starts_with(prefix))
+            {
                 continue;
             }
             if slot.skip > 0 {
@@ -559,7 +569,23 @@ impl S3Proxy {
 
     /// Like [`S3Proxy::hold_next`] for the `n`-th request of `operation` from now (1 = next).
     pub fn hold_nth(&self, operation: Operation, n: u32, at: HoldAt) -> Hold {
-        assert!(n >= 1, "hold_nth counts from 1");
+        self.hold_slot(operation, None, n, at)
+    }
+
+    /// Like [`S3Proxy::hold_nth`], counting only requests whose key starts with `prefix` (e.g.
+    /// a topic's objects, not the connector's start-up probe object).
+    pub fn hold_nth_under(&self, operation: Operation, prefix: &str, n: u32, at: HoldAt) -> Hold {
+        self.hold_slot(operation, Some(prefix.to_owned()), n, at)
+    }
+
+    fn hold_slot(
+        &self,
+        operation: Operation,
+        key_prefix: Option<String>,
+        n: u32,
+        at: HoldAt,
+    ) -> Hold {
+        assert!(n >= 1, "holds count from 1");
         let mut state = self.shared.lock();
         let id = state.next_hold;
         state.next_hold += 1;
@@ -568,6 +594,7 @@ impl S3Proxy {
             operation,
             at,
             skip: n - 1,
+            key_prefix,
             phase: HoldPhase::Armed,
         });
         Hold {
@@ -598,6 +625,24 @@ impl S3Proxy {
         self.wait_log(timeout, &format!("{n} successful {operation:?}"), |log| {
             log.iter()
                 .filter(|r| r.operation == operation && r.succeeded())
+                .nth(n - 1)
+                .cloned()
+        })
+    }
+
+    /// Like [`S3Proxy::wait_for`], counting only requests whose key starts with `prefix`.
+    pub fn wait_for_under(
+        &self,
+        operation: Operation,
+        prefix: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Request {
+        let what = format!("{n} successful {operation:?} under {prefix}");
+        self.wait_log(timeout, &what, |log| {
+            log.iter()
+                .filter(|r| r.operation == operation && r.succeeded())
+                .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(prefix)))
                 .nth(n - 1)
                 .cloned()
         })
