@@ -847,7 +847,6 @@ fn the_connector_uploads_through_the_proxy() {
     stack.create_topic(&topic, 1);
     stack.create_bucket(BUCKET);
     let proxy = stack.s3_proxy();
-    proxy.fault(Operation::PutObject, Fault::internal_error(), When::Next(1));
     let records: Vec<_> = (0..100)
         .map(|i| (0, None, Some(format!("value-{i}").into_bytes())))
         .collect();
@@ -861,6 +860,10 @@ fn the_connector_uploads_through_the_proxy() {
     );
     support::set_sink_endpoint(&config, &proxy.endpoint());
     let mut connector = stack.connector(&config, None);
+    // The start-up capability probe writes and deletes its own object first; the fault is for
+    // the first object upload, which comes after the group join.
+    proxy.wait_for(Operation::DeleteObject, 1, WAIT);
+    proxy.fault(Operation::PutObject, Fault::internal_error(), When::Next(1));
     connector.wait_for_log("partitions assigned", WAIT);
     let stored_keys: Vec<String> = stack
         .wait_for_records(BUCKET, &format!("e2e/{topic}/"), 100, WAIT)
@@ -869,7 +872,12 @@ fn the_connector_uploads_through_the_proxy() {
         .collect();
     connector.stop();
 
-    let puts = proxy.requests_of(Operation::PutObject);
+    let folder = format!("e2e/{topic}/");
+    let puts: Vec<_> = proxy
+        .requests_of(Operation::PutObject)
+        .into_iter()
+        .filter(|r| r.key.as_deref().is_some_and(|key| key.starts_with(&folder)))
+        .collect();
     assert_eq!(puts[0].status, Some(500), "{}", proxy.summary());
     let mut uploaded: Vec<String> = puts
         .iter()
