@@ -55,7 +55,12 @@ struct Inner {
     bucket_ok: AtomicBool,
     bucket_error: RwLock<Option<ErrorInfo>>,
     broker_error: RwLock<Option<ErrorInfo>>,
+    /// Told when the bucket goes from answering to failing and back (the status topic).
+    bucket_listener: RwLock<Option<BucketListener>>,
 }
+
+/// Called with the error when the bucket starts failing, `None` when it answers again.
+pub type BucketListener = Arc<dyn Fn(Option<(ErrorCode, &str)>) + Send + Sync>;
 
 /// Cheap to clone; every clone shows the same board.
 #[derive(Clone)]
@@ -70,6 +75,7 @@ impl StatusBoard {
             bucket_ok: AtomicBool::new(false),
             bucket_error: RwLock::new(None),
             broker_error: RwLock::new(None),
+            bucket_listener: RwLock::new(None),
         }))
     }
 
@@ -160,7 +166,23 @@ impl StatusBoard {
 
     /// The outcome of the last bucket interaction; an error keeps its code and message.
     pub fn set_bucket(&self, result: Result<(), (ErrorCode, String)>) {
-        self.0.bucket_ok.store(result.is_ok(), Ordering::Relaxed);
+        let was_ok = self.0.bucket_ok.swap(result.is_ok(), Ordering::Relaxed);
+        if was_ok != result.is_ok() {
+            let listener = self
+                .0
+                .bucket_listener
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(listener) = listener {
+                listener(
+                    result
+                        .as_ref()
+                        .err()
+                        .map(|(code, message)| (*code, message.as_str())),
+                );
+            }
+        }
         if let Err((code, message)) = result {
             *self
                 .0
@@ -172,6 +194,15 @@ impl StatusBoard {
                 offset: None,
             });
         }
+    }
+
+    /// Registers who hears about the bucket failing and recovering (one listener).
+    pub fn on_bucket_change(&self, listener: BucketListener) {
+        *self
+            .0
+            .bucket_listener
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(listener);
     }
 
     /// The outcome of the last broker interaction.
@@ -272,6 +303,30 @@ impl StatusBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listener_hears_the_bucket_fail_and_recover_once_each() {
+        let board = StatusBoard::new("t");
+        board.set_bucket(Ok(()));
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        board.on_bucket_change(Arc::new(move |error| {
+            sink.lock()
+                .unwrap()
+                .push(error.map(|(code, message)| (code, message.to_owned())));
+        }));
+        board.set_bucket(Ok(()));
+        board.set_bucket(Err((ErrorCode::UploadUnavailable, "down".into())));
+        board.set_bucket(Err((ErrorCode::UploadUnavailable, "still down".into())));
+        board.set_bucket(Ok(()));
+        assert_eq!(
+            *heard.lock().unwrap(),
+            vec![
+                Some((ErrorCode::UploadUnavailable, "down".to_owned())),
+                None
+            ]
+        );
+    }
 
     #[test]
     fn readiness_needs_partitions_broker_and_bucket() {

@@ -9,8 +9,9 @@ use rdkafka::producer::FutureProducer;
 
 use crate::batcher::BatcherContext;
 use crate::buffer_pool::BufferPool;
+use crate::error::State;
 use crate::error_topics::ErrorTopicProducer;
-use crate::kafka::{SinkConsumer, StatusTopic};
+use crate::kafka::{SinkConsumer, StatusChange, StatusTopic};
 use crate::settings::PipelineSettings;
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
@@ -77,6 +78,22 @@ pub fn wire(
         &settings.resources.status_topic,
         &settings.connector_name,
     );
+    // A bucket outage is the connector's, not a partition's: one status record when it starts,
+    // one when the bucket answers again (RUNNING throughout: the partitions wait, nothing fails).
+    let outage_topic = status_topic.clone();
+    status.on_bucket_change(Arc::new(move |error| {
+        let (code, message) = match error {
+            Some((code, message)) => (Some(code), message),
+            None => (None, "the bucket answers again"),
+        };
+        outage_topic.report(&StatusChange {
+            state: State::Running,
+            partition: None,
+            code,
+            offset: None,
+            message: Some(message),
+        });
+    }));
 
     let supervisor = PipelineSupervisor::create(|ctx| {
         let batcher_context = BatcherContext {
