@@ -224,8 +224,10 @@ async fn already_there(store: &dyn ObjectStore, object: &SealedObject) -> Result
 
 fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backoff: Duration) {
     let retry_in_ms = backoff.as_millis() as u64;
+    // A store that is down or throttles is a warning; refused credentials, a missing bucket or
+    // a refused object need an operator: errors, although retried.
     match failure {
-        _ if failure.is_infrastructure() => warn!(
+        StoreError::Transient { .. } => warn!(
             code = %failure.code(), topic = %object.topic, partition = object.partition,
             key = %object.key, attempt, retry_in_ms, "upload failed, retrying: {failure}"
         ),
