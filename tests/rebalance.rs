@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::s3_proxy::{Down, Operation};
+use support::s3_proxy::{Fault, Operation, When};
 use support::{free_port, set_sink_endpoint, unique, Connector, Produced, Stack, TestRecord};
 
 /// How many copies of each `(partition, offset)` the bucket holds under `prefix`; objects must
@@ -355,25 +355,48 @@ fn a_failed_partition_assigned_back_to_its_member_is_read_again() {
 /// topic and the group's offsets exits 0 (nothing missing, duplicated, overlapping or foreign)
 /// with every produced record committed and nothing stored uncommitted; and the bucket read back
 /// holds each produced record once, byte for byte, in an object whose key names its offsets.
+///
+/// `late` names objects a frozen zombie had in flight when it was frozen and that reached the
+/// store after its partition was taken over (B3): an overlap or a duplicate is accepted only
+/// where one of its objects is late, and then reconcile may exit 1 for that reason alone.
 fn assert_exactly_once(
     stack: &Stack,
     name: &str,
     topic: &str,
     bucket: &str,
     produced: &BTreeMap<(i32, i64), Produced>,
+    late: &BTreeSet<String>,
 ) {
     let written = stack.config(name, topic, bucket, "", "");
     let config = stack.dir.join(format!("{name}-reconcile.toml"));
     std::fs::rename(&written, &config).unwrap();
     let run = stack.reconcile(&config, &["--json", "--deep"]);
-    assert_eq!(
-        run.code, 0,
-        "reconcile finds the copy clean:\n{}{}",
-        run.stdout, run.stderr
-    );
     let report = run.json();
-    assert_eq!(report["clean"], true, "{report:#}");
+    let involves_late = |entries: &Value, field: &str| {
+        entries.as_array().unwrap().iter().all(|entry| {
+            entry[field]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|key| late.contains(key.as_str().unwrap()))
+        })
+    };
+    let excused = report["partitions"].as_array().unwrap().iter().all(|p| {
+        involves_late(&p["overlapping"], "keys") && involves_late(&p["duplicated"], "holders")
+    }) && report["missing"] == 0
+        && report["foreign"].as_array().is_some_and(|f| f.is_empty());
+    assert!(
+        run.code == 0 || (run.code == 1 && !late.is_empty() && excused),
+        "reconcile finds the copy clean (late objects {late:?}):\n{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(report["clean"] == true || excused, "{report:#}");
     for partition in report["partitions"].as_array().unwrap() {
+        assert!(
+            partition["missing"].as_array().unwrap().is_empty(),
+            "{partition:#}"
+        );
         let id = partition["partition"].as_i64().unwrap() as i32;
         let end = produced
             .keys()
@@ -390,7 +413,10 @@ fn assert_exactly_once(
 
     let prefix = format!("e2e/{topic}/");
     let mut seen: BTreeMap<(i32, i64), Value> = BTreeMap::new();
-    for (key, records) in stack.objects(bucket, &prefix) {
+    let mut objects = stack.objects(bucket, &prefix);
+    // Late objects last: a record they hold again is checked against its first copy.
+    objects.sort_by_key(|(key, _)| late.contains(key));
+    for (key, records) in objects {
         assert!(!records.is_empty(), "object {key} is empty");
         let offset = |record: &Value| record["offset"].as_i64().unwrap();
         let partition = records[0]["partition"].as_i64().unwrap() as i32;
@@ -400,7 +426,16 @@ fn assert_exactly_once(
             "key {key} does not name its partition and offsets {first}-{last}"
         );
         for record in records {
-            let id = (record["partition"].as_i64().unwrap() as i32, offset(&record));
+            let id = (
+                record["partition"].as_i64().unwrap() as i32,
+                offset(&record),
+            );
+            if late.contains(&key) {
+                if let Some(first) = seen.get(&id) {
+                    assert_eq!(first, &record, "{key} holds another record at {id:?}");
+                    continue;
+                }
+            }
             assert!(
                 seen.insert(id, record).is_none(),
                 "partition {} offset {} is stored twice",
@@ -409,14 +444,21 @@ fn assert_exactly_once(
             );
         }
     }
-    let missing: Vec<_> = produced.keys().filter(|id| !seen.contains_key(id)).collect();
+    let missing: Vec<_> = produced
+        .keys()
+        .filter(|id| !seen.contains_key(id))
+        .collect();
     assert!(
         missing.is_empty(),
         "{} records missing from the bucket, first: {:?}",
         missing.len(),
         &missing[..missing.len().min(5)]
     );
-    assert_eq!(seen.len(), produced.len(), "records that were never produced");
+    assert_eq!(
+        seen.len(),
+        produced.len(),
+        "records that were never produced"
+    );
     let text = |bytes: &Option<Vec<u8>>| {
         bytes
             .as_ref()
@@ -455,7 +497,10 @@ fn wait_all_stored(stack: &Stack, bucket: &str, topic: &str, count: usize, logs:
     assert!(
         found >= count,
         "{found} of {count} records stored:\n{}",
-        logs.iter().map(|c| c.logs()).collect::<Vec<_>>().join("\n-----\n")
+        logs.iter()
+            .map(|c| c.logs())
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
     );
 }
 
@@ -466,14 +511,20 @@ fn wait_all_stored(stack: &Stack, bucket: &str, topic: &str, count: usize, logs:
 /// what it buffered, abandon its uploads and commit nothing of the partition; and the copy stays
 /// exactly once.
 ///
-/// A's store (its own proxy) resets every connection from the freeze until A has logged the
+/// A's store (its own proxy) refuses A's uploads (503) from the freeze until A has logged the
 /// loss. Without that, an object A sealed before the freeze (or sealed by its interval timer the
 /// moment it resumes) can be uploaded in the instant between SIGCONT and librdkafka reporting
 /// the loss: a zombie write no client-side fence can prevent. It never overwrites (conditional
 /// create: B's object under the same key is kept, A's counts as "already there") and it loses
 /// nothing, but under another key it overlaps B's objects, which reconcile reports. Holding the
 /// store back makes the test exercise the fence itself (in-flight uploads abandoned on the loss)
-/// deterministically instead of that race.
+/// deterministically instead of that race. What it cannot hold back is an upload A had already
+/// sent when it was frozen: the store answers it when A resumes, before librdkafka has told A of
+/// the loss (seen: 3 ms before). Such a late object is stored under A's cut, so it overlaps B's
+/// objects and its records are in the bucket twice, which reconcile reports (exit 1). That is the
+/// one zombie write no client-side fence can stop (the store has no fencing token); the test
+/// accepts overlaps and duplicates only from such late objects, with the records identical, and
+/// still requires nothing missing, nothing foreign and every offset committed.
 #[test]
 fn b3_a_frozen_instance_whose_partition_was_taken_over_writes_and_commits_nothing_of_it() {
     let stack = Stack::start();
@@ -519,7 +570,13 @@ fn b3_a_frozen_instance_whose_partition_was_taken_over_writes_and_commits_nothin
     });
 
     signal(&a, "STOP");
-    proxy_a.down(Down::Reset);
+    // Whatever A sends from now on is refused as an outage (503 SlowDown: retried, never given
+    // up by itself); what A had in flight at the freeze is answered while A is frozen.
+    let outage = proxy_a.fault(
+        &[Operation::PutObject, Operation::CreateMultipartUpload][..],
+        Fault::slow_down(),
+        When::Always,
+    );
     let frozen = Instant::now();
     let mark_b = proxy_b.requests().len();
     wait_until(
@@ -534,6 +591,11 @@ fn b3_a_frozen_instance_whose_partition_was_taken_over_writes_and_commits_nothin
     );
     let committed_by_b = stack.committed(&format!("connect-{name}"), &topic, 2)[&taken];
 
+    let keys_before_cont: BTreeSet<String> = stack
+        .object_sizes(bucket, &prefix)
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
     let mark_a = proxy_a.requests().len();
     signal(&a, "CONT");
     a.wait_for_log("partitions lost", Duration::from_secs(30));
@@ -544,39 +606,68 @@ fn b3_a_frozen_instance_whose_partition_was_taken_over_writes_and_commits_nothin
         .flat_map(partitions_of)
         .collect();
     assert_eq!(lost, vec![taken], "{}", a.logs());
-    // A tried to store what it had (its store was reset), and gave up once the loss was known:
+    // A may have tried to store what it had (refused), and gives up once the loss is known:
     // nothing of the lost assignment reaches the store when it answers again.
-    let tried = proxy_a.requests().len() - mark_a;
-    proxy_a.up();
-    let mark_up = proxy_a.requests().len();
+    let tried = proxy_a.requests()[mark_a..]
+        .iter()
+        .filter(|r| r.operation == Operation::PutObject)
+        .count();
+    proxy_a.clear_fault(outage);
+    let committed_now = stack.committed(&format!("connect-{name}"), &topic, 2)[&taken];
+    assert!(
+        committed_now >= committed_by_b,
+        "partition {taken}: committed offset went back from {committed_by_b} to {committed_now} (a zombie commit)"
+    );
 
     // The group goes on: A rejoins and the partitions are shared again.
-    wait_until("A to own a partition again", Duration::from_secs(40), || {
-        !ownership(&a).0.is_empty() && ownership(&a).0.len() + ownership(&b).0.len() == 2
-    });
+    wait_until(
+        "A to own a partition again",
+        Duration::from_secs(40),
+        || !ownership(&a).0.is_empty() && ownership(&a).0.len() + ownership(&b).0.len() == 2,
+    );
     let stored_after = producing.sent();
     producing.wait_sent(stored_after + 200, Duration::from_secs(30));
     let produced = producing.stop();
     wait_all_stored(&stack, bucket, &topic, produced.len(), &[&a, &b]);
-    let reassigned_to_a = ownership(&a).0.contains(&taken);
     a.stop();
     b.stop();
 
-    // Nothing of the partition written by A between the loss and A owning it again: every
-    // object A wrote after its store came back starts at or after what B had committed. (A
-    // late write would start earlier: B had read past it.)
-    for key in stores(&proxy_a, taken, mark_up) {
+    // Nothing of the lost assignment written by A after SIGCONT: every object of the partition
+    // A stored from then on belongs to a later assignment of it, so it starts at or after the
+    // offset that assignment started from (the `starts` of A's next "partitions assigned").
+    let logs = a.logs();
+    let after_loss = &logs[logs.find("partitions lost").unwrap()..];
+    let reassigned_from: Option<i64> = after_loss
+        .lines()
+        .find(|line| line.contains("partitions assigned") && partitions_of(line).contains(&taken))
+        .and_then(|line| {
+            let index = partitions_of(line).iter().position(|p| *p == taken)?;
+            let starts = line.split("starts=[").nth(1)?.split(']').next()?;
+            let start = starts.split(", ").nth(index)?;
+            start.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok()
+        });
+    for key in stores(&proxy_a, taken, mark_a) {
         let (first, _) = actors::object_key::parse_offsets(&key).unwrap();
         assert!(
-            reassigned_to_a && first >= committed_by_b,
-            "A wrote {key} of the lost partition {taken} (B had committed {committed_by_b})"
+            reassigned_from.is_some_and(|from| first >= from),
+            "A stored {key} of partition {taken} after SIGCONT, but its next assignment of the \
+             partition started at {reassigned_from:?}: a write of the lost assignment\n{logs}"
         );
     }
+    // Late: uploads A had sent before the freeze (arrived before SIGCONT) that the store had not
+    // answered when A was resumed.
+    let late: BTreeSet<String> = proxy_a.requests()[..mark_a]
+        .iter()
+        .filter(|r| r.operation == Operation::PutObject && r.status == Some(200))
+        .filter_map(|r| r.key.clone())
+        .filter(|key| key.starts_with(&format!("{prefix}{taken}/")))
+        .filter(|key| !keys_before_cont.contains(key))
+        .collect();
     eprintln!(
-        "A froze with partition {taken}; {tried} requests from A refused after SIGCONT; {} records",
+        "A froze with partition {taken}; {tried} uploads of A refused after SIGCONT; late objects {late:?}; {} records",
         produced.len()
     );
-    assert_exactly_once(&stack, &name, &topic, bucket, &produced);
+    assert_exactly_once(&stack, &name, &topic, bucket, &produced, &late);
 }
 
 /// B6: `cooperative-sticky`, 1 -> 3 -> 1 instances under continuous produce. The first
@@ -611,9 +702,11 @@ fn b6_scaling_1_to_3_to_1_instances_under_load_is_exactly_once() {
     wait_until("A to own every partition", Duration::from_secs(30), || {
         ownership(&a).0.len() == partitions as usize
     });
-    wait_until("records of every partition stored", Duration::from_secs(30), || {
-        stored_per_partition().len() == partitions as usize
-    });
+    wait_until(
+        "records of every partition stored",
+        Duration::from_secs(30),
+        || stored_per_partition().len() == partitions as usize,
+    );
 
     // 1 -> 3.
     let mut b = stack.connector(&config_b, None);
@@ -643,9 +736,11 @@ fn b6_scaling_1_to_3_to_1_instances_under_load_is_exactly_once() {
     // 3 -> 1.
     b.stop();
     c.stop();
-    wait_until("A to own every partition again", Duration::from_secs(40), || {
-        ownership(&a).0.len() == partitions as usize
-    });
+    wait_until(
+        "A to own every partition again",
+        Duration::from_secs(40),
+        || ownership(&a).0.len() == partitions as usize,
+    );
     let before = stored_per_partition();
     wait_until(
         "every partition storing with one instance",
@@ -672,5 +767,5 @@ fn b6_scaling_1_to_3_to_1_instances_under_load_is_exactly_once() {
     );
     a.stop();
     eprintln!("{} records; A kept {kept:?}", produced.len());
-    assert_exactly_once(&stack, &name, &topic, bucket, &produced);
+    assert_exactly_once(&stack, &name, &topic, bucket, &produced, &BTreeSet::new());
 }
