@@ -511,8 +511,8 @@ fn wait_all_stored(stack: &Stack, bucket: &str, topic: &str, count: usize, logs:
 /// what it buffered, abandon its uploads and commit nothing of the partition; and the copy stays
 /// exactly once.
 ///
-/// A's store (its own proxy) refuses A's uploads (503) from the freeze until A has logged the
-/// loss. Without that, an object A sealed before the freeze (or sealed by its interval timer the
+/// A's store (its own proxy) refuses A's uploads (503) from the freeze until A owns a partition
+/// again after the loss. Without that, an object A sealed before the freeze (or sealed by its interval timer the
 /// moment it resumes) can be uploaded in the instant between SIGCONT and librdkafka reporting
 /// the loss: a zombie write no client-side fence can prevent. It never overwrites (conditional
 /// create: B's object under the same key is kept, A's counts as "already there") and it loses
@@ -612,19 +612,21 @@ fn b3_a_frozen_instance_whose_partition_was_taken_over_writes_and_commits_nothin
         .iter()
         .filter(|r| r.operation == Operation::PutObject)
         .count();
-    proxy_a.clear_fault(outage);
     let committed_now = stack.committed(&format!("connect-{name}"), &topic, 2)[&taken];
     assert!(
         committed_now >= committed_by_b,
         "partition {taken}: committed offset went back from {committed_by_b} to {committed_now} (a zombie commit)"
     );
 
-    // The group goes on: A rejoins and the partitions are shared again.
+    // The group goes on: A rejoins and the partitions are shared again. A's store answers
+    // again only then: an upload of the lost assignment that A started in the instant between
+    // SIGCONT and the loss (its interval timer fires on resume) is refused, not raced.
     wait_until(
         "A to own a partition again",
         Duration::from_secs(40),
         || !ownership(&a).0.is_empty() && ownership(&a).0.len() + ownership(&b).0.len() == 2,
     );
+    proxy_a.clear_fault(outage);
     let stored_after = producing.sent();
     producing.wait_sent(stored_after + 200, Duration::from_secs(30));
     let produced = producing.stop();
