@@ -30,6 +30,17 @@ use support::{free_port, set_sink_endpoint, unique, Connector, Produced, Stack, 
 
 /// How many copies of each `(partition, offset)` the bucket holds under `prefix`; objects must
 /// hold their offsets in order.
+/// The tests of this file run one at a time: each runs two or three connector instances whose
+/// rebalances are timed by sessions and heartbeats, which two such tests at once on 2 cores can
+/// push past their deadlines.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn copies_in_bucket(stack: &Stack, bucket: &str, prefix: &str) -> BTreeMap<(i32, i64), usize> {
     let mut copies = BTreeMap::new();
     for (key, records) in stack.objects(bucket, prefix) {
@@ -151,6 +162,7 @@ fn produce_until(
 /// instance keep flowing through both rebalances: only the partitions that move are drained.
 #[test]
 fn instances_joining_and_leaving_under_load_move_only_their_partitions() {
+    let _serial = one_at_a_time();
     let stack = Stack::start();
     let (topic, bucket, name) = (unique("coop"), "coop-bucket", unique("coop"));
     stack.create_topic(&topic, 4);
@@ -301,6 +313,7 @@ fn set_strategy(config: &Path, strategy: &str) {
 /// pause). It must be read again from its committed offset, and stop again at the bad record.
 #[test]
 fn a_failed_partition_assigned_back_to_its_member_is_read_again() {
+    let _serial = one_at_a_time();
     let stack = Stack::start();
     let (topic, bucket, name) = (unique("refail"), "refail-bucket", unique("refail"));
     stack.create_topic(&topic, 1);
@@ -527,6 +540,7 @@ fn wait_all_stored(stack: &Stack, bucket: &str, topic: &str, count: usize, logs:
 /// still requires nothing missing, nothing foreign and every offset committed.
 #[test]
 fn b3_a_frozen_instance_whose_partition_was_taken_over_writes_and_commits_nothing_of_it() {
+    let _serial = one_at_a_time();
     let stack = Stack::start();
     let (proxy_a, proxy_b) = (stack.s3_proxy(), stack.s3_proxy());
     let (topic, bucket, name) = (unique("b3"), "b3-bucket", unique("b3"));
@@ -677,6 +691,7 @@ fn b3_a_frozen_instance_whose_partition_was_taken_over_writes_and_commits_nothin
 /// (never revoked); the others store their share; at the end the copy is exactly once.
 #[test]
 fn b6_scaling_1_to_3_to_1_instances_under_load_is_exactly_once() {
+    let _serial = one_at_a_time();
     let stack = Stack::start();
     let (topic, bucket, name) = (unique("b6"), "b6-bucket", unique("b6"));
     let partitions = 6;
