@@ -1068,7 +1068,10 @@ fn uploads_carry_conditional_create_and_metadata_and_no_aws_chunked_framing() {
         assert_eq!(meta("kos-first-offset"), first.to_string());
         assert_eq!(meta("kos-last-offset"), last.to_string());
         assert_eq!(meta("kos-connector"), rig.name);
-        // `kos-generation` is not written yet (zombie fencing, issue 11).
+        // The consumer group generation of the member that wrote it: known once the member
+        // joined, so never -1 for an object of an assigned partition.
+        let generation: i32 = meta("kos-generation").parse().expect("a generation number");
+        assert!(generation >= 0, "kos-generation {generation}");
         for name in ["kos-records", "kos-first-record", "kos-last-record"] {
             meta(name);
         }

@@ -16,6 +16,7 @@
 //! | `kos-records` | how many records it holds |
 //! | `kos-first-record`, `kos-last-record` | [`Fingerprint`]s of its first and last record |
 //! | `kos-connector` | the connector's name |
+//! | `kos-generation` | the consumer group generation whose member wrote it (-1: unknown) |
 //! | `kos-routed` | offsets in the range that went to the dead-letter topic instead (optional) |
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ const FIRST_RECORD: &str = "kos-first-record";
 const LAST_RECORD: &str = "kos-last-record";
 const CONNECTOR: &str = "kos-connector";
 const ROUTED: &str = "kos-routed";
+const GENERATION: &str = "kos-generation";
 
 /// Identifies one record without storing it: its timestamp and a CRC-32 of its key and value.
 /// Two different records at the same offset (a recreated topic, another cluster) differ in at
@@ -89,6 +91,9 @@ pub struct ObjectMetadata {
     pub first_record: Fingerprint,
     pub last_record: Fingerprint,
     pub connector: String,
+    /// The consumer group generation of the member that wrote the object (-1: unknown). Not
+    /// part of [`Self::same_records`]: a later generation writes the same records the same way.
+    pub generation: i32,
     /// Offsets in `first_offset..=last_offset` that are not in the object: they went to the
     /// dead-letter topic.
     pub routed: Vec<i64>,
@@ -116,6 +121,7 @@ impl ObjectMetadata {
             (FIRST_RECORD, self.first_record.to_string()),
             (LAST_RECORD, self.last_record.to_string()),
             (CONNECTOR, self.connector.clone()),
+            (GENERATION, self.generation.to_string()),
         ];
         if !self.routed.is_empty() {
             let routed: Vec<String> = self.routed.iter().map(i64::to_string).collect();
@@ -165,6 +171,10 @@ impl ObjectMetadata {
             first_record: fingerprint(FIRST_RECORD)?,
             last_record: fingerprint(LAST_RECORD)?,
             connector: text(CONNECTOR).unwrap_or_default().to_owned(),
+            generation: text(GENERATION)
+                .ok()
+                .and_then(|generation| generation.parse().ok())
+                .unwrap_or(-1),
             routed,
         })
     }
@@ -224,6 +234,7 @@ mod tests {
             first_record: Fingerprint::of(1_700_000_000_000, Some(b"k"), Some(b"v")),
             last_record: Fingerprint::of(-1, None, None),
             connector: "c".into(),
+            generation: 7,
             routed: vec![12],
         }
     }
@@ -292,6 +303,7 @@ mod tests {
         let ours = metadata();
         let mut other = metadata();
         other.connector = "renamed".into();
+        other.generation = 8;
         assert!(ours.same_records(&other));
         other.first_record = Fingerprint::of(1, None, None);
         assert!(!ours.same_records(&other));

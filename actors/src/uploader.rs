@@ -338,6 +338,7 @@ mod tests {
                     first_record: Fingerprint::of(1, None, Some(b"a")),
                     last_record: Fingerprint::of(1, None, Some(b"c")),
                     connector: "c".into(),
+                    generation: -1,
                     routed: Vec::new(),
                 },
                 oldest_timestamp: Some(1_795_608_269_111),
@@ -505,6 +506,7 @@ mod tests {
                 first_record: Fingerprint::of(2, None, Some(b"recreated")),
                 last_record: Fingerprint::of(1, None, Some(b"c")),
                 connector: "c".into(),
+                generation: -1,
                 routed: Vec::new(),
             }
             .to_pairs()

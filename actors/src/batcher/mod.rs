@@ -265,6 +265,7 @@ impl Batcher {
                     first_record,
                     last_record,
                     connector: self.cx.connector.to_string(),
+                    generation: self.cx.offsets.generation(),
                     routed: routed
                         .into_iter()
                         .filter(|offset| (first..=last).contains(offset))

@@ -210,6 +210,7 @@ mod tests {
             first_record: Fingerprint::of(100, None, Some(b"first")),
             last_record: Fingerprint::of(200, None, Some(b"last")),
             connector: "c".into(),
+            generation: -1,
             routed: Vec::new(),
         };
         let map = metadata

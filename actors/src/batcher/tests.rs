@@ -248,6 +248,7 @@ fn stored_metadata(first: i64, last: i64, shift: i64) -> std::collections::HashM
         first_record: fingerprint(first, shift),
         last_record: fingerprint(last, 0),
         connector: "earlier".into(),
+        generation: -1,
         routed: Vec::new(),
     }
     .to_pairs()

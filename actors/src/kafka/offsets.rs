@@ -16,6 +16,12 @@ use super::Assignment;
 pub trait OffsetStore: Send + Sync + 'static {
     /// Stores `next_offset` (the offset of the next record to read) as the partition's position.
     fn store(&self, topic: &str, partition: i32, next_offset: i64) -> KafkaResult<()>;
+
+    /// The consumer group's current generation (written into every object's metadata, so an
+    /// object can be traced to the assignment that wrote it); -1 when unknown.
+    fn generation(&self) -> i32 {
+        -1
+    }
 }
 
 /// Stops or restarts librdkafka's fetching of one partition.
@@ -44,6 +50,10 @@ impl OffsetStore for AssignedOffsets {
             .while_current(|| self.inner.store(topic, partition, next_offset))
             .unwrap_or(Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)))
     }
+
+    fn generation(&self) -> i32 {
+        self.inner.generation()
+    }
 }
 
 fn one_partition(topic: &str, partition: i32) -> TopicPartitionList {
@@ -61,6 +71,22 @@ impl OffsetStore for SinkConsumer {
         let mut list = TopicPartitionList::with_capacity(1);
         list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(next_offset))?;
         self.store_offsets(&list)
+    }
+
+    fn generation(&self) -> i32 {
+        use rdkafka::bindings as ffi;
+        // librdkafka's group metadata carries the generation; rust-rdkafka does not expose it.
+        // SAFETY: the client pointer is valid while `self` lives; the metadata is a fresh copy
+        // (or null) that is destroyed before returning.
+        unsafe {
+            let metadata = ffi::rd_kafka_consumer_group_metadata(self.client().native_ptr());
+            if metadata.is_null() {
+                return -1;
+            }
+            let generation = ffi::rd_kafka_consumer_group_metadata_generation_id(metadata);
+            ffi::rd_kafka_consumer_group_metadata_destroy(metadata);
+            generation
+        }
     }
 }
 
