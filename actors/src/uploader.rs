@@ -231,6 +231,10 @@ fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backof
             code = %failure.code(), topic = %object.topic, partition = object.partition,
             key = %object.key, attempt, retry_in_ms, "upload failed, retrying: {failure}"
         ),
+        _ if failure.is_infrastructure() => error!(
+            code = %failure.code(), topic = %object.topic, partition = object.partition,
+            key = %object.key, attempt, retry_in_ms, "upload failed, retrying: {failure}"
+        ),
         _ => error!(
             code = %failure.code(), topic = %object.topic, partition = object.partition,
             key = %object.key, attempt, retry_in_ms, "upload refused, retrying: {failure}"
