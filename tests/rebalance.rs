@@ -730,7 +730,7 @@ fn b6_scaling_1_to_3_to_1_instances_under_load_is_exactly_once() {
     let mut c = stack.connector(&config_c, None);
     wait_until(
         "the partitions shared by the three instances",
-        Duration::from_secs(40),
+        Duration::from_secs(60),
         || {
             let (oa, ob, oc) = (ownership(&a).0, ownership(&b).0, ownership(&c).0);
             !oa.is_empty()
