@@ -173,7 +173,10 @@ async fn upload_with_retries(
                         return Ok(started.elapsed());
                     }
                     Ok(false) => {
-                        // Removed between the create and the read: create it again.
+                        // Removed between the create and the read: create it again, after the
+                        // backoff (a store that keeps answering both ways is not hammered).
+                        tokio::time::sleep(jitter(backoff)).await;
+                        backoff = (backoff * 2).min(max);
                         continue;
                     }
                     Err(Refusal::Failed(error)) => error,
