@@ -127,12 +127,11 @@ impl Body {
 }
 
 /// `{partition}/{first:020}-{last:020}.json` under the topic's folder, exactly as
-/// `actors::object_key::object_key` writes it: no subfolder, a canonical partition number, 20
-/// digits each, `0 <= first <= last`. Stricter than `object_key::parse_offsets`, which reads
-/// only the file name.
+/// `actors::object_key::object_key` writes it: a canonical partition number, then what
+/// `object_key::parse_partition_key` accepts (no subfolder, 20 digits each, `0 <= first <= last`).
 pub fn parse_key(folder: &str, key: &str) -> Option<(i32, i64, i64)> {
     let rest = key.strip_prefix(folder)?;
-    let (partition, name) = rest.split_once('/')?;
+    let (partition, _) = rest.split_once('/')?;
     let canonical = |digits: &str| {
         !digits.is_empty()
             && digits.bytes().all(|b| b.is_ascii_digit())
@@ -141,14 +140,10 @@ pub fn parse_key(folder: &str, key: &str) -> Option<(i32, i64, i64)> {
     if !canonical(partition) {
         return None;
     }
+    let partition_prefix = format!("{folder}{partition}/");
     let partition: i32 = partition.parse().ok()?;
-    let (first, last) = name.strip_suffix(".json")?.split_once('-')?;
-    let padded = |digits: &str| digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit());
-    if !padded(first) || !padded(last) {
-        return None;
-    }
-    let (first, last): (i64, i64) = (first.parse().ok()?, last.parse().ok()?);
-    (first <= last).then_some((partition, first, last))
+    let (first, last) = actors::object_key::parse_partition_key(&partition_prefix, key)?;
+    Some((partition, first, last))
 }
 
 /// What reconcile makes of an object whose key parsed.
