@@ -1,6 +1,8 @@
 //! The pipeline's life: start-up ([`startup`]: probes and provisioning), wiring ([`wiring`]:
 //! the actors, downstream-first), then running until shutdown and draining ([`run`]).
 
+#[cfg(test)]
+mod cooperative_tests;
 pub mod startup;
 #[cfg(test)]
 mod tests;
