@@ -15,11 +15,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use support::exactly_once;
 use support::s3_proxy::{Down, HoldAt, Operation};
 use support::{set_sink_endpoint, set_sink_keys, unique, Connector, Produced, S3Proxy, Stack};
 
@@ -157,82 +157,10 @@ impl Rig {
         let config = self.config("reconcile", "", "", "");
         set_sink_endpoint(&config, &self.stack.endpoint());
         let run = self.stack.reconcile(&config, &["--json", "--deep"]);
-        assert_eq!(
-            run.code, 0,
-            "reconcile finds the copy clean:\n{}{}",
-            run.stdout, run.stderr
-        );
-        let report = run.json();
-        assert_eq!(report["clean"], true, "{report:#}");
-        for partition in report["partitions"].as_array().unwrap() {
-            let id = partition["partition"].as_i64().unwrap() as i32;
-            let end = produced
-                .keys()
-                .filter(|(p, _)| *p == id)
-                .map(|(_, offset)| offset + 1)
-                .max()
-                .unwrap_or(0);
-            assert_eq!(partition["committed"], end, "{partition:#}");
-            assert!(
-                partition["uncommitted"].as_array().unwrap().is_empty(),
-                "{partition:#}"
-            );
-        }
-
-        let mut seen: BTreeMap<(i32, i64), Value> = BTreeMap::new();
-        for (key, records) in self.stack.objects(self.bucket, &self.prefix) {
-            assert!(!records.is_empty(), "object {key} is empty");
-            let offset = |record: &Value| record["offset"].as_i64().unwrap();
-            let partition = records[0]["partition"].as_i64().unwrap() as i32;
-            let (first, last) = (offset(&records[0]), offset(&records[records.len() - 1]));
-            assert!(
-                key.ends_with(&format!(
-                    "{}/{partition}/{first:020}-{last:020}.json",
-                    self.topic
-                )),
-                "key {key} does not name its partition and offsets {first}-{last}"
-            );
-            for record in records {
-                let id = (
-                    record["partition"].as_i64().unwrap() as i32,
-                    offset(&record),
-                );
-                assert!(
-                    seen.insert(id, record).is_none(),
-                    "partition {} offset {} is stored twice",
-                    id.0,
-                    id.1
-                );
-            }
-        }
-        let missing: Vec<_> = produced
-            .keys()
-            .filter(|id| !seen.contains_key(id))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "{} records missing from the bucket, first: {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
-        assert_eq!(
-            seen.len(),
-            produced.len(),
-            "records that were never produced"
-        );
-        let text = |bytes: &Option<Vec<u8>>| {
-            bytes
-                .as_ref()
-                .map(|bytes| Value::String(String::from_utf8(bytes.clone()).unwrap()))
-                .unwrap_or(Value::Null)
-        };
-        for (id, expected) in produced {
-            let record = &seen[id];
-            assert_eq!(record["key"], text(&expected.key), "{id:?}");
-            assert_eq!(record["value"], text(&expected.value), "{id:?}");
-            assert_eq!(record["timestamp"], expected.timestamp, "{id:?}");
-            assert_eq!(record["topic"], self.topic.as_str(), "{id:?}");
-        }
+        exactly_once::assert_reconcile_clean(&run);
+        exactly_once::assert_committed_to_end(&run, produced);
+        let objects = self.stack.objects(self.bucket, &self.prefix);
+        exactly_once::assert_bucket_once(&objects, &self.topic, produced, &BTreeSet::new());
     }
 }
 

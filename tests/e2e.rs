@@ -15,68 +15,7 @@ fn assert_exactly_once(
     topic: &str,
     produced: &BTreeMap<(i32, i64), Produced>,
 ) -> usize {
-    let mut seen: BTreeMap<(i32, i64), &Value> = BTreeMap::new();
-    let mut last_per_partition: BTreeMap<i32, i64> = BTreeMap::new();
-    for (key, records) in objects {
-        assert!(!records.is_empty(), "object {key} is empty");
-        let first = records[0]["offset"].as_i64().unwrap();
-        let last = records[records.len() - 1]["offset"].as_i64().unwrap();
-        let partition = records[0]["partition"].as_i64().unwrap() as i32;
-        assert!(
-            key.ends_with(&format!("{topic}/{partition}/{first:020}-{last:020}.json")),
-            "key {key} does not name its partition and offsets {first}-{last}"
-        );
-        for record in records {
-            let partition = record["partition"].as_i64().unwrap() as i32;
-            let offset = record["offset"].as_i64().unwrap();
-            if let Some(previous) = last_per_partition.insert(partition, offset) {
-                assert!(
-                    offset > previous,
-                    "partition {partition}: offset {offset} after {previous} (object {key})"
-                );
-            }
-            assert!(
-                seen.insert((partition, offset), record).is_none(),
-                "partition {partition} offset {offset} written twice"
-            );
-        }
-    }
-    let missing: Vec<_> = produced
-        .keys()
-        .filter(|id| !seen.contains_key(id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} records missing from the bucket, first: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(
-        seen.len(),
-        produced.len(),
-        "the bucket holds records that were never produced"
-    );
-    for ((partition, offset), expected) in produced {
-        let record = seen[&(*partition, *offset)];
-        let text = |bytes: &Option<Vec<u8>>| match bytes {
-            Some(bytes) => Value::String(String::from_utf8(bytes.clone()).unwrap()),
-            None => Value::Null,
-        };
-        let expected_json = serde_json::json!({
-            "key": text(&expected.key),
-            "offset": offset,
-            "overflowFlag": false,
-            "partition": partition,
-            "timestamp": expected.timestamp,
-            "topic": topic,
-            "value": text(&expected.value),
-            "valueSize": expected.value.as_ref().map_or(0, Vec::len),
-        });
-        assert_eq!(
-            record, &expected_json,
-            "record at partition {partition} offset {offset}"
-        );
-    }
+    support::exactly_once::assert_bucket_once(objects, topic, produced, &BTreeSet::new());
     objects.len()
 }
 

@@ -79,6 +79,28 @@ fn every_capability_of_a_standard_store_is_reported_ok() {
     assert!(keys.is_empty(), "{keys:?}");
 }
 
+/// Instances of one connector started together (a deployment scaled to three) probe the same
+/// bucket and prefix at once: each probes an object of its own, so none sees another's write,
+/// overwrite or delete and fails to start (seen: B6's instances B and C, one exited with "the
+/// object just written is not listed" when the probe key was shared).
+#[test]
+fn probes_running_at_once_do_not_disturb_each_other() {
+    let stack = Stack::start_s3_only();
+    let config = config(&stack, "probe-bucket");
+    let runs: Vec<Probed> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| probe(&stack, &config)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for probed in &runs {
+        assert_eq!(probed.code, 0, "{}\n{}", probed.stdout, probed.stderr);
+        assert!(line(probed, "conditional create").contains("If-None-Match"));
+    }
+    let keys = stack.object_sizes("probe-bucket", "e2e/");
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
 #[test]
 fn a_store_that_ignores_conditional_writes_is_reported_and_still_usable() {
     let stack = Stack::start_s3_only();

@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::exactly_once;
 use support::s3_proxy::{Fault, Operation, When};
 use support::{free_port, set_sink_endpoint, unique, Connector, Produced, Stack, TestRecord};
 
@@ -127,7 +128,11 @@ fn double_owned(instances: &[&Connector]) -> BTreeSet<i32> {
         for line in instance.logs().lines() {
             let assigned = line.contains("partitions assigned");
             if assigned || line.contains("partitions revoked") || line.contains("partitions lost") {
-                let stamp = line.split_whitespace().next().unwrap_or_default().to_owned();
+                let stamp = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 events.push((stamp, index, assigned, partitions_of(line)));
             }
         }
@@ -440,86 +445,9 @@ fn assert_exactly_once(
         run.stderr
     );
     assert!(report["clean"] == true || excused, "{report:#}");
-    for partition in report["partitions"].as_array().unwrap() {
-        assert!(
-            partition["missing"].as_array().unwrap().is_empty(),
-            "{partition:#}"
-        );
-        let id = partition["partition"].as_i64().unwrap() as i32;
-        let end = produced
-            .keys()
-            .filter(|(p, _)| *p == id)
-            .map(|(_, offset)| offset + 1)
-            .max()
-            .unwrap_or(0);
-        assert_eq!(partition["committed"], end, "{partition:#}");
-        assert!(
-            partition["uncommitted"].as_array().unwrap().is_empty(),
-            "{partition:#}"
-        );
-    }
-
-    let prefix = format!("e2e/{topic}/");
-    let mut seen: BTreeMap<(i32, i64), Value> = BTreeMap::new();
-    let mut objects = stack.objects(bucket, &prefix);
-    // Late objects last: a record they hold again is checked against its first copy.
-    objects.sort_by_key(|(key, _)| late.contains(key));
-    for (key, records) in objects {
-        assert!(!records.is_empty(), "object {key} is empty");
-        let offset = |record: &Value| record["offset"].as_i64().unwrap();
-        let partition = records[0]["partition"].as_i64().unwrap() as i32;
-        let (first, last) = (offset(&records[0]), offset(&records[records.len() - 1]));
-        assert!(
-            key.ends_with(&format!("{topic}/{partition}/{first:020}-{last:020}.json")),
-            "key {key} does not name its partition and offsets {first}-{last}"
-        );
-        for record in records {
-            let id = (
-                record["partition"].as_i64().unwrap() as i32,
-                offset(&record),
-            );
-            if late.contains(&key) {
-                if let Some(first) = seen.get(&id) {
-                    assert_eq!(first, &record, "{key} holds another record at {id:?}");
-                    continue;
-                }
-            }
-            assert!(
-                seen.insert(id, record).is_none(),
-                "partition {} offset {} is stored twice",
-                id.0,
-                id.1
-            );
-        }
-    }
-    let missing: Vec<_> = produced
-        .keys()
-        .filter(|id| !seen.contains_key(id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} records missing from the bucket, first: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(
-        seen.len(),
-        produced.len(),
-        "records that were never produced"
-    );
-    let text = |bytes: &Option<Vec<u8>>| {
-        bytes
-            .as_ref()
-            .map(|bytes| Value::String(String::from_utf8(bytes.clone()).unwrap()))
-            .unwrap_or(Value::Null)
-    };
-    for (id, expected) in produced {
-        let record = &seen[id];
-        assert_eq!(record["key"], text(&expected.key), "{id:?}");
-        assert_eq!(record["value"], text(&expected.value), "{id:?}");
-        assert_eq!(record["timestamp"], expected.timestamp, "{id:?}");
-        assert_eq!(record["topic"], topic, "{id:?}");
-    }
+    exactly_once::assert_committed_to_end(&run, produced);
+    let objects = stack.objects(bucket, &format!("e2e/{topic}/"));
+    exactly_once::assert_bucket_once(&objects, topic, produced, late);
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to the connector's process.

@@ -14,7 +14,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ impl Rig {
     }
 
     /// Starts the connector on `config` and waits until its start-up capability probe is done
-    /// (the probe writes, lists and deletes `e2e/.kafka-oss-sink-probe` through the proxy; its
+    /// (the probe writes, lists and deletes `e2e/.kafka-oss-sink-probe-{pid}-{nanos}` through the proxy; its
     /// delete comes last). Faults and holds meant for the uploads are set after this: the first
     /// upload needs the group joined, seconds later.
     fn run(&self, config: &Path) -> Connector {
@@ -95,7 +95,7 @@ impl Rig {
                 .key
                 .as_deref()
                 .unwrap()
-                .ends_with(".kafka-oss-sink-probe"),
+                .contains(".kafka-oss-sink-probe-"),
             "{}",
             self.proxy.summary()
         );
@@ -230,36 +230,21 @@ impl Rig {
     /// nothing else; no error topic holds a record of the topic; everything is committed; and
     /// `reconcile --deep` agrees (exit 0).
     fn assert_exactly_once(&self, produced: &BTreeMap<(i32, i64), Produced>) {
-        let mut seen: BTreeMap<i64, Value> = BTreeMap::new();
-        for (key, records) in self.objects() {
-            assert!(!records.is_empty(), "object {key} is empty");
-            for record in records {
-                let offset = record["offset"].as_i64().unwrap();
-                assert!(
-                    seen.insert(offset, record).is_none(),
-                    "offset {offset} stored twice (again in {key})\nrequests:\n{}",
-                    self.proxy.summary()
-                );
-            }
+        let objects = self.objects();
+        if objects
+            .iter()
+            .map(|(_, records)| records.len())
+            .sum::<usize>()
+            != produced.len()
+        {
+            eprintln!("requests:\n{}", self.proxy.summary());
         }
-        let missing: Vec<i64> = produced
-            .keys()
-            .map(|(_, offset)| *offset)
-            .filter(|offset| !seen.contains_key(offset))
-            .collect();
-        assert!(missing.is_empty(), "missing from the bucket: {missing:?}");
-        assert_eq!(seen.len(), produced.len(), "records nobody produced");
-        for ((_, offset), expected) in produced {
-            let text = |bytes: &Option<Vec<u8>>| {
-                Value::String(String::from_utf8(bytes.clone().unwrap()).unwrap())
-            };
-            assert_eq!(seen[offset]["key"], text(&expected.key), "key at {offset}");
-            assert_eq!(
-                seen[offset]["value"],
-                text(&expected.value),
-                "value at {offset}"
-            );
-        }
+        support::exactly_once::assert_bucket_once(
+            &objects,
+            &self.topic,
+            produced,
+            &BTreeSet::new(),
+        );
         assert_eq!(
             self.routed(&self.name),
             Vec::<i64>::new(),

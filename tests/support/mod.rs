@@ -20,6 +20,7 @@
 
 pub mod bucket;
 pub mod connector;
+pub mod exactly_once;
 pub mod grafana;
 pub mod kafka;
 pub mod prometheus;

@@ -2,8 +2,9 @@
 //! `kafka-oss-sink check --probe`.
 //!
 //! It reads the bucket (HeadBucket), writes, reads, lists and deletes one probe object under the
-//! key prefix (`{prefix}.kafka-oss-sink-probe`, outside every topic's folder, so neither recovery
-//! nor `reconcile` ever sees it), writes it again with the conditional header to see whether the
+//! key prefix (`{prefix}.kafka-oss-sink-probe-{pid}-{nanos}`, outside every topic's folder, so
+//! neither recovery nor `reconcile` ever sees it; a key of its own per run, so that instances
+//! starting together do not probe each other's object), writes it again with the conditional header to see whether the
 //! store refuses to overwrite, and writes it with a CRC32 checksum to see whether the store
 //! takes optional checksums. Each denied action names the permission it needs.
 //!
@@ -141,7 +142,13 @@ impl S3Store {
     /// Runs the probe under `key_prefix`. Stops after the first failed required action that the
     /// later ones depend on.
     pub async fn capabilities(&self, key_prefix: &str) -> Capabilities {
-        let key = format!("{key_prefix}.kafka-oss-sink-probe");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        let key = format!(
+            "{key_prefix}.kafka-oss-sink-probe-{}-{nanos}",
+            std::process::id()
+        );
         let body = Bytes::from_static(b"kafka-oss-sink capability probe\n");
         let mut checks = Vec::new();
         let done = |checks: Vec<Check>| Capabilities {
