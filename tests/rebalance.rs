@@ -9,8 +9,9 @@
 //! group: tansu keeps naming it leader in every JoinGroup answer and the others' SyncGroup never
 //! gets an assignment until it is back; B3 freezes a member that is not the leader.
 //!
-//! B3 and B6 of reliability.md §8.3 end with [`assert_exactly_once`]: `reconcile --deep` exits
-//! 0 and the bucket read back holds every produced record once, byte for byte.
+//! Reliability matrix §8.3: B1 and B2 (an instance joins under load and leaves gracefully), B3,
+//! B5 and B6. B3, B5 and B6 end with [`assert_exactly_once`]: `reconcile --deep` exits 0 and the
+//! bucket read back holds every produced record once, byte for byte.
 //!
 //! Faults tansu cannot produce (lost sessions, out-of-range offsets, refused commits) are tested
 //! in-process against librdkafka's mock cluster: `actors/src/kafka/tests.rs` and
@@ -197,8 +198,8 @@ fn produce_until(
     }
 }
 
-/// `cooperative-sticky` (the default): a second instance joins under load and leaves again
-/// (1 -> 2 -> 1). Nothing is lost or duplicated, and the partitions that stay with the first
+/// B1 and B2 (reliability.md §8.3) with `cooperative-sticky` (the default): a second instance
+/// joins under load and leaves again gracefully (1 -> 2 -> 1). Nothing is lost or duplicated, and the partitions that stay with the first
 /// instance keep flowing through both rebalances: only the partitions that move are drained.
 #[test]
 fn instances_joining_and_leaving_under_load_move_only_their_partitions() {
@@ -772,4 +773,85 @@ fn b6_scaling_1_to_3_to_1_instances_under_load_is_exactly_once() {
     }
     eprintln!("{} records; A kept {kept:?}", produced.len());
     assert_exactly_once(&stack, &name, &topic, bucket, &produced, &excused);
+}
+
+/// B5 (reliability.md §8.3): partitions revoked and assigned back before their drain finished.
+/// Eager `range` assignment, so a member joining or leaving revokes every partition; uploads
+/// through the first instance's proxy take 3 s while its drain may take 1 s, so each revocation
+/// ends at the drain deadline with uploads still in flight: they are waited for before the
+/// partitions are let go, and a partition that comes back lists the bucket only once they ended
+/// (without either wait, their late objects duplicated records the next assignment stored). A second instance joins and leaves at once, twice. No
+/// partition is left stuck: once the store is quick again, everything produced is stored within
+/// a bound, and nothing is missing or duplicated.
+#[test]
+fn b5_partitions_assigned_back_before_their_drain_finished_are_not_stuck() {
+    let _serial = one_at_a_time();
+    let stack = Stack::start();
+    let proxy = stack.s3_proxy();
+    let (topic, bucket, name) = (unique("b5"), "b5-bucket", unique("b5"));
+    stack.create_topic(&topic, 2);
+    stack.create_bucket(bucket);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_records = 20\nmax_interval_ms = 300",
+        "",
+    );
+    set_strategy(&config, "range");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("drain_timeout_ms = 20000"));
+    std::fs::write(
+        &config,
+        text.replace("drain_timeout_ms = 20000", "drain_timeout_ms = 1000"),
+    )
+    .unwrap();
+    let config_b = second_instance(&config, "b");
+    set_sink_endpoint(&config, &proxy.endpoint());
+    let producing = stack.produce_continuously(&topic, 2, 100);
+
+    let mut a = stack.connector(&config, None);
+    wait_until("A to own both partitions", Duration::from_secs(30), || {
+        ownership(&a).0.len() == 2
+    });
+    wait_until("A storing", Duration::from_secs(30), || {
+        !copies_in_bucket(&stack, bucket, &format!("e2e/{topic}/")).is_empty()
+    });
+    let slow = proxy.fault(
+        Operation::PutObject,
+        Fault::Latency(Duration::from_secs(3)),
+        When::Always,
+    );
+    for round in 1..=2 {
+        let mut b = stack.connector(&config_b, None);
+        wait_until(
+            &format!("B assigned (round {round})"),
+            Duration::from_secs(30),
+            || !ownership(&b).1.is_empty(),
+        );
+        b.terminate();
+        let status = b.wait_exit(Duration::from_secs(30));
+        assert!(status.success(), "{status}:\n{}", b.logs());
+        wait_until(
+            &format!("A to own both partitions again (round {round})"),
+            Duration::from_secs(30),
+            || ownership(&a).0.len() == 2,
+        );
+    }
+    let timed_out = a
+        .logs()
+        .matches("not stored before the drain deadline")
+        .count();
+    proxy.clear_fault(slow);
+    let produced = producing.stop();
+    // The bound: with uploads quick again, A catches up within 30 s (wait_all_stored).
+    wait_all_stored(&stack, bucket, &topic, produced.len(), &[&a]);
+    a.stop();
+    eprintln!("{} records; {timed_out} drains timed out", produced.len());
+    assert!(
+        timed_out > 0,
+        "no revocation found uploads still in flight:\n{}",
+        a.logs()
+    );
+    assert_exactly_once(&stack, &name, &topic, bucket, &produced, &BTreeSet::new());
 }

@@ -1,6 +1,6 @@
 //! Messages that flow between the actors. Data messages are nouns, commands imperatives.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -27,16 +27,88 @@ pub struct CaughtUp;
 /// Set once the work it belongs to is abandoned: the partition's assignment ended (revoked after
 /// a drain that timed out, or lost) and another member may own the partition. Shared by every
 /// clone.
+///
+/// It also counts the partition's upload attempts in flight ([`UploadsInFlight`], shared by
+/// every assignment of the partition in this process): cancelling stops new attempts, but one
+/// already sent may still create its object. The partition's next assignment waits for
+/// [`UploadsInFlight::settled`] before it lists the bucket, so that listing sees such a late
+/// object and is not cut differently around it (B5: assigned back before the drain finished).
 #[derive(Clone, Debug, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
+pub struct CancelFlag {
+    cancelled: Arc<AtomicBool>,
+    in_flight: UploadsInFlight,
+}
 
 impl CancelFlag {
+    /// A flag whose attempts count in `in_flight` (the partition's).
+    pub fn counting_in(in_flight: UploadsInFlight) -> Self {
+        CancelFlag {
+            cancelled: Arc::default(),
+            in_flight,
+        }
+    }
+
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+        self.cancelled.store(true, Ordering::SeqCst);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// An upload attempt begins: counted until the guard drops. `None` once cancelled. Counted
+    /// before the check, so that whoever waits for [`UploadsInFlight::settled`] after the cancel
+    /// either sees this attempt or the attempt sees the cancel.
+    pub fn begin_attempt(&self) -> Option<AttemptGuard> {
+        let guard = self.in_flight.begin();
+        (!self.is_cancelled()).then_some(guard)
+    }
+}
+
+/// Upload attempts in flight for one partition in this process.
+#[derive(Clone, Debug, Default)]
+pub struct UploadsInFlight(Arc<InFlightInner>);
+
+#[derive(Debug, Default)]
+struct InFlightInner {
+    count: AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+impl UploadsInFlight {
+    fn begin(&self) -> AttemptGuard {
+        self.0.count.fetch_add(1, Ordering::SeqCst);
+        AttemptGuard(self.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.count.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when no attempt is in flight. Meant for the partition's next assignment, once
+    /// every earlier one is cancelled (then no new attempt of theirs begins).
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.0.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One upload attempt in flight; see [`CancelFlag::begin_attempt`].
+#[derive(Debug)]
+pub struct AttemptGuard(UploadsInFlight);
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if self.0 .0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0 .0.settled.notify_waiters();
+        }
     }
 }
 

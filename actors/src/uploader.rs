@@ -15,6 +15,7 @@
 //!   is logged with its code.
 //! - Makes no attempt for an object whose `cancel` flag is set (its partition's assignment
 //!   ended: revoked after a drain that timed out, or lost): it is dropped without an outcome.
+//!   An attempt already sent is counted in the partition's `UploadsInFlight` until it ends.
 //! - Never overwrites: uploads are conditional creates. A taken key is compared with the object
 //!   by its metadata: identical means it was stored before (a retry whose answer was lost, a
 //!   restart), anything else goes back as `UploadOutcome::Foreign`.
@@ -157,7 +158,14 @@ async fn upload_with_retries(
     loop {
         attempt += 1;
         let started = Instant::now();
-        let failure = match store.put(&object.key, object.body.clone(), &metadata).await {
+        // Counted while in flight: the partition's next assignment lists the bucket only once
+        // no attempt of an ended one can still create an object.
+        let Some(in_flight) = object.cancel.begin_attempt() else {
+            return Err(Refusal::Abandoned);
+        };
+        let put = store.put(&object.key, object.body.clone(), &metadata).await;
+        drop(in_flight);
+        let failure = match put {
             Ok(_etag) => {
                 status.set_bucket(Ok(()));
                 // Crash tests: the object is stored, its offsets are not committed yet.

@@ -160,12 +160,16 @@ impl Walker {
         }
     }
 
-    /// A revocation drains inside librdkafka's poll: the drain (plus the margin the revocation
-    /// needs) must end before `max.poll.interval.ms`, or the member leaves the group while it
-    /// still drains. Skipped if either value is invalid (reported already, or by librdkafka).
+    /// A revocation drains inside librdkafka's poll, then waits for the partitions' upload
+    /// attempts already sent (each up to `sink.request_timeout_ms`): both (plus the margin the
+    /// revocation needs) must end before `max.poll.interval.ms`, or the member leaves the group
+    /// while it still drains. Skipped if a value is invalid (reported already, or by librdkafka).
     fn check_drain_below_poll_interval(&mut self) {
         use actors::kafka::{DEFAULT_MAX_POLL_INTERVAL_MS, MAX_POLL_INTERVAL_MARGIN_MS};
         let Some(Setting::Int(drain)) = self.values.get(&keys::DRAIN_TIMEOUT_MS) else {
+            return;
+        };
+        let Some(Setting::Int(attempt)) = self.values.get(&keys::SINK_REQUEST_TIMEOUT_MS) else {
             return;
         };
         let (interval, source) = match self.values.get(&keys::SOURCE_PROPERTIES) {
@@ -178,13 +182,14 @@ impl Walker {
             },
             _ => return,
         };
-        let limit = interval - MAX_POLL_INTERVAL_MARGIN_MS;
+        let limit = interval - MAX_POLL_INTERVAL_MARGIN_MS - attempt;
         if *drain > limit {
             let message = format!(
                 "must be at most {limit} (\"{MAX_POLL_INTERVAL}\" {interval}, {source}, minus \
-                 {MAX_POLL_INTERVAL_MARGIN_MS}): a revocation drains inside the consumer's poll, \
-                 and a member that does not poll for \"{MAX_POLL_INTERVAL}\" leaves the group; \
-                 lower it or raise \"{MAX_POLL_INTERVAL}\", got {drain}"
+                 {MAX_POLL_INTERVAL_MARGIN_MS}, minus `sink.request_timeout_ms` {attempt}): a \
+                 revocation drains, then waits for uploads in flight, inside the consumer's \
+                 poll, and a member that does not poll for \"{MAX_POLL_INTERVAL}\" leaves the \
+                 group; lower it or raise \"{MAX_POLL_INTERVAL}\", got {drain}"
             );
             self.error(&keys::DRAIN_TIMEOUT_MS, message);
         }

@@ -216,7 +216,15 @@ impl Batcher {
         let (topic, partition, status) =
             (self.cx.topic.clone(), self.partition, self.status.clone());
         tracing::debug!(%topic, partition, first_offset, "first records: listing the bucket for objects stored but not committed");
+        let in_flight = self.cx.in_flight.clone();
         let listed = async move {
+            // An earlier assignment's upload already sent may still create its object (the
+            // partition came back before its drain finished): list once it has ended, so the
+            // listing holds that object and nothing is cut around it again.
+            if in_flight.count() > 0 {
+                tracing::info!(%topic, partition, in_flight = in_flight.count(), "the partition's previous assignment still has uploads in flight: listing the bucket once they end");
+                in_flight.settled().await;
+            }
             let mut delay = FIRST_RETRY_DELAY;
             loop {
                 match store.list(&prefix, Some(&start_after)).await {

@@ -43,7 +43,7 @@ use crate::error::ErrorCode;
 use crate::kafka::OffsetStore;
 use crate::messages::{
     CancelFlag, CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop,
-    UploadOutcome,
+    UploadOutcome, UploadsInFlight,
 };
 use crate::metadata::ObjectMetadata;
 use crate::metrics::PartitionMetrics;
@@ -83,6 +83,9 @@ pub struct BatcherContext {
     /// Set when the partition's assignment ends (per partition: the supervisor gives each
     /// batcher its assignment's flag); travels with every sealed object to the uploaders.
     pub cancel: CancelFlag,
+    /// The partition's upload attempts in flight in this process, earlier assignments'
+    /// included: recovery lists the bucket once they ended.
+    pub in_flight: UploadsInFlight,
 }
 
 /// The object being built and the commit unit it belongs to.

@@ -138,6 +138,7 @@ fn start_with(
         supervisor: supervisor.recipient(),
         buffers: BufferPool::new(),
         cancel: Default::default(),
+        in_flight: Default::default(),
     };
     let batcher = Batcher::new(
         cx,

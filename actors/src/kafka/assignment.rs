@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::messages::CancelFlag;
+use crate::messages::{CancelFlag, UploadsInFlight};
 
 /// One assignment of one partition. Cheap to clone; every clone sees the end.
 #[derive(Clone, Debug)]
@@ -30,8 +30,12 @@ struct Inner {
     /// and ending an assignment takes it, so nothing of an ended assignment is in progress once
     /// [`Assignment::end`] returns.
     lock: Arc<Mutex<()>>,
-    /// Set when the assignment ends; also cancels the uploads of its objects.
+    /// Set when the assignment ends; also cancels the uploads of its objects. Counts their
+    /// attempts in the partition's [`UploadsInFlight`].
     ended: CancelFlag,
+    /// Shared by every assignment of the partition: the next one waits for the attempts of the
+    /// earlier ones to end before it lists the bucket.
+    in_flight: UploadsInFlight,
 }
 
 fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
@@ -49,6 +53,7 @@ impl Assignment {
                 partition,
                 lock: Arc::new(Mutex::new(())),
                 ended: CancelFlag::default(),
+                in_flight: UploadsInFlight::default(),
             }),
         }
     }
@@ -79,6 +84,12 @@ impl Assignment {
     pub fn cancel_flag(&self) -> CancelFlag {
         self.inner.ended.clone()
     }
+
+    /// The partition's upload attempts in flight in this process, this assignment's and the
+    /// earlier ones'.
+    pub fn uploads_in_flight(&self) -> UploadsInFlight {
+        self.inner.in_flight.clone()
+    }
 }
 
 /// The current assignment of each partition, and each partition's lock.
@@ -91,6 +102,7 @@ pub(super) struct Assignments {
 struct AssignmentsInner {
     current: HashMap<i32, Assignment>,
     locks: HashMap<i32, Arc<Mutex<()>>>,
+    in_flight: HashMap<i32, UploadsInFlight>,
 }
 
 impl Assignments {
@@ -99,17 +111,25 @@ impl Assignments {
     pub fn begin(&self, partition: i32) -> Assignment {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let lock = inner.locks.entry(partition).or_default().clone();
+        let in_flight = inner.in_flight.entry(partition).or_default().clone();
         let assignment = Assignment {
             inner: Arc::new(Inner {
                 partition,
                 lock,
-                ended: CancelFlag::default(),
+                ended: CancelFlag::counting_in(in_flight.clone()),
+                in_flight,
             }),
         };
         if let Some(previous) = inner.current.insert(partition, assignment.clone()) {
             previous.end();
         }
         assignment
+    }
+
+    /// The upload attempts in flight of `partition`'s assignments, if it was ever assigned.
+    pub fn in_flight(&self, partition: i32) -> Option<UploadsInFlight> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.in_flight.get(&partition).cloned()
     }
 
     /// Ends the current assignment of `partition`, if any.
@@ -159,6 +179,33 @@ mod tests {
         let second = assignments.begin(0);
         assert!(!first.is_current());
         assert!(second.is_current());
+    }
+
+    #[tokio::test]
+    async fn the_next_assignment_sees_the_attempts_of_an_ended_one_until_they_end() {
+        let assignments = Assignments::default();
+        let first = assignments.begin(0);
+        let attempt = first.cancel_flag().begin_attempt().expect("current");
+        assignments.end(0);
+        assert!(
+            first.cancel_flag().begin_attempt().is_none(),
+            "no new attempt once ended"
+        );
+        let second = assignments.begin(0);
+        let in_flight = second.uploads_in_flight();
+        assert_eq!(in_flight.count(), 1);
+        let settled = tokio::spawn(async move { in_flight.settled().await });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !settled.is_finished(),
+            "the first assignment's attempt is in flight"
+        );
+        drop(attempt);
+        tokio::time::timeout(std::time::Duration::from_secs(5), settled)
+            .await
+            .expect("settled once the attempt ended")
+            .unwrap();
+        assert!(second.cancel_flag().begin_attempt().is_some());
     }
 
     #[test]

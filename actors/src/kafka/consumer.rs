@@ -19,6 +19,7 @@ pub type SinkConsumer = BaseConsumer<SinkContext>;
 pub fn create_consumer(
     source: &SourceSettings,
     drain_timeout: Duration,
+    upload_attempt_timeout: Duration,
     status: StatusBoard,
 ) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
     let config = consumer_config(source);
@@ -26,6 +27,7 @@ pub fn create_consumer(
         &source.topic,
         source.start_offset,
         drain_timeout,
+        upload_attempt_timeout,
         status.clone(),
     );
     let consumer: Arc<SinkConsumer> = Arc::new(

@@ -90,6 +90,9 @@ pub struct SinkContext {
     supervisor: OnceLock<Recipient<KafkaEvent>>,
     /// How long a revocation may wait for the partitions to drain.
     drain_timeout: Duration,
+    /// How long one upload attempt may take (`sink.request_timeout_ms`): after the drain, a
+    /// revocation waits up to this long for the partitions' attempts already sent to end.
+    upload_attempt_timeout: Duration,
     /// Set when the consumer's stream can no longer be trusted: no commit happens afterwards.
     fenced: AtomicBool,
     /// The current assignment of each partition.
@@ -107,6 +110,7 @@ impl SinkContext {
         topic: &str,
         start_offset: StartOffset,
         drain_timeout: Duration,
+        upload_attempt_timeout: Duration,
         status: StatusBoard,
     ) -> Self {
         SinkContext {
@@ -115,6 +119,7 @@ impl SinkContext {
             consumer: OnceLock::new(),
             supervisor: OnceLock::new(),
             drain_timeout,
+            upload_attempt_timeout,
             fenced: AtomicBool::new(false),
             assignments: Assignments::default(),
             #[cfg(test)]
@@ -487,9 +492,38 @@ impl SinkContext {
             for &partition in &partitions {
                 self.assignments.end(partition);
             }
+            self.wait_for_uploads_in_flight(&partitions);
             commit_stored(consumer, CommitMode::Sync);
         }
         self.unassign(consumer, list);
+    }
+
+    /// After a drain that timed out, an upload attempt already sent may still create its
+    /// object. The partition's next owner (another member) must find it by listing, or it cuts
+    /// its own object around the same records: so the partitions are handed over only once
+    /// their attempts ended (each within `sink.request_timeout_ms`; no new one begins, the
+    /// assignments ended). Not for lost partitions: they have a new owner already.
+    fn wait_for_uploads_in_flight(&self, partitions: &[i32]) {
+        let deadline = std::time::Instant::now() + self.upload_attempt_timeout;
+        let in_flight = || -> usize {
+            partitions
+                .iter()
+                .filter_map(|&partition| self.assignments.in_flight(partition))
+                .map(|uploads| uploads.count())
+                .sum()
+        };
+        let waiting = in_flight();
+        if waiting == 0 {
+            return;
+        }
+        info!(topic = %self.topic, ?partitions, uploads = waiting, "revoked partitions still have uploads in flight: handing them over once these end");
+        while in_flight() > 0 {
+            if std::time::Instant::now() >= deadline {
+                warn!(topic = %self.topic, ?partitions, uploads = in_flight(), "uploads still in flight after sink.request_timeout_ms: handing the partitions over; a late object may duplicate records of their next owner (reconcile reports it)");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Ends the assignments of lost partitions and tells the supervisor to abandon them.

@@ -119,6 +119,7 @@ fn refused_offset_commits_are_logged_and_counted() {
             StartOffset::Earliest,
         ),
         Duration::from_secs(5),
+        Duration::from_secs(5),
         StatusBoard::new(topic),
     )
     .expect("consumer");
@@ -220,6 +221,7 @@ fn no_record_reaches_the_consumer_queue_when_fetching_starts_at_once() {
             StartOffset::Earliest,
         ),
         Duration::from_secs(5),
+        Duration::from_secs(5),
         StatusBoard::new(topic),
     )
     .expect("consumer");
@@ -293,6 +295,7 @@ async fn a_queue_of_an_ended_assignment_reads_nothing_of_the_next_one() {
             "g-reassigned",
             StartOffset::Earliest,
         ),
+        Duration::from_secs(5),
         Duration::from_secs(5),
         StatusBoard::new(topic),
     )

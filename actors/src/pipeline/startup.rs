@@ -89,10 +89,10 @@ pub async fn start(
     let store: SharedStore = Arc::new(s3);
 
     let source = settings.source.clone();
-    let drain_timeout = settings.drain_timeout;
+    let (drain_timeout, attempt_timeout) = (settings.drain_timeout, settings.sink.request_timeout);
     let kafka_status = status.clone();
     let consumer = tokio::task::spawn_blocking(move || {
-        kafka::create_consumer(&source, drain_timeout, kafka_status)
+        kafka::create_consumer(&source, drain_timeout, attempt_timeout, kafka_status)
     })
     .await
     .expect("consumer setup does not panic")

@@ -130,15 +130,17 @@ pub(crate) struct Instance {
 impl Instance {
     pub(crate) async fn start(settings: PipelineSettings, store: SharedStore) -> Instance {
         let status = StatusBoard::new(&settings.source.topic);
-        let (source, drain, board) = (
+        let (source, drain, attempt, board) = (
             settings.source.clone(),
             settings.drain_timeout,
+            settings.sink.request_timeout,
             status.clone(),
         );
-        let consumer = tokio::task::spawn_blocking(move || create_consumer(&source, drain, board))
-            .await
-            .unwrap()
-            .expect("consumer");
+        let consumer =
+            tokio::task::spawn_blocking(move || create_consumer(&source, drain, attempt, board))
+                .await
+                .unwrap()
+                .expect("consumer");
         let producer = error_topics::create_producer(&settings.source).expect("producer");
         let started = Started {
             store,

@@ -109,6 +109,7 @@ pub fn wire(
             buffers: BufferPool::new(),
             // Replaced per partition by its assignment's flag.
             cancel: Default::default(),
+            in_flight: Default::default(),
         };
         PipelineSupervisor::new(SupervisorContext {
             batcher_context,

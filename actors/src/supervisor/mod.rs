@@ -160,6 +160,7 @@ impl PipelineSupervisor {
             assignment.clone(),
         ));
         batcher_context.cancel = assignment.cancel_flag();
+        batcher_context.in_flight = assignment.uploads_in_flight();
         let metrics = PartitionMetrics::new(self.topic(), partition);
         self.cx.board.assigned(partition);
         let (batcher_metrics, board) = (metrics.clone(), self.cx.board.clone());
