@@ -88,6 +88,7 @@ fn bench_batcher(c: &mut Criterion) {
                         supervisor: supervisor.recipient(),
                         buffers: BufferPool::new(),
                         cancel: Default::default(),
+                        in_flight: Default::default(),
                     };
                     let batcher = Batcher::new(
                         context,
