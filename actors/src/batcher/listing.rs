@@ -213,6 +213,14 @@ impl Batcher {
             self.partition,
             first_offset,
         );
+        // Beside the listing, not in its way: records are processed while it runs.
+        self.orphans.start(
+            store.clone(),
+            prefix.clone(),
+            self.cx.topic.clone(),
+            self.partition,
+            self.cx.cancel.clone(),
+        );
         let (topic, partition, status) =
             (self.cx.topic.clone(), self.partition, self.status.clone());
         tracing::debug!(%topic, partition, first_offset, "first records: listing the bucket for objects stored but not committed");
