@@ -1147,8 +1147,7 @@ impl Exchange<'_> {
             }
         }
 
-        if operation == Operation::ListMultipartUploads && self.shared.lock().emulate_list_uploads
-        {
+        if operation == Operation::ListMultipartUploads && self.shared.lock().emulate_list_uploads {
             if let Some(bucket) = &bucket {
                 let prefix = query_pairs
                     .iter()

@@ -221,9 +221,7 @@ fn refused(error: &StoreError, what: Refused, topic: &str, partition: i32) {
     }
     let cause = match error {
         StoreError::AccessDenied { .. } => format!("grant {permission}"),
-        StoreError::Rejected { status: 501, .. } => {
-            "the store does not implement it".to_owned()
-        }
+        StoreError::Rejected { status: 501, .. } => "the store does not implement it".to_owned(),
         _ => format!("check that {permission} is granted"),
     };
     warn!(%topic, partition, %error,
@@ -353,7 +351,10 @@ mod tests {
         faulty.fail_always(Operation::ListUploads, unavailable);
         let swept = run(faulty.clone(), at(20)).await;
         assert!(swept.incomplete && swept.aborted == 0, "{swept:?}");
-        assert_eq!(faulty.calls(Operation::ListUploads), 3 + u64::from(ATTEMPTS));
+        assert_eq!(
+            faulty.calls(Operation::ListUploads),
+            3 + u64::from(ATTEMPTS)
+        );
         assert_eq!(memory.uploads().len(), 1);
     }
 

@@ -581,7 +581,11 @@ async fn orphaned_uploads_of_earlier_owners_are_aborted_at_the_first_records() {
     store.begin_upload(since, now + Duration::from_secs(3600));
     let other = "kafka/orders/30/00000000000000000010-00000000000000000019.json";
     store.begin_upload(other, now - Duration::from_secs(60));
-    let harness = start(policy(100), Disposition::Hold { resumable: false }, store.clone());
+    let harness = start(
+        policy(100),
+        Disposition::Hold { resumable: false },
+        store.clone(),
+    );
     harness
         .batcher
         .send(Records(chunk(0, 5, None)))

@@ -227,7 +227,9 @@ impl ObjectStore for FaultyStore {
         &'a self,
         prefix: &'a str,
     ) -> BoxFuture<'a, Result<Vec<IncompleteUpload>, StoreError>> {
-        self.fault(Operation::ListUploads, move || self.inner.list_uploads(prefix))
+        self.fault(Operation::ListUploads, move || {
+            self.inner.list_uploads(prefix)
+        })
     }
 
     fn abort_upload<'a>(

@@ -114,9 +114,7 @@ impl MemoryStore {
             .collect()
     }
 
-    fn lock_uploads(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), SystemTime>> {
+    fn lock_uploads(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), SystemTime>> {
         self.uploads
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -273,10 +271,23 @@ mod tests {
                 initiated: Some(at),
             }]
         );
-        store.abort_upload("a/1", &first).now_or_never().unwrap().unwrap();
+        store
+            .abort_upload("a/1", &first)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
         // Gone already: no error.
-        store.abort_upload("a/1", &first).now_or_never().unwrap().unwrap();
-        assert!(store.list_uploads("a/").now_or_never().unwrap().unwrap().is_empty());
+        store
+            .abort_upload("a/1", &first)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert!(store
+            .list_uploads("a/")
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+            .is_empty());
         assert_eq!(store.uploads().len(), 1);
         assert_eq!(store.uploads()[0].upload_id, second);
         // An incomplete upload is no object.

@@ -377,19 +377,24 @@ impl S3Store {
                 .await
                 .map_err(|error| self.classify(error))?;
             let running = lock(&self.running);
-            uploads.extend(page.uploads.unwrap_or_default().into_iter().filter_map(|upload| {
-                let (key, upload_id) = (upload.key?, upload.upload_id?);
-                if running.contains(&upload_id) {
-                    return None;
-                }
-                Some(IncompleteUpload {
-                    key,
-                    upload_id,
-                    initiated: upload
-                        .initiated
-                        .and_then(|at| SystemTime::try_from(at).ok()),
-                })
-            }));
+            uploads.extend(
+                page.uploads
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|upload| {
+                        let (key, upload_id) = (upload.key?, upload.upload_id?);
+                        if running.contains(&upload_id) {
+                            return None;
+                        }
+                        Some(IncompleteUpload {
+                            key,
+                            upload_id,
+                            initiated: upload
+                                .initiated
+                                .and_then(|at| SystemTime::try_from(at).ok()),
+                        })
+                    }),
+            );
             drop(running);
             match (page.next_key_marker, page.next_upload_id_marker) {
                 (Some(key), upload_id) if page.is_truncated == Some(true) => {
