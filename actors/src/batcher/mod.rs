@@ -12,7 +12,7 @@
 //!   prefix of units is done, it stores that offset through the Kafka side's [`OffsetStore`]
 //!   (the driver thread commits stored offsets).
 //! - Seals an object by the rules in [`roll`]; skips what is already in the bucket by
-//!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left ([`orphans`]).
+//!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left (`orphans`).
 //!
 //! A record routed to an error topic stays in its unit until the broker acknowledged it, so the
 //! commit never passes a record that is in neither the bucket nor an error topic. A held
