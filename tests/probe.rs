@@ -172,3 +172,96 @@ fn a_denied_listing_names_the_permission_and_stops_the_start() {
         connector.logs()
     );
 }
+
+/// A key pair without `s3:ListBucketMultipartUploads` only degrades the probe: the line names
+/// the permission and the lifecycle rule then needed, and `check --probe` exits 0.
+#[test]
+fn a_denied_upload_listing_names_the_permission_and_the_lifecycle_rule() {
+    let stack = Stack::start_s3_only();
+    let proxy = stack.s3_proxy();
+    proxy.fault(
+        Operation::ListMultipartUploads,
+        Fault::access_denied(),
+        When::Always,
+    );
+    let config = config(&stack, "probe-bucket");
+    set_sink_endpoint(&config, &proxy.endpoint());
+    let probed = probe(&stack, &config);
+    assert_eq!(probed.code, 0, "{}", probed.stdout);
+    let uploads = line(&probed, "list uploads");
+    assert!(
+        uploads.contains("degraded")
+            && uploads.contains("oss:ListMultipartUploads")
+            && uploads.contains("s3:ListBucketMultipartUploads")
+            && uploads.contains("lifecycle rule"),
+        "{uploads}"
+    );
+}
+
+/// s3s-fs does not implement ListMultipartUploads (501): the connector says so once, at
+/// start-up with the lifecycle rule it calls for, not again for each partition's sweep, exports
+/// it as `store_capability{check="list uploads"} 0`, and copies the topic as usual.
+#[test]
+fn a_store_that_cannot_list_uploads_is_said_once_and_the_connector_goes_on() {
+    let stack = Stack::start();
+    let (topic, name, bucket) = (unique("nolist"), unique("nolist"), "nolist-bucket");
+    stack.create_topic(&topic, 2);
+    stack.create_bucket(bucket);
+    let records: Vec<support::TestRecord> = (0..20)
+        .map(|i| (i % 2, None, Some(format!("value {i}").into_bytes())))
+        .collect();
+    stack.produce(&topic, &records);
+    let config = stack.config(&name, &topic, bucket, "max_records = 5", "");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_admin(Duration::from_secs(30));
+    stack.wait_for_records(bucket, "e2e/", records.len(), Duration::from_secs(60));
+    // Both partitions' sweeps ran (each registers its counter), refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let samples = loop {
+        let samples = connector.scrape();
+        let swept = samples
+            .iter()
+            .filter(|(name, labels, _)| {
+                name == "kafka_oss_sink_orphaned_uploads_aborted_total"
+                    && labels.get("topic") == Some(&topic)
+            })
+            .count();
+        if swept == 2 || std::time::Instant::now() > deadline {
+            break samples;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    connector.stop();
+    let logs = connector.logs();
+    let series = |name: &str, label: (&str, &str)| -> Vec<f64> {
+        samples
+            .iter()
+            .filter(|(n, labels, _)| {
+                n == name && labels.get(label.0).map(String::as_str) == Some(label.1)
+            })
+            .map(|(_, _, value)| *value)
+            .collect()
+    };
+    assert_eq!(
+        series(
+            "kafka_oss_sink_orphaned_uploads_aborted_total",
+            ("topic", &topic)
+        ),
+        [0.0, 0.0],
+        "{logs}"
+    );
+    assert_eq!(
+        series("kafka_oss_sink_store_capability", ("check", "list uploads")),
+        [0.0]
+    );
+    let said: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("lifecycle rule"))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].contains("WARN") && said[0].contains("NotImplemented"),
+        "{}",
+        said[0]
+    );
+}

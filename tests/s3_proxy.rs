@@ -747,6 +747,124 @@ fn ignore_mode_overwrites_despite_if_none_match() {
     );
 }
 
+/// s3s-fs answers ListMultipartUploads with 501; the proxy can answer it from s3s-fs's
+/// directory: uploads created with metadata and neither completed nor aborted, under the prefix,
+/// with their creation time.
+#[test]
+fn list_multipart_uploads_is_not_implemented_by_s3s_fs_and_emulated_by_the_proxy() {
+    let (stack, proxy) = setup();
+    let client = client(&stack, &proxy, 1, None);
+    let key = "orders/0/a b+c.json";
+    stack.block_on(async {
+        let list = || async {
+            client
+                .list_multipart_uploads()
+                .bucket(BUCKET)
+                .prefix("orders/")
+                .send()
+                .await
+        };
+        let refused = list().await.map(|_| ()).map_err(failure);
+        assert_eq!(
+            refused,
+            Err((Some(501), Some("NotImplemented".into()))),
+            "s3s-fs 0.14 does not list uploads (the emulation is still needed)"
+        );
+        proxy.emulate_list_uploads();
+        let create = |key: &'static str| {
+            let client = client.clone();
+            async move {
+                client
+                    .create_multipart_upload()
+                    .bucket(BUCKET)
+                    .key(key)
+                    .metadata("kos-format", "1")
+                    .send()
+                    .await
+                    .unwrap()
+                    .upload_id()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+        let before = std::time::SystemTime::now() - Duration::from_secs(2);
+        let upload_id = create(key).await;
+        create("other/0/x.json").await;
+        client
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(ByteStream::from(body(1000, 1)))
+            .send()
+            .await
+            .unwrap();
+        let listed = list().await.unwrap();
+        let uploads: Vec<(&str, &str)> = listed
+            .uploads()
+            .iter()
+            .map(|u| (u.key().unwrap(), u.upload_id().unwrap()))
+            .collect();
+        assert_eq!(uploads, [(key, upload_id.as_str())]);
+        let initiated =
+            std::time::SystemTime::try_from(*listed.uploads()[0].initiated().unwrap()).unwrap();
+        assert!(
+            initiated >= before && initiated <= before + Duration::from_secs(60),
+            "{initiated:?}"
+        );
+        client
+            .abort_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await
+            .unwrap();
+        assert!(list().await.unwrap().uploads().is_empty());
+        // A completed upload is no longer listed either.
+        let upload_id = create(key).await;
+        let part = client
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(ByteStream::from(body(1000, 2)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list().await.unwrap().uploads().len(), 1);
+        client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(part.e_tag().unwrap())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(list().await.unwrap().uploads().is_empty());
+    });
+    assert_eq!(proxy.incomplete_uploads(BUCKET, "other/").len(), 1);
+    let requests = proxy.requests_of(Operation::ListMultipartUploads);
+    assert_eq!(requests.len(), 5, "{}", proxy.summary());
+    assert_eq!(requests[0].status, Some(501));
+    assert_eq!(
+        requests[1].injected.as_deref(),
+        Some("emulated ListMultipartUploads")
+    );
+}
+
 #[test]
 fn hooks_wait_for_responses_and_hold_requests_at_each_point() {
     let (stack, proxy) = setup();

@@ -44,6 +44,12 @@ pub const ERRORS: &str = "kafka_oss_sink_errors_total";
 pub const READY: &str = "kafka_oss_sink_ready";
 pub const RESIDENT_MEMORY: &str = "kafka_oss_sink_resident_memory_bytes";
 pub const STORE_CAPABILITY: &str = "kafka_oss_sink_store_capability";
+/// Incomplete multipart uploads of earlier owners aborted when the partition was assigned.
+pub const ORPHANED_UPLOADS_ABORTED: &str = "kafka_oss_sink_orphaned_uploads_aborted_total";
+
+/// The [`STORE_CAPABILITY`] check of listing incomplete multipart uploads: set by the start-up
+/// probe and again whenever a partition's sweep lists them (or is refused).
+pub const LIST_UPLOADS_CHECK: &str = "list uploads";
 
 /// Every metric name, with its Prometheus type.
 pub const ALL: &[(&str, &str)] = &[
@@ -70,6 +76,7 @@ pub const ALL: &[(&str, &str)] = &[
     (READY, "gauge"),
     (RESIDENT_MEMORY, "gauge"),
     (STORE_CAPABILITY, "gauge"),
+    (ORPHANED_UPLOADS_ABORTED, "counter"),
 ];
 
 /// Histogram buckets (upper bounds), by metric. The exporter renders these as Prometheus
@@ -226,6 +233,11 @@ pub fn describe() {
         STORE_CAPABILITY,
         "Start-up capability probe of the bucket, by check: 1 ok, 0 degraded or failed"
     );
+    describe_counter!(
+        ORPHANED_UPLOADS_ABORTED,
+        Unit::Count,
+        "Incomplete multipart uploads of earlier owners of the partition aborted at its assignment"
+    );
     for reason in RETRY_REASONS {
         metrics::counter!(RETRIES, "reason" => reason.as_str()).absolute(0);
     }
@@ -241,6 +253,21 @@ pub fn set_capabilities(capabilities: &crate::store::Capabilities) {
         };
         metrics::gauge!(STORE_CAPABILITY, "check" => check.action).set(value);
     }
+}
+
+/// Sets one capability check's series: 1 ok, 0 degraded or failed.
+pub fn set_capability(check: &'static str, ok: bool) {
+    metrics::gauge!(STORE_CAPABILITY, "check" => check).set(if ok { 1.0 } else { 0.0 });
+}
+
+/// Counts orphaned uploads aborted for a partition (0 registers the series).
+pub fn record_orphans_aborted(topic: &str, partition: i32, aborted: u64) {
+    metrics::counter!(
+        ORPHANED_UPLOADS_ABORTED,
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string(),
+    )
+    .increment(aborted);
 }
 
 /// Counts one retry of an operation that failed with `code`.

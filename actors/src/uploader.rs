@@ -12,7 +12,9 @@
 //!   waits, and `/readyz` reports the bucket). Only an object the store refuses for itself (a
 //!   4xx about the request) counts against `max_attempts`; then the object goes back to its
 //!   batcher as `UploadOutcome::Failed`, which applies the failure policy. Each failed attempt
-//!   is logged with its code.
+//!   is logged with its code. A multipart upload aborted under it (`NoSuchUpload`: the
+//!   partition's new owner fenced this writer, see `batcher::orphans`) is a transient failure:
+//!   the next attempt is a new upload.
 //! - Makes no attempt for an object whose `cancel` flag is set (its partition's assignment
 //!   ended: revoked after a drain that timed out, or lost): it is dropped without an outcome.
 //!   An attempt already sent is counted in the partition's `UploadsInFlight` until it ends.

@@ -46,6 +46,9 @@ pub enum Operation {
     /// ListObjects and ListObjectsV2.
     ListObjects,
     DeleteObject,
+    /// Answered by s3s-fs with 501 `NotImplemented`, unless the proxy emulates it
+    /// ([`S3Proxy::emulate_list_uploads`]).
+    ListMultipartUploads,
     /// Everything else (CopyObject, DeleteObjects, ListParts, bucket sub-resources, ...).
     Other,
 }
@@ -269,6 +272,8 @@ struct State {
     holds: Vec<HoldSlot>,
     next_hold: u64,
     conditional: Conditional,
+    /// Answer ListMultipartUploads from s3s-fs's directory instead of forwarding it.
+    emulate_list_uploads: bool,
     down: Option<Down>,
     listening: bool,
     bind_error: Option<String>,
@@ -435,6 +440,7 @@ impl S3Proxy {
                 holds: Vec::new(),
                 next_hold: 0,
                 conditional: Conditional::PassThrough,
+                emulate_list_uploads: false,
                 down: None,
                 listening: true,
                 bind_error: None,
@@ -558,6 +564,26 @@ impl S3Proxy {
 
     pub fn set_conditional(&self, mode: Conditional) {
         self.shared.lock().conditional = mode;
+    }
+
+    /// Answers ListMultipartUploads itself, from s3s-fs's directory (s3s-fs 0.14 answers it 501
+    /// `NotImplemented`): the uploads created with user metadata (s3s-fs keeps it in
+    /// `.bucket-<b64 bucket>.object-<b64 key>.upload-<id>.metadata.json`) and neither completed
+    /// nor aborted (`.upload-<id>.json` still there, whose modification time is the upload's
+    /// `Initiated`), under the request's `prefix`, in one page. Faults apply first.
+    pub fn emulate_list_uploads(&self) {
+        self.shared.lock().emulate_list_uploads = true;
+    }
+
+    /// The incomplete multipart uploads of `bucket` under `prefix` as s3s-fs keeps them, read
+    /// from its directory (what the emulated ListMultipartUploads answers): key, upload id and
+    /// creation time, by key.
+    pub fn incomplete_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Vec<(String, String, std::time::SystemTime)> {
+        self.shared.incomplete_uploads(bucket, prefix)
     }
 
     /// Holds the next request of `operation` at `at` until the returned [`Hold`] is released
@@ -744,7 +770,7 @@ fn summary(log: &[Request]) -> String {
         .collect()
 }
 
-const ALL_OPERATIONS: [Operation; 11] = [
+const ALL_OPERATIONS: [Operation; 12] = [
     Operation::PutObject,
     Operation::UploadPart,
     Operation::CreateMultipartUpload,
@@ -755,6 +781,7 @@ const ALL_OPERATIONS: [Operation; 11] = [
     Operation::HeadBucket,
     Operation::ListObjects,
     Operation::DeleteObject,
+    Operation::ListMultipartUploads,
     Operation::Other,
 ];
 
@@ -829,6 +856,45 @@ impl Shared {
     /// The object's file in s3s-fs's directory.
     fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
         self.root.join(bucket).join(key)
+    }
+
+    /// The incomplete multipart uploads of `bucket` under `prefix`, as s3s-fs keeps them
+    /// (see [`S3Proxy::emulate_list_uploads`]): key, upload id and creation time, by key.
+    fn incomplete_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Vec<(String, String, std::time::SystemTime)> {
+        let stem = format!(".bucket-{}.object-", base64_url(bucket.as_bytes()));
+        let mut uploads = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return uploads;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name
+                .strip_prefix(&stem)
+                .and_then(|rest| rest.strip_suffix(".metadata.json"))
+            else {
+                continue;
+            };
+            let Some((key, upload_id)) = rest.split_once(".upload-") else {
+                continue;
+            };
+            let Some(key) = base64_url_decode(key).and_then(|k| String::from_utf8(k).ok()) else {
+                continue;
+            };
+            let info = self.root.join(format!(".upload-{upload_id}.json"));
+            let Ok(initiated) = std::fs::metadata(&info).and_then(|m| m.modified()) else {
+                // Completed or aborted: s3s-fs removes the upload's info first.
+                continue;
+            };
+            if key.starts_with(prefix) {
+                uploads.push((key, upload_id.to_owned(), initiated));
+            }
+        }
+        uploads.sort();
+        uploads
     }
 
     /// Removes an object the way s3s-fs keeps it: its file and its two metadata files.
@@ -1081,6 +1147,17 @@ impl Exchange<'_> {
             }
         }
 
+        if operation == Operation::ListMultipartUploads && self.shared.lock().emulate_list_uploads {
+            if let Some(bucket) = &bucket {
+                let prefix = query_pairs
+                    .iter()
+                    .find(|(name, _)| name == "prefix")
+                    .map(|(_, value)| value.as_str())
+                    .unwrap_or("");
+                return self.answer_list_uploads(id, bucket, prefix) && keep_alive;
+            }
+        }
+
         let hold = self.shared.lock().claim_hold(operation, id);
         let hold_before = hold.filter(|(_, at)| {
             *at == HoldAt::BeforeUpstream || (*at == HoldAt::MidBody && request.body.is_empty())
@@ -1228,6 +1305,34 @@ impl Exchange<'_> {
         Err(Outcome::UpstreamFailed)
     }
 
+    /// The emulated ListMultipartUploads answer (see [`S3Proxy::emulate_list_uploads`]).
+    fn answer_list_uploads(&mut self, id: usize, bucket: &str, prefix: &str) -> bool {
+        self.shared.note(id, "emulated ListMultipartUploads".into());
+        let mut body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult \
+             xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>{}</Bucket>\
+             <KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>{}</Prefix>\
+             <MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>",
+            xml_escape(bucket),
+            xml_escape(prefix)
+        );
+        for (key, upload_id, initiated) in self.shared.incomplete_uploads(bucket, prefix) {
+            body.push_str(&format!(
+                "<Upload><Key>{}</Key><UploadId>{upload_id}</UploadId>\
+                 <Initiated>{}</Initiated><StorageClass>STANDARD</StorageClass></Upload>",
+                xml_escape(&key),
+                iso8601(initiated)
+            ));
+        }
+        body.push_str("</ListMultipartUploadsResult>");
+        let text = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\
+             x-amz-request-id: s3-proxy-{id}\r\n\r\n{body}",
+            body.len()
+        );
+        self.deliver(id, text.as_bytes(), Some(200), None)
+    }
+
     /// Writes an S3 error response; false when the client is gone.
     fn answer_error(&mut self, id: usize, request: &Message, status: u16, code: &str) -> bool {
         let (method, path, _) = request.head.request_target();
@@ -1349,6 +1454,7 @@ fn classify(method: &str, has_key: bool, query: &[(String, String)], head: &Head
             "GetObject" => Operation::GetObject,
             "DeleteObject" => Operation::DeleteObject,
             "ListObjects" | "ListObjectsV2" => Operation::ListObjects,
+            "ListMultipartUploads" => Operation::ListMultipartUploads,
             _ => Operation::Other,
         };
     }
@@ -1386,6 +1492,7 @@ fn classify(method: &str, has_key: bool, query: &[(String, String)], head: &Head
         ("GET", true) if !subresource && !has("uploadId") => Operation::GetObject,
         ("HEAD", true) => Operation::HeadObject,
         ("HEAD", false) => Operation::HeadBucket,
+        ("GET", false) if has("uploads") => Operation::ListMultipartUploads,
         ("GET", false)
             if query
                 .iter()
@@ -1456,6 +1563,56 @@ fn base64_url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The inverse of [`base64_url`]; `None` for a character outside its alphabet.
+fn base64_url_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    for chunk in text.as_bytes().chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// `2024-05-01T12:34:56.789Z`, as S3 writes times in XML.
+fn iso8601(time: std::time::SystemTime) -> String {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (days, seconds) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        since.subsec_millis()
+    )
 }
 
 /// A request or a response: its head as received and its body as framed on the wire.

@@ -1,6 +1,7 @@
 //! The batcher's side of recovery by listing ([`super::recovery`] has the pure rules): list the
 //! partition's objects when its first records arrive, check a listed object against the records
-//! read when they reach it, and skip the records of an object that is ours.
+//! read when they reach it, and skip the records of an object that is ours. The listing also
+//! starts the sweep of orphaned multipart uploads ([`super::orphans`]), which runs beside it.
 //!
 //! Store errors here are never a reason to go on without the answer: a failed listing would
 //! make the batcher write again what is stored (an overlap), a failed metadata read would make it
@@ -212,6 +213,14 @@ impl Batcher {
             &self.cx.topic,
             self.partition,
             first_offset,
+        );
+        // Beside the listing, not in its way: records are processed while it runs.
+        self.orphans.start(
+            store.clone(),
+            prefix.clone(),
+            self.cx.topic.clone(),
+            self.partition,
+            self.cx.cancel.clone(),
         );
         let (topic, partition, status) =
             (self.cx.topic.clone(), self.partition, self.status.clone());

@@ -12,7 +12,7 @@
 //!   prefix of units is done, it stores that offset through the Kafka side's [`OffsetStore`]
 //!   (the driver thread commits stored offsets).
 //! - Seals an object by the rules in [`roll`]; skips what is already in the bucket by
-//!   [`recovery`].
+//!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left (`orphans`).
 //!
 //! A record routed to an error topic stays in its unit until the broker acknowledged it, so the
 //! commit never passes a record that is in neither the bucket nor an error topic. A held
@@ -22,6 +22,7 @@
 
 mod failures;
 mod listing;
+pub(crate) mod orphans;
 mod process;
 pub mod recovery;
 pub mod roll;
@@ -159,6 +160,8 @@ pub struct Batcher {
     behind: Option<Behind>,
     /// A failure is being reported: processing waits for the answer.
     reporting: bool,
+    /// Aborts what earlier owners left of their multipart uploads ([`orphans`]).
+    orphans: orphans::OrphanSweep,
 }
 
 impl Batcher {
@@ -190,6 +193,7 @@ impl Batcher {
             refused_units: HashSet::new(),
             behind: None,
             reporting: false,
+            orphans: orphans::OrphanSweep::new(),
         }
     }
 

@@ -569,6 +569,63 @@ async fn a_failed_listing_is_retried_before_anything_is_written() {
     );
 }
 
+/// Issue 11, A3: the multipart uploads an earlier owner of the partition left incomplete are
+/// aborted once the partition's first records arrive; uploads created since the assignment
+/// began, and other partitions', are kept.
+#[actix::test]
+async fn orphaned_uploads_of_earlier_owners_are_aborted_at_the_first_records() {
+    use std::time::SystemTime;
+    let store = Arc::new(MemoryStore::new("b"));
+    let now = SystemTime::now();
+    store.begin_upload(EARLIER, now - Duration::from_secs(60));
+    let since = "kafka/orders/3/00000000000000000030-00000000000000000039.json";
+    store.begin_upload(since, now + Duration::from_secs(3600));
+    let other = "kafka/orders/30/00000000000000000010-00000000000000000019.json";
+    store.begin_upload(other, now - Duration::from_secs(60));
+    let harness = start(
+        policy(100),
+        Disposition::Hold { resumable: false },
+        store.clone(),
+    );
+    harness
+        .batcher
+        .send(Records(chunk(0, 5, None)))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.uploads().len() == 3 {
+        assert!(std::time::Instant::now() < deadline, "orphan not aborted");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let left: Vec<String> = store.uploads().into_iter().map(|u| u.key).collect();
+    assert_eq!(left, [since, other]);
+    assert_eq!(drain(&harness).await.committable, Some(5));
+}
+
+/// The sweep is not in the records' way: with ListMultipartUploads hanging, the partition
+/// stores and commits as usual.
+#[actix::test]
+async fn a_hanging_upload_listing_does_not_hold_the_records() {
+    let store = Arc::new(MemoryStore::new("b"));
+    let faulty = Arc::new(FaultyStore::new(store.clone(), 1));
+    faulty.hang(Operation::ListUploads);
+    let supervisor = FakeSupervisor {
+        answer: Disposition::Hold { resumable: false },
+        reports: Arc::default(),
+        dead_letter: Ok(()),
+        later: None,
+    };
+    let harness = start_with(policy(10), supervisor, store.clone(), faulty.clone());
+    harness
+        .batcher
+        .send(Records(chunk(0, 25, None)))
+        .await
+        .unwrap();
+    assert_eq!(drain(&harness).await.committable, Some(25));
+    assert_eq!(faulty.calls(Operation::ListUploads), 1);
+    assert_eq!(offsets_in(&store), (0..25).collect::<Vec<_>>());
+}
+
 /// A record the dead-letter topic refused is in no topic: no object covering its offset may
 /// reach the bucket, or a restart would take it as stored (before: the drain, or the interval
 /// timer, sealed and uploaded the open object over it).

@@ -67,6 +67,10 @@ pub async fn start(
         match check.outcome {
             Outcome::Ok => info!(check = check.action, "store capability: {}", check.detail),
             Outcome::Degraded | Outcome::Failed => {
+                if check.action == crate::metrics::LIST_UPLOADS_CHECK {
+                    // Said here, with the lifecycle rule it calls for; not again per partition.
+                    crate::batcher::orphans::listing_refusal_reported();
+                }
                 warn!(
                     check = check.action,
                     outcome = check.outcome.as_str(),

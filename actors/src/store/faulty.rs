@@ -14,7 +14,7 @@ use futures_util::future::{self, BoxFuture, FutureExt};
 
 use std::collections::HashMap;
 
-use super::{ObjectStore, SharedStore, StoreError};
+use super::{IncompleteUpload, ObjectStore, SharedStore, StoreError};
 
 /// The store calls faults can be set for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +24,19 @@ pub enum Operation {
     Get,
     Head,
     List,
+    ListUploads,
+    AbortUpload,
 }
 
 impl Operation {
-    const ALL: [Operation; 5] = [
+    const ALL: [Operation; 7] = [
         Operation::Probe,
         Operation::Put,
         Operation::Get,
         Operation::Head,
         Operation::List,
+        Operation::ListUploads,
+        Operation::AbortUpload,
     ];
 }
 
@@ -52,7 +56,7 @@ struct Faults {
 
 pub struct FaultyStore {
     inner: SharedStore,
-    faults: Mutex<[Faults; 5]>,
+    faults: Mutex<[Faults; Operation::ALL.len()]>,
     /// SplitMix64 state.
     rng: Mutex<u64>,
 }
@@ -216,6 +220,25 @@ impl ObjectStore for FaultyStore {
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         self.fault(Operation::List, move || {
             self.inner.list(prefix, start_after)
+        })
+    }
+
+    fn list_uploads<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<IncompleteUpload>, StoreError>> {
+        self.fault(Operation::ListUploads, move || {
+            self.inner.list_uploads(prefix)
+        })
+    }
+
+    fn abort_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.fault(Operation::AbortUpload, move || {
+            self.inner.abort_upload(key, upload_id)
         })
     }
 }

@@ -5,15 +5,20 @@
 //! taken key fails with [`StoreError::AlreadyExists`]) unless made with
 //! [`MemoryStore::overwriting`], like a store that ignores the conditional header. Never fails
 //! otherwise; wrap it in a [`FaultyStore`](super::FaultyStore) for failures.
+//!
+//! Puts are atomic (no multipart upload is ever in progress), but the store keeps incomplete
+//! multipart uploads that a test leaves in it with [`MemoryStore::begin_upload`] (what a writer
+//! killed between parts leaves behind), and lists and aborts them like S3.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::future::{self, BoxFuture, FutureExt};
 
-use super::{ObjectStore, StoreError};
+use super::{IncompleteUpload, ObjectStore, StoreError};
 
 /// A stored object: its body and user metadata.
 type Stored = (Bytes, HashMap<String, String>);
@@ -23,6 +28,8 @@ pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Stored>>,
     /// Puts replace a taken key instead of failing.
     overwrite: bool,
+    /// Incomplete multipart uploads, by key and upload id: when each was created.
+    uploads: Mutex<BTreeMap<(String, String), SystemTime>>,
 }
 
 impl MemoryStore {
@@ -31,6 +38,7 @@ impl MemoryStore {
             bucket: bucket.to_owned(),
             objects: Mutex::new(BTreeMap::new()),
             overwrite: false,
+            uploads: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -78,6 +86,38 @@ impl MemoryStore {
     /// Removes an object.
     pub fn remove(&self, key: &str) {
         self.lock().remove(key);
+    }
+
+    /// Leaves an incomplete multipart upload of `key`, created at `initiated` (a writer that
+    /// died between parts); returns its upload id.
+    pub fn begin_upload(&self, key: &str, initiated: SystemTime) -> String {
+        let mut uploads = self.lock_uploads();
+        let upload_id = format!("upload-{}", uploads.len() + 1);
+        uploads.insert((key.to_owned(), upload_id.clone()), initiated);
+        upload_id
+    }
+
+    /// The incomplete multipart uploads, by key, then upload id.
+    pub fn uploads(&self) -> Vec<IncompleteUpload> {
+        self.uploads_under("")
+    }
+
+    fn uploads_under(&self, prefix: &str) -> Vec<IncompleteUpload> {
+        self.lock_uploads()
+            .iter()
+            .filter(|((key, _), _)| key.starts_with(prefix))
+            .map(|((key, upload_id), initiated)| IncompleteUpload {
+                key: key.clone(),
+                upload_id: upload_id.clone(),
+                initiated: Some(*initiated),
+            })
+            .collect()
+    }
+
+    fn lock_uploads(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), SystemTime>> {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
@@ -160,6 +200,23 @@ impl ObjectStore for MemoryStore {
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         future::ready(Ok(self.keys_after(prefix, start_after))).boxed()
     }
+
+    fn list_uploads<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<IncompleteUpload>, StoreError>> {
+        future::ready(Ok(self.uploads_under(prefix))).boxed()
+    }
+
+    fn abort_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.lock_uploads()
+            .remove(&(key.to_owned(), upload_id.to_owned()));
+        future::ready(Ok(())).boxed()
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +254,44 @@ mod tests {
             ["a", "a/1", "a/10", "a/2", "ab/1", "b/1"]
         );
         assert_eq!(list(&store, "c", None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn incomplete_uploads_are_listed_by_prefix_and_aborted() {
+        let store = MemoryStore::new("b");
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let first = store.begin_upload("a/1", at);
+        let second = store.begin_upload("b/1", at);
+        let listed = store.list_uploads("a/").now_or_never().unwrap().unwrap();
+        assert_eq!(
+            listed,
+            [IncompleteUpload {
+                key: "a/1".into(),
+                upload_id: first.clone(),
+                initiated: Some(at),
+            }]
+        );
+        store
+            .abort_upload("a/1", &first)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        // Gone already: no error.
+        store
+            .abort_upload("a/1", &first)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert!(store
+            .list_uploads("a/")
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.uploads().len(), 1);
+        assert_eq!(store.uploads()[0].upload_id, second);
+        // An incomplete upload is no object.
+        assert!(store.keys().is_empty());
     }
 
     fn put(store: &MemoryStore, key: &str, body: &'static [u8]) -> Result<String, StoreError> {

@@ -11,6 +11,7 @@
 use crate::error::ErrorCode;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -64,6 +65,33 @@ pub trait ObjectStore: Send + Sync + 'static {
         prefix: &'a str,
         start_after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+
+    /// Incomplete multipart uploads of keys under `prefix` (S3: ListMultipartUploads, every
+    /// page), except the ones this store is running itself: what a crashed or fenced writer left
+    /// behind, or a writer elsewhere is still sending. Stores that cannot list them answer 501
+    /// `NotImplemented` ([`StoreError::Rejected`]) or [`StoreError::AccessDenied`].
+    fn list_uploads<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<IncompleteUpload>, StoreError>>;
+
+    /// Aborts an incomplete multipart upload: its parts are deleted and a later
+    /// CompleteMultipartUpload of it fails (S3: `NoSuchUpload`). An upload that is gone already
+    /// is no error.
+    fn abort_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// A multipart upload that was created and neither completed nor aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// When the store created it (the store's clock); `None` if the store did not say.
+    pub initiated: Option<SystemTime>,
 }
 
 /// The store as the actors hold it.
@@ -147,6 +175,17 @@ pub(crate) fn classify_status(
         404 if matches!(code.as_str(), "" | "NoSuchBucket" | "NotFound") => {
             StoreError::NoSuchBucket { bucket }
         }
+        // A multipart upload aborted under the writer: by the partition's new owner, which
+        // aborts the uploads it finds at assignment (a writer that lost the partition is fenced
+        // this way), or by a lifecycle rule. No fault of the object: the next attempt is a new
+        // upload, and conditional create keeps it from replacing the new owner's object.
+        404 if code == "NoSuchUpload" => StoreError::Transient {
+            bucket,
+            detail: "HTTP 404 NoSuchUpload: the multipart upload was aborted (by the partition's \
+                     new owner at its assignment, or a lifecycle rule); the object is uploaded \
+                     again"
+                .to_owned(),
+        },
         401 | 403 => StoreError::AccessDenied {
             bucket,
             code: if code.is_empty() {
@@ -200,6 +239,12 @@ mod tests {
             classify(404, "NoSuchKey").code().as_str(),
             "UPLOAD_REJECTED"
         );
+        // An aborted upload (a fenced writer): retried as a new upload, never refused.
+        assert_eq!(
+            classify(404, "NoSuchUpload").code().as_str(),
+            "UPLOAD_UNAVAILABLE"
+        );
+        assert!(classify(404, "NoSuchUpload").is_infrastructure());
         assert_eq!(
             classify(404, "NoSuchBucket").code().as_str(),
             "UPLOAD_NO_SUCH_BUCKET"

@@ -8,10 +8,14 @@
 //! store refuses to overwrite, and writes it with a CRC32 checksum to see whether the store
 //! takes optional checksums. Each denied action names the permission it needs.
 //!
+//! Last, it lists the incomplete multipart uploads under the probe key (ListMultipartUploads),
+//! which each partition does at assignment to abort what a crash between parts left behind.
+//!
 //! Required: bucket, write, read (HeadObject: recovery reads object metadata), list (recovery by
 //! listing). Without conditional create the connector still runs (deterministic keys and
 //! recovery by listing hold), but a late writer (a member that lost its partitions) could replace
-//! an object; it says so. Delete is only the probe's own clean-up.
+//! an object; it says so. Delete is only the probe's own clean-up. Without listing uploads
+//! (`list uploads`), orphaned multipart uploads stay until a lifecycle rule removes them.
 
 use std::fmt::Write as _;
 
@@ -106,6 +110,9 @@ fn permission(action: &str) -> &'static str {
         "read" => "oss:GetObject (AWS: s3:GetObject)",
         "list" => "oss:ListObjects (AWS: s3:ListBucket)",
         "delete" => "oss:DeleteObject (AWS: s3:DeleteObject)",
+        crate::metrics::LIST_UPLOADS_CHECK => {
+            "oss:ListMultipartUploads (AWS: s3:ListBucketMultipartUploads)"
+        }
         _ => "",
     }
 }
@@ -269,9 +276,32 @@ impl S3Store {
             Ok(()) => ok("delete", "removed the probe object"),
             Err(error) => failed("delete", &error, false),
         });
+        checks.push(self.probe_list_uploads(&key).await);
         Capabilities {
             checks,
             conditional_create: refused,
+        }
+    }
+
+    /// Whether incomplete multipart uploads can be listed (optional: without it a lifecycle
+    /// rule has to remove what a crash between parts leaves).
+    async fn probe_list_uploads(&self, key: &str) -> Check {
+        let action = crate::metrics::LIST_UPLOADS_CHECK;
+        match self.list_uploads(key).await {
+            Ok(_) => ok(
+                action,
+                "incomplete multipart uploads can be listed (a partition aborts those of \
+                 earlier owners at assignment)",
+            ),
+            Err(error) => {
+                let mut check = failed(action, &error, false);
+                check.detail = format!(
+                    "{}; multipart uploads left by a crash are not aborted: give the bucket a \
+                     lifecycle rule that aborts incomplete multipart uploads",
+                    check.detail
+                );
+                check
+            }
         }
     }
 

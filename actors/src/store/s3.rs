@@ -10,12 +10,16 @@
 //! - a per-attempt timeout so a hung connection cannot stall a partition forever;
 //! - conditional create (`If-None-Match: *`, or OSS's `x-oss-forbid-overwrite: true`) on
 //!   PutObject and on CompleteMultipartUpload, so that no write ever replaces an object.
+//!
+//! The store remembers the multipart uploads it is running, so that listing incomplete uploads
+//! (to abort what a crashed writer left) never returns one of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::fmt::Debug;
 use std::io;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -30,7 +34,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Object};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 
-use super::{classify_status, ObjectStore, StoreError};
+use super::{classify_status, IncompleteUpload, ObjectStore, StoreError};
 use crate::settings::{ChecksumMode, ConditionalCreate, SinkSettings};
 
 /// A bucket and the client that writes to it. Cheap to clone.
@@ -44,6 +48,38 @@ pub struct S3Store {
     part_size: usize,
     sign_payload: bool,
     pub(super) conditional: ConditionalCreate,
+    /// Upload ids of the multipart uploads this store (and its clones) is running.
+    running: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Marks a multipart upload as this store's own while it lives (also when the upload's future
+/// is dropped half-way: the upload is then an orphan like any other).
+struct Running<'a> {
+    uploads: &'a Mutex<HashSet<String>>,
+    upload_id: String,
+}
+
+impl<'a> Running<'a> {
+    fn new(uploads: &'a Mutex<HashSet<String>>, upload_id: &str) -> Self {
+        lock(uploads).insert(upload_id.to_owned());
+        Running {
+            uploads,
+            upload_id: upload_id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock(self.uploads).remove(&self.upload_id);
+    }
+}
+
+fn lock(uploads: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    // Inserts and removes cannot leave the set half-written.
+    uploads
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl S3Store {
@@ -94,6 +130,7 @@ impl S3Store {
             part_size: settings.part_size,
             sign_payload: settings.sign_payload,
             conditional: settings.conditional_create,
+            running: Arc::default(),
         }
     }
 
@@ -184,6 +221,7 @@ impl S3Store {
         }
         let created = create.send().await.map_err(|error| self.classify(error))?;
         let upload_id = created.upload_id.unwrap_or_default();
+        let _running = Running::new(&self.running, &upload_id);
         let result = self.upload_parts(key, &upload_id, &body).await;
         if result.is_err() {
             // Best effort: an upload we leave behind is billed until a lifecycle rule expires it.
@@ -324,6 +362,67 @@ impl S3Store {
             .collect())
     }
 
+    async fn list_incomplete(&self, prefix: &str) -> Result<Vec<IncompleteUpload>, StoreError> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut upload_id_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_upload_id_marker(upload_id_marker)
+                .send()
+                .await
+                .map_err(|error| self.classify(error))?;
+            let running = lock(&self.running);
+            uploads.extend(
+                page.uploads
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|upload| {
+                        let (key, upload_id) = (upload.key?, upload.upload_id?);
+                        if running.contains(&upload_id) {
+                            return None;
+                        }
+                        Some(IncompleteUpload {
+                            key,
+                            upload_id,
+                            initiated: upload
+                                .initiated
+                                .and_then(|at| SystemTime::try_from(at).ok()),
+                        })
+                    }),
+            );
+            drop(running);
+            match (page.next_key_marker, page.next_upload_id_marker) {
+                (Some(key), upload_id) if page.is_truncated == Some(true) => {
+                    key_marker = Some(key);
+                    upload_id_marker = upload_id;
+                }
+                _ => return Ok(uploads),
+            }
+        }
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Completed or aborted meanwhile.
+            Err(SdkError::ServiceError(service)) if service.err().is_no_such_upload() => Ok(()),
+            Err(error) => Err(self.classify(error)),
+        }
+    }
+
     pub(super) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
         &self,
         error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
@@ -380,6 +479,21 @@ impl ObjectStore for S3Store {
         start_after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         self.list_keys(prefix, start_after).boxed()
+    }
+
+    fn list_uploads<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<IncompleteUpload>, StoreError>> {
+        self.list_incomplete(prefix).boxed()
+    }
+
+    fn abort_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.abort(key, upload_id).boxed()
     }
 }
 

@@ -147,3 +147,93 @@ async fn probing_a_closed_port_says_connection_refused() {
         assert!(!message.contains(dump), "{message}");
     }
 }
+
+/// A canned ListMultipartUploads server: page 1 (truncated) without markers, page 2 with the
+/// markers page 1 gave. Answers each request on a kept-alive connection; returns the
+/// endpoint and the request targets it saw.
+async fn upload_pages() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                    buffer.drain(..end + 4);
+                    let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    log.lock().unwrap().push(target.clone());
+                    let upload = |key: &str, id: &str| {
+                        format!(
+                            "<Upload><Key>{key}</Key><UploadId>{id}</UploadId>\
+                             <Initiated>2024-05-01T12:00:00.000Z</Initiated></Upload>"
+                        )
+                    };
+                    let page = if target.contains("key-marker=a%2F2") {
+                        format!("<IsTruncated>false</IsTruncated>{}", upload("a/3", "u3"))
+                    } else {
+                        format!(
+                            "<IsTruncated>true</IsTruncated><NextKeyMarker>a/2</NextKeyMarker>\
+                             <NextUploadIdMarker>u2</NextUploadIdMarker>{}{}",
+                            upload("a/1", "u1"),
+                            upload("a/2", "u2")
+                        )
+                    };
+                    let body = format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult>\
+                         <Bucket>b</Bucket><Prefix>a/</Prefix>{page}</ListMultipartUploadsResult>"
+                    );
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\n\
+                         content-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, seen)
+}
+
+/// Every page is read, following both markers; the uploads this store is running are left out.
+#[tokio::test]
+async fn incomplete_uploads_are_listed_page_by_page_without_the_stores_own() {
+    let (endpoint, seen) = upload_pages().await;
+    let store = S3Store::new(&settings(endpoint));
+    let own = Running::new(&store.running, "u2");
+    let listed = store.list_uploads("a/").await.unwrap();
+    let ids: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|upload| (upload.key.as_str(), upload.upload_id.as_str()))
+        .collect();
+    assert_eq!(ids, [("a/1", "u1"), ("a/3", "u3")]);
+    let initiated = SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_564_800);
+    assert_eq!(listed[0].initiated, Some(initiated));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[1].contains("upload-id-marker=u2") && seen[1].contains("prefix=a%2F"),
+        "{seen:?}"
+    );
+    // Once the store's own upload ended, it is an orphan like any other.
+    drop(own);
+    assert_eq!(store.list_uploads("a/").await.unwrap().len(), 3);
+}

@@ -1,0 +1,372 @@
+//! Orphaned multipart uploads: a writer killed between the parts of an object (or one that lost
+//! the partition and is still sending) leaves an incomplete upload behind, invisible but billed.
+//! When a partition's first records arrive (with the recovery listing), its batcher starts a
+//! sweep beside it: list the incomplete uploads under the partition's folder and abort those of
+//! the partition's object keys that were created before this assignment began.
+//!
+//! - Never one of this process's own: the store leaves out the uploads it is running, and only
+//!   uploads created before the assignment are aborted (the store's clock against this host's:
+//!   an orphan created just before the assignment on a store whose clock runs ahead is left for
+//!   the next assignment's sweep).
+//! - Aborting fences a writer that lost the partition: its CompleteMultipartUpload then fails
+//!   with `NoSuchUpload`, which its uploader retries as a new upload (never a refused object),
+//!   and conditional create keeps that from replacing the new owner's object.
+//! - Off the hot path: a task of its own, so records are processed while it runs; it ends with
+//!   the batcher (dropped with it) and stops aborting once the assignment ended.
+//! - A store that cannot list or abort uploads (501 `NotImplemented`, a key pair without the
+//!   permission) is said once per process, at warn, naming the permission and the lifecycle rule
+//!   that is then needed; the connector goes on. A transient failure is retried a few times; the
+//!   next assignment sweeps again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::messages::CancelFlag;
+use crate::metrics;
+use crate::object_key::parse_partition_key;
+use crate::store::{IncompleteUpload, SharedStore, StoreError};
+
+/// Attempts of each request before the sweep gives up until the next assignment.
+const ATTEMPTS: u32 = 4;
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// Said once per process: the store refused to list, or to abort, incomplete uploads.
+static LIST_REFUSED: AtomicBool = AtomicBool::new(false);
+static ABORT_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// The start-up probe found that incomplete uploads cannot be listed and said so: the sweeps do
+/// not say it again.
+pub(crate) fn listing_refusal_reported() {
+    LIST_REFUSED.store(true, Ordering::Relaxed);
+}
+
+/// The partition's sweep: when its assignment began, and the task once started.
+pub(super) struct OrphanSweep {
+    assigned_at: SystemTime,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for OrphanSweep {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl OrphanSweep {
+    /// At the assignment.
+    pub(super) fn new() -> Self {
+        OrphanSweep {
+            assigned_at: SystemTime::now(),
+            task: None,
+        }
+    }
+
+    /// Starts the sweep of `partition_prefix`, once per assignment.
+    pub(super) fn start(
+        &mut self,
+        store: SharedStore,
+        partition_prefix: String,
+        topic: Arc<str>,
+        partition: i32,
+        cancel: CancelFlag,
+    ) {
+        if self.task.is_some() {
+            return;
+        }
+        let assigned_at = self.assigned_at;
+        self.task = Some(actix::spawn(async move {
+            sweep(
+                &store,
+                &partition_prefix,
+                &topic,
+                partition,
+                assigned_at,
+                &cancel,
+            )
+            .await;
+        }));
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Swept {
+    /// Orphans aborted.
+    pub aborted: usize,
+    /// The store could not list (or abort) uploads, or stayed unavailable.
+    pub incomplete: bool,
+}
+
+/// Lists and aborts the partition's orphans; counts them in
+/// `kafka_oss_sink_orphaned_uploads_aborted_total`.
+pub(super) async fn sweep(
+    store: &SharedStore,
+    partition_prefix: &str,
+    topic: &str,
+    partition: i32,
+    assigned_at: SystemTime,
+    cancel: &CancelFlag,
+) -> Swept {
+    let mut swept = Swept::default();
+    let listed = retried(|| store.list_uploads(partition_prefix)).await;
+    let uploads = match listed {
+        Ok(uploads) => {
+            metrics::set_capability(metrics::LIST_UPLOADS_CHECK, true);
+            uploads
+        }
+        Err(error) => {
+            swept.incomplete = true;
+            refused(&error, Refused::List, topic, partition);
+            metrics::record_orphans_aborted(topic, partition, 0);
+            return swept;
+        }
+    };
+    for orphan in orphans(partition_prefix, uploads, assigned_at) {
+        if cancel.is_cancelled() {
+            // The partition has (or will have) another owner, whose sweep this is now.
+            swept.incomplete = true;
+            break;
+        }
+        match retried(|| store.abort_upload(&orphan.key, &orphan.upload_id)).await {
+            Ok(()) => {
+                swept.aborted += 1;
+                info!(%topic, partition, key = %orphan.key, upload_id = %orphan.upload_id,
+                    initiated = ?orphan.initiated,
+                    "aborted an incomplete multipart upload left by an earlier owner of the partition (a crash between parts, or a writer that lost the partition)");
+            }
+            Err(error) => {
+                swept.incomplete = true;
+                refused(&error, Refused::Abort, topic, partition);
+                break;
+            }
+        }
+    }
+    metrics::record_orphans_aborted(topic, partition, swept.aborted as u64);
+    swept
+}
+
+/// The uploads to abort: of the partition's object keys (anything else under its folder is not
+/// the connector's), created before the assignment began. Uploads the store gave no creation
+/// time for are left alone.
+pub(super) fn orphans(
+    partition_prefix: &str,
+    uploads: Vec<IncompleteUpload>,
+    assigned_at: SystemTime,
+) -> Vec<IncompleteUpload> {
+    uploads
+        .into_iter()
+        .filter(|upload| parse_partition_key(partition_prefix, &upload.key).is_some())
+        .filter(|upload| upload.initiated.is_some_and(|at| at < assigned_at))
+        .collect()
+}
+
+/// Retries transient failures ([`StoreError::Transient`]) a few times with backoff.
+async fn retried<T, F, Fut>(mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(StoreError::Transient { .. }) if attempt < ATTEMPTS => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Refused {
+    List,
+    Abort,
+}
+
+/// Logs a failed listing or abort: once per process when the store refuses it (the capability
+/// gauge says it too), at debug when it was only unavailable (the next assignment tries again).
+fn refused(error: &StoreError, what: Refused, topic: &str, partition: i32) {
+    let unavailable = matches!(error, StoreError::Transient { .. });
+    if unavailable {
+        debug!(%topic, partition, %error, "incomplete multipart uploads not swept (the bucket is unavailable); the next assignment tries again");
+        return;
+    }
+    let (flag, permission, request) = match what {
+        Refused::List => {
+            metrics::set_capability(metrics::LIST_UPLOADS_CHECK, false);
+            (
+                &LIST_REFUSED,
+                "oss:ListMultipartUploads (AWS: s3:ListBucketMultipartUploads)",
+                "ListMultipartUploads",
+            )
+        }
+        Refused::Abort => (
+            &ABORT_REFUSED,
+            "oss:AbortMultipartUpload (AWS: s3:AbortMultipartUpload)",
+            "AbortMultipartUpload",
+        ),
+    };
+    if flag.swap(true, Ordering::Relaxed) {
+        debug!(%topic, partition, %error, "{request} refused again; incomplete multipart uploads not swept");
+        return;
+    }
+    let cause = match error {
+        StoreError::AccessDenied { .. } => format!("grant {permission}"),
+        StoreError::Rejected { status: 501, .. } => "the store does not implement it".to_owned(),
+        _ => format!("check that {permission} is granted"),
+    };
+    warn!(%topic, partition, %error,
+        "{request} refused ({cause}): multipart uploads left by a crash between parts are not aborted at assignment; give the bucket a lifecycle rule that aborts incomplete multipart uploads (said once per process)");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::object_key::{object_key, partition_prefix};
+    use crate::store::{FaultyStore, MemoryStore, Operation};
+
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
+    }
+
+    fn prefix() -> String {
+        partition_prefix("p/", "t", 3)
+    }
+
+    fn upload(key: &str, initiated: Option<SystemTime>) -> IncompleteUpload {
+        IncompleteUpload {
+            key: key.into(),
+            upload_id: "u".into(),
+            initiated,
+        }
+    }
+
+    #[test]
+    fn only_the_partitions_objects_created_before_the_assignment_are_orphans() {
+        let ours = object_key("p/", "t", 3, 0, 9);
+        let uploads = vec![
+            upload(&ours, Some(at(10))),
+            // Created after the assignment began: not aborted (a writer that started since is
+            // not proven dead; its object is kept from replacing ours by conditional create).
+            upload(&object_key("p/", "t", 3, 10, 19), Some(at(30))),
+            // No creation time: not aborted.
+            upload(&object_key("p/", "t", 3, 20, 29), None),
+            // Not an object key of the partition.
+            upload(&format!("{}backup/x.json", prefix()), Some(at(10))),
+            upload(&format!("{}notes.txt", prefix()), Some(at(10))),
+        ];
+        let orphans = orphans(&prefix(), uploads, at(20));
+        assert_eq!(orphans, [upload(&ours, Some(at(10)))]);
+    }
+
+    async fn run(store: SharedStore, assigned_at: SystemTime) -> Swept {
+        sweep(
+            &store,
+            &prefix(),
+            "t",
+            3,
+            assigned_at,
+            &CancelFlag::default(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn orphans_are_aborted_and_other_uploads_kept() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let orphan = object_key("p/", "t", 3, 0, 9);
+        memory.begin_upload(&orphan, at(10));
+        let other_partition = object_key("p/", "t", 30, 0, 9);
+        memory.begin_upload(&other_partition, at(10));
+        let later = object_key("p/", "t", 3, 10, 19);
+        memory.begin_upload(&later, at(30));
+        let swept = run(memory.clone(), at(20)).await;
+        assert_eq!(
+            swept,
+            Swept {
+                aborted: 1,
+                incomplete: false
+            }
+        );
+        let left: Vec<String> = memory.uploads().into_iter().map(|u| u.key).collect();
+        assert_eq!(left, [later, other_partition]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_cannot_list_uploads_is_given_up_on_at_once_and_aborts_nothing() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        memory.begin_upload(&object_key("p/", "t", 3, 0, 9), at(10));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        let not_implemented = StoreError::Rejected {
+            bucket: "b".into(),
+            status: 501,
+            code: "NotImplemented".into(),
+            message: String::new(),
+        };
+        faulty.fail_always(Operation::ListUploads, not_implemented);
+        let swept = run(faulty.clone(), at(20)).await;
+        assert_eq!(
+            swept,
+            Swept {
+                aborted: 0,
+                incomplete: true
+            }
+        );
+        // Refusals are not retried; the upload stays (a lifecycle rule's job now).
+        assert_eq!(faulty.calls(Operation::ListUploads), 1);
+        assert_eq!(faulty.calls(Operation::AbortUpload), 0);
+        assert_eq!(memory.uploads().len(), 1);
+        // Said once per process: the flag is set, a second refusal is not warned again.
+        assert!(LIST_REFUSED.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_then_left_to_the_next_assignment() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        memory.begin_upload(&object_key("p/", "t", 3, 0, 9), at(10));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        let unavailable = StoreError::Transient {
+            bucket: "b".into(),
+            detail: "injected".into(),
+        };
+        faulty.fail_next(Operation::ListUploads, 2, unavailable.clone());
+        faulty.fail_next(Operation::AbortUpload, 1, unavailable.clone());
+        assert_eq!(run(faulty.clone(), at(20)).await.aborted, 1);
+        assert_eq!(faulty.calls(Operation::ListUploads), 3);
+        assert_eq!(faulty.calls(Operation::AbortUpload), 2);
+        assert!(memory.uploads().is_empty());
+
+        memory.begin_upload(&object_key("p/", "t", 3, 10, 19), at(10));
+        faulty.fail_always(Operation::ListUploads, unavailable);
+        let swept = run(faulty.clone(), at(20)).await;
+        assert!(swept.incomplete && swept.aborted == 0, "{swept:?}");
+        assert_eq!(
+            faulty.calls(Operation::ListUploads),
+            3 + u64::from(ATTEMPTS)
+        );
+        assert_eq!(memory.uploads().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_aborted_once_the_assignment_ended() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        memory.begin_upload(&object_key("p/", "t", 3, 0, 9), at(10));
+        let cancel = CancelFlag::default();
+        cancel.cancel();
+        let store: SharedStore = memory.clone();
+        let swept = sweep(&store, &prefix(), "t", 3, at(20), &cancel).await;
+        assert_eq!(swept.aborted, 0);
+        assert_eq!(memory.uploads().len(), 1);
+    }
+}
