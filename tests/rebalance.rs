@@ -388,7 +388,9 @@ fn a_failed_partition_assigned_back_to_its_member_is_read_again() {
     wait_until(
         "the first member to read the partition again and stop at the bad record",
         Duration::from_secs(40),
-        || first.logs().matches("partition stopped").count() == 2,
+        // At least twice: tansu may give the partition straight back to the first member at
+        // the second's join, and again when it leaves.
+        || first.logs().matches("partition stopped").count() >= 2,
     );
     let (_, status) = first.admin_get("/status");
     assert!(

@@ -470,7 +470,9 @@ impl SinkContext {
             self.lose(&partitions);
         } else {
             info!(topic = %self.topic, ?partitions, "partitions revoked, draining");
-            if let Some(supervisor) = self.supervisor.get() {
+            // Nothing to drain: no wait (at close the supervisor may have stopped already, and a
+            // message to it would only time out).
+            if let Some(supervisor) = self.supervisor.get().filter(|_| !partitions.is_empty()) {
                 let (ack, acked) = crossbeam_channel::bounded(1);
                 // A control message, one per rebalance: `do_send` (which ignores the mailbox
                 // capacity) is fine here. The callback blocks until the partitions are drained

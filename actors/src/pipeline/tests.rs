@@ -327,7 +327,8 @@ pub(crate) fn counter_total(name: &str, labels: &[(&str, &str)]) -> u64 {
         .sum()
 }
 
-/// Finding 3 of issue 11: a committed offset that retention removed must not send the partition
+/// Finding 3 of issue 11, and C8 of reliability.md §8.4 (tansu cannot delete records, so it runs
+/// here): a committed offset that retention removed must not send the partition
 /// to its end (`start_offset = "latest"` is only for a group without a committed offset): every
 /// retained record is stored, from the oldest one, and the removed range is counted.
 #[actix::test]
