@@ -29,6 +29,17 @@ fn cached_binary(env: &str, relative: &str) -> PathBuf {
     path
 }
 
+/// The tansu for `storage`: `TANSU_SQLITE_BIN` for sqlite storage, `TANSU_BIN` for memory
+/// storage, each by default the crates.io build in the cache. Not the prebuilt memory-only
+/// binary the quickstart uses: it refuses a commit from outside the group (UNKNOWN_MEMBER_ID),
+/// which several tests do to set a group's offsets (tests/README.md).
+fn tansu_bin(storage: &str) -> PathBuf {
+    if storage.starts_with("sqlite:") {
+        return cached_binary("TANSU_SQLITE_BIN", "tansu-0.6.0/bin/tansu");
+    }
+    cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu")
+}
+
 fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -126,7 +137,7 @@ impl Stack {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.kafka_port)).is_err() {
             if let Ok(Some(status)) = broker.try_wait() {
-                // E.g. a tansu built without sqlite storage (TANSU_BIN).
+                // E.g. a tansu built without sqlite storage (TANSU_SQLITE_BIN).
                 panic!(
                     "tansu ({storage}) exited ({status}):\n{}",
                     std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
@@ -185,7 +196,7 @@ impl Stack {
     }
 
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let status = Command::new(cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu"))
+        let status = Command::new(tansu_bin("memory://"))
             .args([
                 "topic",
                 "create",
@@ -211,7 +222,7 @@ impl Stack {
 }
 
 fn spawn_tansu(dir: &Path) -> (Child, u16) {
-    let tansu = cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu");
+    let tansu = tansu_bin("memory://");
     let kafka_port = free_port();
     let listener = format!("tcp://127.0.0.1:{kafka_port}");
     let broker = Command::new(tansu)
@@ -239,7 +250,7 @@ fn spawn_tansu_on(dir: &Path, port: u16, storage: &str) -> Child {
         .append(true)
         .open(dir.join("broker.log"))
         .unwrap();
-    Command::new(cached_binary("TANSU_BIN", "tansu-0.6.0/bin/tansu"))
+    Command::new(tansu_bin(storage))
         .args(["broker", "--listener-url", &listener])
         .args(["--advertised-listener-url", &listener])
         .args(["--storage-engine", storage])
