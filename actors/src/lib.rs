@@ -50,6 +50,7 @@ pub mod encode;
 pub mod error;
 pub mod error_topics;
 pub mod kafka;
+pub mod memory;
 pub mod messages;
 pub mod metadata;
 pub mod metrics;
