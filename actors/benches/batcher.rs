@@ -88,6 +88,7 @@ fn bench_batcher(c: &mut Criterion) {
                         supervisor: supervisor.recipient(),
                         buffers: BufferPool::new(),
                         cancel: Default::default(),
+                        memory: kafka_oss_sink_actors::memory::MemoryBudget::unlimited(),
                     };
                     let batcher = Batcher::new(
                         context,

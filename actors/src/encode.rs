@@ -225,6 +225,12 @@ impl ObjectEncoder {
         self.records
     }
 
+    /// Bytes the object's buffer holds (its capacity: a pooled buffer may be far larger than
+    /// the object).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.records == 0
     }

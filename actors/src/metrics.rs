@@ -44,6 +44,12 @@ pub const ERRORS: &str = "kafka_oss_sink_errors_total";
 pub const READY: &str = "kafka_oss_sink_ready";
 pub const RESIDENT_MEMORY: &str = "kafka_oss_sink_resident_memory_bytes";
 pub const STORE_CAPABILITY: &str = "kafka_oss_sink_store_capability";
+/// `memory.max_bytes` and its shares (`share`: total, prefetch, buffers).
+pub const MEMORY_BUDGET: &str = "kafka_oss_sink_memory_budget_bytes";
+/// Bytes of the budget in use, by `kind` (prefetch is librdkafka's, estimated).
+pub const MEMORY_USED: &str = "kafka_oss_sink_memory_used_bytes";
+/// Partitions waiting for memory before they read on.
+pub const MEMORY_PAUSED_PARTITIONS: &str = "kafka_oss_sink_memory_paused_partitions";
 
 /// Every metric name, with its Prometheus type.
 pub const ALL: &[(&str, &str)] = &[
@@ -70,6 +76,9 @@ pub const ALL: &[(&str, &str)] = &[
     (READY, "gauge"),
     (RESIDENT_MEMORY, "gauge"),
     (STORE_CAPABILITY, "gauge"),
+    (MEMORY_BUDGET, "gauge"),
+    (MEMORY_USED, "gauge"),
+    (MEMORY_PAUSED_PARTITIONS, "gauge"),
 ];
 
 /// Histogram buckets (upper bounds), by metric. The exporter renders these as Prometheus
@@ -121,6 +130,7 @@ pub const SEAL_REASONS: &[&str] = &[
     "record_error",
     "recovered",
     "caught_up",
+    "memory",
 ];
 
 /// Error codes pre-registered with zero in [`RETRIES`], so the series exist before the first retry.
@@ -225,6 +235,20 @@ pub fn describe() {
     describe_gauge!(
         STORE_CAPABILITY,
         "Start-up capability probe of the bucket, by check: 1 ok, 0 degraded or failed"
+    );
+    describe_gauge!(
+        MEMORY_BUDGET,
+        Unit::Bytes,
+        "memory.max_bytes, and its prefetch and buffer shares"
+    );
+    describe_gauge!(
+        MEMORY_USED,
+        Unit::Bytes,
+        "Bytes of the memory budget in use, by kind (prefetch: librdkafka's queues, estimated)"
+    );
+    describe_gauge!(
+        MEMORY_PAUSED_PARTITIONS,
+        "Partitions waiting for memory before they read on"
     );
     for reason in RETRY_REASONS {
         metrics::counter!(RETRIES, "reason" => reason.as_str()).absolute(0);

@@ -14,6 +14,10 @@
 //!   and the last record read is at the partition's high watermark, once per catch-up.
 //! - Per poll it copies up to `CHUNK_RECORDS` records / `CHUNK_BYTES` bytes into one
 //!   [`RecordChunk`]: one message and two allocations per chunk, none per record.
+//! - Reads only with a grant of the memory budget ([`MemoryBudget::admit`]), at most that many
+//!   bytes, and the chunk holds the grant until it is dropped. Without one it waits in the
+//!   budget's queue and is woken (`Wake`) when memory frees up; its records wait in librdkafka's
+//!   queue meanwhile, which stops fetching once that queue is full.
 //! - Compares each record's offset with the one expected (the committed offset at assignment,
 //!   then the offset after the last record read). A jump past offsets older than the partition's
 //!   log start means retention removed them before they were read (librdkafka then resets to the
@@ -33,6 +37,7 @@ use tracing::{debug, error, warn};
 use crate::batcher::Batcher;
 use crate::error::ErrorCode;
 use crate::kafka::PartitionQueue;
+use crate::memory::{Charge, MemoryBudget, Waiter};
 use crate::messages::{CaughtUp, Drain, DrainReport, Pause, Records, Resume, Stop};
 use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
@@ -68,6 +73,9 @@ pub struct PartitionConsumer {
     /// Bytes per chunk are capped at the smaller of this and `CHUNK_BYTES`.
     chunk_records: usize,
     metrics: Arc<PartitionMetrics>,
+    memory: MemoryBudget,
+    /// Its place in the budget's queue; set when the actor starts.
+    waiter: Option<Arc<Waiter>>,
 }
 
 impl PartitionConsumer {
@@ -79,6 +87,7 @@ impl PartitionConsumer {
         batcher: Addr<Batcher>,
         max_records: usize,
         metrics: Arc<PartitionMetrics>,
+        memory: MemoryBudget,
     ) -> Self {
         PartitionConsumer {
             topic,
@@ -93,15 +102,19 @@ impl PartitionConsumer {
             unannounced: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
             metrics,
+            memory,
+            waiter: None,
         }
     }
 
-    /// Copies what the queue holds now (up to the chunk limits) into one chunk.
-    fn poll_chunk(&mut self) -> Polled {
+    /// Copies what the queue holds now (up to the chunk limits and about `max_bytes`) into one
+    /// chunk.
+    fn poll_chunk(&mut self, max_bytes: usize) -> Polled {
         // Sized like the previous chunk: a busy partition's chunks are alike, and growing a
         // chunk by doubling copies it again and again.
         let (records, bytes) = self.last_chunk;
-        let mut chunk = RecordChunk::with_capacity(records.max(64), bytes);
+        let max_bytes = max_bytes.clamp(1, CHUNK_BYTES);
+        let mut chunk = RecordChunk::with_capacity(records.max(64), bytes.min(max_bytes));
         let Some(queue) = &self.queue else {
             return Polled {
                 chunk,
@@ -119,7 +132,7 @@ impl PartitionConsumer {
         let mut expected = self.next_offset;
         let mut jumps = Vec::new();
         // Checked between batches: one batch may take the chunk past `CHUNK_BYTES`.
-        while chunk.len() < chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
+        while chunk.len() < chunk_records && chunk.payload_bytes() < max_bytes {
             let outcome = queue.read(
                 chunk_records - chunk.len(),
                 |record| {
@@ -229,6 +242,18 @@ impl Actor for PartitionConsumer {
     fn started(&mut self, ctx: &mut Self::Context) {
         let weak = ctx.address().downgrade();
         let wake_queued = self.wake_queued.clone();
+        let wake = {
+            let (weak, wake_queued) = (weak.clone(), wake_queued.clone());
+            move || {
+                if !wake_queued.swap(true, Ordering::AcqRel) {
+                    if let Some(addr) = weak.upgrade() {
+                        addr.do_send(Wake);
+                    }
+                }
+            }
+        };
+        // Called by the budget when memory frees up; coalesced like the non-empty callback.
+        self.waiter = Some(self.memory.waiter(self.partition, wake));
         if let Some(queue) = &mut self.queue {
             // Runs on a librdkafka thread: keep it tiny. At most one Wake is ever queued, so
             // `do_send` cannot grow the mailbox.
@@ -247,6 +272,7 @@ impl Actor for PartitionConsumer {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.queue = None;
+        self.leave_memory_queue();
         debug!(topic = %self.topic, partition = self.partition, "partition consumer stopped");
     }
 }
@@ -256,17 +282,22 @@ impl Handler<Wake> for PartitionConsumer {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.wake_queued.store(false, Ordering::Release);
-        if self.sending || self.paused {
+        if self.sending || self.paused || self.queue.is_none() {
             return;
         }
+        let Some(grant) = self.grant() else {
+            // Queued for memory: woken when it frees up.
+            return;
+        };
         let Polled {
-            chunk,
+            mut chunk,
             more,
             caught_up,
-        } = self.poll_chunk();
+        } = self.poll_chunk(grant.bytes());
         if chunk.is_empty() && !caught_up {
             return;
         }
+        chunk.hold(grant);
         self.metrics.consumed_records.increment(chunk.len() as u64);
         self.metrics
             .consumed_bytes
@@ -296,11 +327,29 @@ impl Handler<Wake> for PartitionConsumer {
     }
 }
 
+impl PartitionConsumer {
+    /// Memory to read a chunk with, or `None` (queued for memory).
+    fn grant(&self) -> Option<Charge> {
+        match &self.waiter {
+            Some(waiter) => self.memory.admit(waiter, CHUNK_BYTES),
+            None => Some(Charge::none()),
+        }
+    }
+
+    /// Gives up the place in the budget's queue (it passes on to the next waiter).
+    fn leave_memory_queue(&self) {
+        if let Some(waiter) = &self.waiter {
+            self.memory.forget(waiter);
+        }
+    }
+}
+
 impl Handler<Drain> for PartitionConsumer {
     type Result = ResponseFuture<DrainReport>;
 
     fn handle(&mut self, drain: Drain, _ctx: &mut Self::Context) -> Self::Result {
         self.queue = None;
+        self.leave_memory_queue();
         let batcher = self.batcher.clone();
         let partition = self.partition;
         Box::pin(async move {
@@ -317,6 +366,8 @@ impl Handler<Pause> for PartitionConsumer {
 
     fn handle(&mut self, _: Pause, _ctx: &mut Self::Context) {
         self.paused = true;
+        // A paused consumer reads nothing: its turn for memory goes to others.
+        self.leave_memory_queue();
     }
 }
 

@@ -22,6 +22,7 @@
 
 mod failures;
 mod listing;
+mod memory;
 mod process;
 pub mod recovery;
 pub mod roll;
@@ -41,6 +42,7 @@ use crate::commit::{CommitTracker, UnitId};
 use crate::encode::{ObjectEncoder, RecordError};
 use crate::error::ErrorCode;
 use crate::kafka::OffsetStore;
+use crate::memory::{Charge, Kind, MemoryBudget};
 use crate::messages::{
     CancelFlag, CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop,
     UploadOutcome,
@@ -83,6 +85,8 @@ pub struct BatcherContext {
     /// Set when the partition's assignment ends (per partition: the supervisor gives each
     /// batcher its assignment's flag); travels with every sealed object to the uploaders.
     pub cancel: CancelFlag,
+    /// The process's memory budget: open objects and sealed ones are charged to it.
+    pub memory: MemoryBudget,
 }
 
 /// The object being built and the commit unit it belongs to.
@@ -156,6 +160,8 @@ pub struct Batcher {
     behind: Option<Behind>,
     /// A failure is being reported: processing waits for the answer.
     reporting: bool,
+    /// The open object's buffer in the memory budget.
+    open_memory: Charge,
 }
 
 impl Batcher {
@@ -187,15 +193,18 @@ impl Batcher {
             refused_units: HashSet::new(),
             behind: None,
             reporting: false,
+            open_memory: Charge::none(),
         }
     }
 
-    /// Updates the buffered-bytes gauge: the open object plus the objects not yet stored.
-    fn report_buffered(&self) {
+    /// Updates the buffered-bytes gauge (the open object plus the objects not yet stored) and
+    /// the open object's charge in the memory budget.
+    fn report_buffered(&mut self) {
         let open = self.open.as_ref().map_or(0, |open| open.encoder.len());
         self.metrics
             .buffered_bytes
             .set((open + self.in_flight_bytes) as f64);
+        self.account_open();
     }
 
     fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {
@@ -248,7 +257,12 @@ impl Batcher {
                     encoder.records(),
                     encoder.min_timestamp(),
                 );
+                let capacity = encoder.capacity();
                 let (body, headers) = encoder.finish_with_headers();
+                // The buffer is the sealed object's now.
+                self.open_memory.set(0);
+                self.cx.memory.set_open(self.partition, 0);
+                let memory = self.cx.memory.charge(Kind::Sealed, capacity);
                 self.metrics.sealed(reason.label());
                 self.in_flight_bytes += body.len();
                 debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
@@ -292,6 +306,7 @@ impl Batcher {
                     metrics: self.metrics.clone(),
                     reply: ctx.address().recipient(),
                     cancel: self.cx.cancel.clone(),
+                    memory,
                 };
                 if self.refused_units.contains(&unit) {
                     self.drop_object(object, "a record it covers is in no topic");
@@ -400,6 +415,11 @@ impl Actor for Batcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX);
+        self.open_memory = self.cx.memory.charge(Kind::Open, 0);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.cx.memory.set_open(self.partition, 0);
     }
 }
 

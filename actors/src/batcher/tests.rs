@@ -138,6 +138,7 @@ fn start_with(
         supervisor: supervisor.recipient(),
         buffers: BufferPool::new(),
         cancel: Default::default(),
+        memory: crate::memory::MemoryBudget::unlimited(),
     };
     let batcher = Batcher::new(
         cx,

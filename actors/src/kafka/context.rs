@@ -100,6 +100,8 @@ pub struct SinkContext {
     /// fetching), to show that no record can reach the consumer queue meanwhile.
     #[cfg(test)]
     pub(super) pause_after_assign: std::sync::Mutex<Duration>,
+    /// Set when wiring: gets librdkafka's pre-fetch estimate from the statistics.
+    memory: OnceLock<crate::memory::MemoryBudget>,
 }
 
 impl SinkContext {
@@ -120,6 +122,7 @@ impl SinkContext {
             #[cfg(test)]
             pause_after_assign: Default::default(),
             status,
+            memory: OnceLock::new(),
         }
     }
 
@@ -130,6 +133,11 @@ impl SinkContext {
     /// Called once, right after the consumer is created.
     pub(super) fn set_consumer(&self, consumer: &Arc<SinkConsumer>) {
         let _ = self.consumer.set(Arc::downgrade(consumer));
+    }
+
+    /// The budget whose prefetch estimate the statistics update. Called once, when wiring.
+    pub fn set_memory(&self, memory: crate::memory::MemoryBudget) {
+        let _ = self.memory.set(memory);
     }
 
     /// Called once, before subscribing.
@@ -163,6 +171,14 @@ impl SinkContext {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
+        if let Some(memory) = self.memory.get() {
+            let queued: u64 = topic
+                .partitions
+                .values()
+                .map(|stats| stats.fetchq_size)
+                .sum();
+            memory.set_prefetch_estimate(queued as usize);
+        }
         for (partition, stats) in &topic.partitions {
             if *partition < 0 {
                 continue; // librdkafka's internal "unassigned" partition

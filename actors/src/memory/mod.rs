@@ -24,6 +24,7 @@
 //! Accounting is by capacity where it is known (an object's buffer, which a pooled buffer may
 //! make much larger than its content), so it follows what is resident, not only what is used.
 
+pub mod gauges;
 pub mod prefetch;
 #[cfg(test)]
 mod tests;

@@ -49,7 +49,8 @@ pub fn size(share: usize, partitions: usize, user: &BTreeMap<String, String>) ->
     let partitions = partitions.max(1);
     let per_partition = share / partitions;
     let user_value = |key: &str| -> Option<usize> {
-        user.get(key).and_then(|value| value.trim().parse::<usize>().ok())
+        user.get(key)
+            .and_then(|value| value.trim().parse::<usize>().ok())
     };
     let message_max = user_value(MESSAGE_MAX_BYTES).unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
     let ours = [

@@ -8,6 +8,8 @@
 //!   error-topic producer, or the partition is held: its consumer and fetching pause and the
 //!   error is reported with its code; the other partitions keep running), `PartitionCommand`
 //!   (an operator's pause or resume), and `Shutdown` (drains everything).
+//! - Watches the memory budget ([`memory`]): publishes its gauges and, while partitions wait for
+//!   memory, sends `SealForMemory` to the batchers of the largest open objects.
 //! - Writes every state change (RUNNING, FAILED with code, PAUSED, RESUMED) to the status topic
 //!   and the status board.
 //! - Never waits inside a handler (`ctx.wait`): batchers wait for its answers, also while a drain
@@ -15,6 +17,7 @@
 //!   are stopped anyway, the partition's assignment ends (its uploads stop, its offset stores
 //!   are refused) and nothing past the last stored object is committed.
 
+mod memory;
 pub mod policy;
 
 use std::collections::BTreeMap;
@@ -40,6 +43,7 @@ use crate::metrics::{self, PartitionMetrics};
 use crate::partition_consumer::PartitionConsumer;
 use crate::settings::FailurePolicy;
 use crate::status::StatusBoard;
+pub use memory::MEMORY_WATCH_INTERVAL;
 use policy::{Disposition, FailureKind};
 
 /// The state of one assigned partition.
@@ -169,6 +173,7 @@ impl PipelineSupervisor {
         let topic = self.topic().clone();
         let batcher_addr = batcher.clone();
         let max_records = self.cx.batcher_context.policy.max_records;
+        let memory = self.cx.batcher_context.memory.clone();
         let partition_consumer = PartitionConsumer::start_in_arbiter(arbiter, move |_| {
             PartitionConsumer::new(
                 topic,
@@ -178,6 +183,7 @@ impl PipelineSupervisor {
                 batcher_addr,
                 max_records,
                 metrics,
+                memory,
             )
         });
         if let Some(old) = self.partitions.insert(
@@ -333,6 +339,10 @@ impl PipelineSupervisor {
 
 impl Actor for PipelineSupervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.watch_memory(ctx);
+    }
 }
 
 impl Handler<KafkaEvent> for PipelineSupervisor {

@@ -1,0 +1,33 @@
+//! The batcher's side of the memory budget: its open object's charge, and sealing early when
+//! the supervisor asks (`SealForMemory`, seal reason `memory`).
+
+use actix::prelude::*;
+
+use super::roll::SealReason;
+use super::Batcher;
+use crate::messages::SealForMemory;
+
+impl Batcher {
+    /// Charges the open object's buffer (its capacity) to the budget, and tells the budget the
+    /// partition's open bytes (so the supervisor can pick the largest to seal).
+    pub(super) fn account_open(&mut self) {
+        let capacity = self.open.as_ref().map_or(0, |open| open.encoder.capacity());
+        if capacity != self.open_memory.bytes() {
+            self.open_memory.set(capacity);
+            self.cx.memory.set_open(self.partition, capacity);
+        }
+    }
+}
+
+impl Handler<SealForMemory> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, _: SealForMemory, ctx: &mut Self::Context) {
+        self.cx.memory.seal_handled(self.partition);
+        // Like the interval's seal: the object's keys stay its first and last offsets.
+        if let Some(object) = self.seal(SealReason::Memory, ctx) {
+            self.enqueue(vec![object], ctx);
+        }
+        self.report_buffered();
+    }
+}
