@@ -50,6 +50,8 @@ pub const MEMORY_BUDGET: &str = "kafka_oss_sink_memory_budget_bytes";
 pub const MEMORY_USED: &str = "kafka_oss_sink_memory_used_bytes";
 /// Partitions waiting for memory before they read on.
 pub const MEMORY_PAUSED_PARTITIONS: &str = "kafka_oss_sink_memory_paused_partitions";
+/// Partitions that may fetch at once.
+pub const MEMORY_FETCH_SLOTS: &str = "kafka_oss_sink_memory_fetch_slots";
 
 /// Every metric name, with its Prometheus type.
 pub const ALL: &[(&str, &str)] = &[
@@ -79,6 +81,7 @@ pub const ALL: &[(&str, &str)] = &[
     (MEMORY_BUDGET, "gauge"),
     (MEMORY_USED, "gauge"),
     (MEMORY_PAUSED_PARTITIONS, "gauge"),
+    (MEMORY_FETCH_SLOTS, "gauge"),
 ];
 
 /// Histogram buckets (upper bounds), by metric. The exporter renders these as Prometheus
@@ -248,8 +251,9 @@ pub fn describe() {
     );
     describe_gauge!(
         MEMORY_PAUSED_PARTITIONS,
-        "Partitions waiting for memory before they read on"
+        "Partitions waiting before they read on, for memory or for a fetch slot"
     );
+    describe_gauge!(MEMORY_FETCH_SLOTS, "Partitions that may fetch at once");
     for reason in RETRY_REASONS {
         metrics::counter!(RETRIES, "reason" => reason.as_str()).absolute(0);
     }

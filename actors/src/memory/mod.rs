@@ -24,6 +24,7 @@
 //! Accounting is by capacity where it is known (an object's buffer, which a pooled buffer may
 //! make much larger than its content), so it follows what is resident, not only what is used.
 
+pub mod fetch;
 pub mod gauges;
 pub mod prefetch;
 #[cfg(test)]
@@ -97,6 +98,8 @@ struct Inner {
     queue: Mutex<Queue>,
     /// Open bytes by partition, for choosing what to seal early.
     open: Mutex<HashMap<i32, OpenSlot>>,
+    /// Which partitions librdkafka may fetch for.
+    fetch: Mutex<fetch::FetchSlots>,
     next_waiter: AtomicU64,
 }
 
@@ -142,6 +145,10 @@ pub struct Snapshot {
     pub prefetch_estimate: usize,
     /// Partitions waiting for memory.
     pub paused: usize,
+    /// Partitions waiting for a fetch slot.
+    pub fetch_waiting: usize,
+    /// Fetch slots.
+    pub fetch_slots: usize,
 }
 
 impl Snapshot {
@@ -164,6 +171,7 @@ impl MemoryBudget {
             waiting: AtomicUsize::new(0),
             queue: Mutex::default(),
             open: Mutex::default(),
+            fetch: Mutex::new(fetch::FetchSlots::new(prefetch_share)),
             next_waiter: AtomicU64::new(0),
         }))
     }
@@ -204,6 +212,8 @@ impl MemoryBudget {
             in_use: self.in_use(),
             prefetch_estimate: self.0.prefetch_estimate.load(Ordering::Acquire),
             paused: self.lock_queue().waiting.len(),
+            fetch_waiting: self.fetch_waiting(),
+            fetch_slots: self.lock_fetch().slots,
         }
     }
 
@@ -338,6 +348,30 @@ impl MemoryBudget {
 
     fn lock_open(&self) -> MutexGuard<'_, HashMap<i32, OpenSlot>> {
         self.0.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_fetch(&self) -> MutexGuard<'_, fetch::FetchSlots> {
+        self.0.fetch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fetch slot for `waiter` ([`fetch`]), or `false`: it is queued, and woken when a slot
+    /// is free for it.
+    pub fn acquire_fetch(&self, waiter: &Arc<Waiter>) -> bool {
+        self.lock_fetch().acquire(waiter)
+    }
+
+    /// Gives the waiter's fetch slot (or its place in the queue) up; `requeue`: it waits for a
+    /// slot again, at the back. The next waiter is woken.
+    pub fn release_fetch(&self, waiter: &Arc<Waiter>, requeue: bool) {
+        let next = self.lock_fetch().release(waiter, requeue);
+        if let Some(next) = next {
+            (next.wake)();
+        }
+    }
+
+    /// Partitions waiting for a fetch slot.
+    pub fn fetch_waiting(&self) -> usize {
+        self.lock_fetch().waiting.len()
     }
 
     /// The partition's open object now holds `bytes` (0: none). For choosing what to seal.

@@ -174,6 +174,7 @@ impl PipelineSupervisor {
         let batcher_addr = batcher.clone();
         let max_records = self.cx.batcher_context.policy.max_records;
         let memory = self.cx.batcher_context.memory.clone();
+        let fetch = self.cx.fetch.clone();
         let partition_consumer = PartitionConsumer::start_in_arbiter(arbiter, move |_| {
             PartitionConsumer::new(
                 topic,
@@ -184,6 +185,7 @@ impl PipelineSupervisor {
                 max_records,
                 metrics,
                 memory,
+                Some(fetch),
             )
         });
         if let Some(old) = self.partitions.insert(
@@ -323,8 +325,12 @@ impl PipelineSupervisor {
         if was_failed {
             handle.batcher.do_send(Resume);
         }
-        handle.consumer.do_send(Resume);
+        // Fetching first: the consumer pauses it again if it has no fetch slot.
         self.set_fetching(partition, true);
+        let Some(handle) = self.partitions.get(&partition) else {
+            return;
+        };
+        handle.consumer.do_send(Resume);
         self.cx.status_topic.report(&StatusChange {
             state: State::Resumed,
             partition: Some((&topic, partition)),

@@ -18,6 +18,9 @@
 //!   bytes, and the chunk holds the grant until it is dropped. Without one it waits in the
 //!   budget's queue and is woken (`Wake`) when memory frees up; its records wait in librdkafka's
 //!   queue meanwhile, which stops fetching once that queue is full.
+//! - Fetches only while it holds one of the budget's fetch slots ([`crate::memory::fetch`]):
+//!   without one its partition is paused in librdkafka (and what its queue held is discarded,
+//!   to be fetched again from its position); see [`slots`].
 //! - Compares each record's offset with the one expected (the committed offset at assignment,
 //!   then the offset after the last record read). A jump past offsets older than the partition's
 //!   log start means retention removed them before they were read (librdkafka then resets to the
@@ -27,16 +30,18 @@
 //!   of the same partition shares librdkafka's fetch queue, and its records are not this
 //!   actor's.
 
+mod slots;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tracing::{debug, error, warn};
 
 use crate::batcher::Batcher;
 use crate::error::ErrorCode;
-use crate::kafka::PartitionQueue;
+use crate::kafka::{FetchControl, PartitionQueue};
 use crate::memory::{Charge, MemoryBudget, Waiter};
 use crate::messages::{CaughtUp, Drain, DrainReport, Pause, Records, Resume, Stop};
 use crate::metrics::PartitionMetrics;
@@ -74,8 +79,19 @@ pub struct PartitionConsumer {
     chunk_records: usize,
     metrics: Arc<PartitionMetrics>,
     memory: MemoryBudget,
-    /// Its place in the budget's queue; set when the actor starts.
+    /// Its place in the budget's queues; set when the actor starts.
     waiter: Option<Arc<Waiter>>,
+    /// Pauses and resumes the partition's fetching for fetch slots; `None`: no slots (tests).
+    fetch: Option<Arc<dyn FetchControl>>,
+    /// Holds a fetch slot.
+    fetch_slot: bool,
+    /// Paused in librdkafka for want of a fetch slot.
+    fetch_paused: bool,
+    /// The queue still holds records fetched before the pause: read (librdkafka drops them).
+    discard_pending: bool,
+    /// Bytes read since the fetch slot was taken, and when.
+    slot_read: usize,
+    slot_since: Instant,
 }
 
 impl PartitionConsumer {
@@ -88,6 +104,7 @@ impl PartitionConsumer {
         max_records: usize,
         metrics: Arc<PartitionMetrics>,
         memory: MemoryBudget,
+        fetch: Option<Arc<dyn FetchControl>>,
     ) -> Self {
         PartitionConsumer {
             topic,
@@ -104,6 +121,12 @@ impl PartitionConsumer {
             metrics,
             memory,
             waiter: None,
+            fetch,
+            fetch_slot: false,
+            fetch_paused: false,
+            discard_pending: false,
+            slot_read: 0,
+            slot_since: Instant::now(),
         }
     }
 
@@ -273,6 +296,7 @@ impl Actor for PartitionConsumer {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.queue = None;
         self.leave_memory_queue();
+        self.leave_fetch_slot();
         debug!(topic = %self.topic, partition = self.partition, "partition consumer stopped");
     }
 }
@@ -285,15 +309,32 @@ impl Handler<Wake> for PartitionConsumer {
         if self.sending || self.paused || self.queue.is_none() {
             return;
         }
+        if !self.hold_fetch_slot(ctx) {
+            // Queued for a fetch slot: woken when one is free.
+            return;
+        }
         let Some(grant) = self.grant() else {
             // Queued for memory: woken when it frees up.
             return;
         };
+        let polled = self.poll_chunk(grant.bytes());
+        self.slot_read += polled.chunk.payload_bytes();
+        if !polled.more {
+            self.maybe_yield_fetch_slot();
+        }
+        self.send(polled, grant, ctx);
+    }
+}
+
+impl PartitionConsumer {
+    /// Hands what a poll read to the batcher (holding `grant` for it), then polls again if the
+    /// queue had more.
+    fn send(&mut self, polled: Polled, grant: Charge, ctx: &mut Context<Self>) {
         let Polled {
             mut chunk,
             more,
             caught_up,
-        } = self.poll_chunk(grant.bytes());
+        } = polled;
         if chunk.is_empty() && !caught_up {
             return;
         }
@@ -320,27 +361,10 @@ impl Handler<Wake> for PartitionConsumer {
             if result.is_err() {
                 warn!(topic = %actor.topic, partition = actor.partition, "batcher gone; partition consumer stops");
                 ctx.stop();
-            } else if more {
+            } else if more || actor.discard_pending {
                 ctx.notify(Wake);
             }
         }));
-    }
-}
-
-impl PartitionConsumer {
-    /// Memory to read a chunk with, or `None` (queued for memory).
-    fn grant(&self) -> Option<Charge> {
-        match &self.waiter {
-            Some(waiter) => self.memory.admit(waiter, CHUNK_BYTES),
-            None => Some(Charge::none()),
-        }
-    }
-
-    /// Gives up the place in the budget's queue (it passes on to the next waiter).
-    fn leave_memory_queue(&self) {
-        if let Some(waiter) = &self.waiter {
-            self.memory.forget(waiter);
-        }
     }
 }
 
@@ -350,6 +374,7 @@ impl Handler<Drain> for PartitionConsumer {
     fn handle(&mut self, drain: Drain, _ctx: &mut Self::Context) -> Self::Result {
         self.queue = None;
         self.leave_memory_queue();
+        self.leave_fetch_slot();
         let batcher = self.batcher.clone();
         let partition = self.partition;
         Box::pin(async move {
@@ -366,8 +391,11 @@ impl Handler<Pause> for PartitionConsumer {
 
     fn handle(&mut self, _: Pause, _ctx: &mut Self::Context) {
         self.paused = true;
-        // A paused consumer reads nothing: its turn for memory goes to others.
+        // A paused consumer reads nothing: its turn for memory and its fetch slot go to others.
+        // (The supervisor paused its fetching.)
         self.leave_memory_queue();
+        self.leave_fetch_slot();
+        self.fetch_paused = true;
     }
 }
 
@@ -376,6 +404,8 @@ impl Handler<Resume> for PartitionConsumer {
 
     fn handle(&mut self, _: Resume, ctx: &mut Self::Context) {
         self.paused = false;
+        // The supervisor resumed its fetching: without a slot it is paused again.
+        self.fetch_paused = false;
         ctx.notify(Wake);
     }
 }
