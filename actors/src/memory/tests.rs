@@ -209,3 +209,50 @@ fn values_the_user_set_are_kept_and_a_bound_over_the_share_is_reported() {
         .iter()
         .all(|(key, _)| *key != prefetch::MAX_PARTITION_FETCH_BYTES));
 }
+
+#[test]
+fn fetch_slots_are_taken_in_turn_and_passed_on_when_given_up() {
+    // 4 MiB of prefetch share: 4 slots of 1 MiB.
+    let budget = MemoryBudget::new(16 * MIB);
+    let partitions: Vec<_> = (0..6).map(|p| counting_waiter(&budget, p)).collect();
+    let granted: Vec<bool> = partitions
+        .iter()
+        .map(|(waiter, _)| budget.acquire_fetch(waiter))
+        .collect();
+    assert_eq!(granted, [true, true, true, true, false, false]);
+    assert_eq!(budget.fetch_waiting(), 2);
+    assert!(
+        budget.acquire_fetch(&partitions[0].0),
+        "a holder keeps its slot"
+    );
+    // The sixth may not overtake the fifth.
+    assert!(!budget.acquire_fetch(&partitions[5].0));
+
+    // The first gives its slot up and queues again: the fifth is woken and takes it.
+    budget.release_fetch(&partitions[0].0, true);
+    assert_eq!(partitions[4].1.load(Ordering::SeqCst), 1);
+    assert_eq!(partitions[5].1.load(Ordering::SeqCst), 0);
+    assert!(budget.acquire_fetch(&partitions[4].0));
+    assert!(
+        !budget.acquire_fetch(&partitions[0].0),
+        "behind the sixth now"
+    );
+
+    // A holder that stops (no requeue) passes its slot to the head: the sixth, then the first.
+    budget.release_fetch(&partitions[1].0, false);
+    assert_eq!(partitions[5].1.load(Ordering::SeqCst), 1);
+    assert!(budget.acquire_fetch(&partitions[5].0));
+    budget.release_fetch(&partitions[2].0, false);
+    assert!(budget.acquire_fetch(&partitions[0].0));
+    assert_eq!(budget.fetch_waiting(), 0);
+    assert_eq!(budget.snapshot().fetch_slots, 4);
+}
+
+#[test]
+fn there_are_never_fewer_than_four_fetch_slots() {
+    let budget = MemoryBudget::new(MIB);
+    let waiters: Vec<_> = (0..4).map(|p| counting_waiter(&budget, p)).collect();
+    assert!(waiters
+        .iter()
+        .all(|(waiter, _)| budget.acquire_fetch(waiter)));
+}
