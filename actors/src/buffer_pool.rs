@@ -67,6 +67,12 @@ impl BufferPool {
 
     /// An empty buffer: a pooled one if any (grown to `min_capacity` if smaller), else a new one.
     pub fn take(&self, min_capacity: usize) -> Vec<u8> {
+        self.take_tracked(min_capacity).0
+    }
+
+    /// Like [`take`](Self::take); also says whether the buffer was pooled (its memory is then
+    /// resident already, up to its capacity).
+    pub fn take_tracked(&self, min_capacity: usize) -> (Vec<u8>, bool) {
         let pooled = {
             let mut idle = self.lock();
             let buffer = idle.buffers.pop();
@@ -80,9 +86,9 @@ impl BufferPool {
         match pooled {
             Some(mut buffer) => {
                 buffer.reserve(min_capacity);
-                buffer
+                (buffer, true)
             }
-            None => Vec::with_capacity(min_capacity),
+            None => (Vec::with_capacity(min_capacity), false),
         }
     }
 

@@ -8,10 +8,13 @@ use super::Batcher;
 use crate::messages::SealForMemory;
 
 impl Batcher {
-    /// Charges the open object's buffer (its capacity) to the budget, and tells the budget the
+    /// Charges the open object's buffer (its resident bytes) to the budget, and tells the budget the
     /// partition's open bytes (so the supervisor can pick the largest to seal).
     pub(super) fn account_open(&mut self) {
-        let capacity = self.open.as_ref().map_or(0, |open| open.encoder.capacity());
+        let capacity = self
+            .open
+            .as_ref()
+            .map_or(0, |open| open.encoder.resident_bytes());
         if capacity != self.open_memory.bytes() {
             self.open_memory.set(capacity);
             self.cx.memory.set_open(self.partition, capacity);

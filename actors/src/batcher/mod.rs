@@ -257,7 +257,7 @@ impl Batcher {
                     encoder.records(),
                     encoder.min_timestamp(),
                 );
-                let capacity = encoder.capacity();
+                let capacity = encoder.resident_bytes();
                 let (body, headers) = encoder.finish_with_headers();
                 // The buffer is the sealed object's now.
                 self.open_memory.set(0);

@@ -21,8 +21,8 @@
 //! starves. Meanwhile the supervisor seals the largest open objects early (seal reason `memory`)
 //! so that uploads can free memory ([`MemoryBudget::seal_candidates`]).
 //!
-//! Accounting is by capacity where it is known (an object's buffer, which a pooled buffer may
-//! make much larger than its content), so it follows what is resident, not only what is used.
+//! Accounting follows what is resident: a chunk's capacity, an object's content or, for a reused
+//! pooled buffer, its whole capacity (touched by earlier objects), idle pooled capacity.
 
 pub mod fetch;
 pub mod gauges;

@@ -8,7 +8,10 @@
 //! a queue just under its limit (`max.partition.fetch.bytes`). `fetch.max.bytes` bounds one fetch
 //! response (all partitions of one broker), which stays in memory while any of its records is
 //! queued. `queued.min.messages` also caps the record count, since librdkafka's per-record
-//! overhead dwarfs small records.
+//! overhead dwarfs small records. Queues this small fill often, and librdkafka waits
+//! `fetch.queue.backoff.ms` (1 s by default) before fetching again for a partition whose queue
+//! was full: that wait is cut to [`QUEUE_BACKOFF_MS`], or a busy partition would read about one
+//! queue per second.
 //!
 //! Values the user set in `source.properties` are kept; if they let librdkafka hold more than
 //! the share, [`Sizing::warnings`] says so (logged at start).
@@ -19,6 +22,9 @@ pub const QUEUED_MAX_KBYTES: &str = "queued.max.messages.kbytes";
 pub const QUEUED_MIN_MESSAGES: &str = "queued.min.messages";
 pub const MAX_PARTITION_FETCH_BYTES: &str = "max.partition.fetch.bytes";
 pub const FETCH_MAX_BYTES: &str = "fetch.max.bytes";
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "fetch.queue.backoff.ms";
+/// librdkafka's wait before fetching again for a partition whose queue was full.
+pub const QUEUE_BACKOFF_MS: usize = 10;
 /// librdkafka's alias of `max.partition.fetch.bytes`.
 const FETCH_MESSAGE_MAX_BYTES: &str = "fetch.message.max.bytes";
 /// `fetch.max.bytes` must be at least this (librdkafka refuses the config otherwise).
@@ -67,6 +73,7 @@ pub fn size(share: usize, partitions: usize, user: &BTreeMap<String, String>) ->
             QUEUED_MIN_MESSAGES,
             (per_partition / BYTES_PER_QUEUED_RECORD).max(1),
         ),
+        (FETCH_QUEUE_BACKOFF_MS, QUEUE_BACKOFF_MS),
     ];
     let mut sizing = Sizing {
         properties: Vec::new(),
