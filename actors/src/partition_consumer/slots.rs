@@ -11,9 +11,10 @@ use crate::error::ErrorCode;
 use crate::memory::fetch::SLOT_QUANTUM;
 use crate::memory::{Charge, Kind};
 
-/// A caught-up holder keeps its slot at least this long after taking it, so that one fetch
-/// (which waits up to librdkafka's `fetch.wait.max.ms`, 500 ms by default, for new records)
-/// had its chance: the cached high watermark is from before the pause until then.
+/// A caught-up holder that read nothing keeps its slot at least this long after taking it, so
+/// that one fetch (which waits up to librdkafka's `fetch.wait.max.ms`, 500 ms by default, for
+/// new records) had its chance: the cached high watermark is from before the pause until then.
+/// One that read records knows the high watermark from that fetch.
 const MIN_SLOT_HOLD: Duration = Duration::from_millis(600);
 
 impl PartitionConsumer {
@@ -88,7 +89,7 @@ impl PartitionConsumer {
         if !self.fetch_slot || self.fetch.is_none() || self.memory.fetch_waiting() == 0 {
             return;
         }
-        let caught_up = self.slot_since.elapsed() >= MIN_SLOT_HOLD
+        let caught_up = (self.slot_read > 0 || self.slot_since.elapsed() >= MIN_SLOT_HOLD)
             && self
                 .queue
                 .as_ref()
