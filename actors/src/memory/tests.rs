@@ -167,7 +167,7 @@ fn prefetch_is_sized_from_the_share_and_the_partition_count() {
     // 33,554 bytes per partition: half for the queue, half for a fetch on top.
     assert_eq!(get(prefetch::QUEUED_MAX_KBYTES), 16);
     assert_eq!(get(prefetch::MAX_PARTITION_FETCH_BYTES), 16_777);
-    assert_eq!(get(prefetch::FETCH_MAX_BYTES), 8 * MIB);
+    assert_eq!(get(prefetch::FETCH_MAX_BYTES), 32 * MIB);
     assert_eq!(get(prefetch::QUEUED_MIN_MESSAGES), 131);
     assert_eq!(get(prefetch::FETCH_QUEUE_BACKOFF_MS), 10);
     assert!(sizing.bound <= 32 * MIB, "{}", sizing.bound);
