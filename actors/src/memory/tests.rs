@@ -176,7 +176,7 @@ fn prefetch_is_sized_from_the_share_and_the_partition_count() {
     let six = prefetch::size(32 * MIB, 6, &none);
     assert!(six.bound <= 32 * MIB);
     // fetch.max.bytes never drops below message.max.bytes (librdkafka refuses that).
-    let tiny = prefetch::size(MIB, 6, &none);
+    let tiny = prefetch::size(MIB / 2, 6, &none);
     assert!(tiny
         .properties
         .contains(&(prefetch::FETCH_MAX_BYTES, "1000000".to_owned())));
