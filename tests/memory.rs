@@ -121,23 +121,19 @@ fn a_backlog_many_times_the_budget_drains_exactly_once_within_bounded_memory() {
                 )
             })
             .collect();
+            let waiting = |reason| {
+                sum(
+                    &samples,
+                    "kafka_oss_sink_memory_paused_partitions",
+                    &[("waiting_for", reason)],
+                )
+            };
             eprintln!(
-                "written={} rss={} MiB paused={} {}",
+                "written={} rss={} MiB waiting for memory={} for a fetch slot={} {}",
                 sum(&samples, "kafka_oss_sink_written_records_total", &[]),
                 proc_status_bytes(connector.pid(), "VmRSS") >> 20,
-                format!(
-                    "{}+{}",
-                    sum(
-                        &samples,
-                        "kafka_oss_sink_memory_paused_partitions",
-                        &[("waiting_for", "memory")]
-                    ),
-                    sum(
-                        &samples,
-                        "kafka_oss_sink_memory_paused_partitions",
-                        &[("waiting_for", "fetch_slot")]
-                    )
-                ),
+                waiting("memory"),
+                waiting("fetch_slot"),
                 kinds.join(" ")
             );
         }

@@ -3,14 +3,16 @@
 //!
 //! - Receives: `Records` (mailbox capacity `MAILBOX`, so a blocked batcher blocks its consumer),
 //!   `CaughtUp`, `UploadOutcome` from the uploaders, `Forwarded` from the error-topic producer,
-//!   `Drain`, `Resume`, `Stop`.
+//!   `SealForMemory` from the supervisor (seal now: the memory budget is used up), `Drain`,
+//!   `Resume`, `Stop`.
 //! - Sends: `SealedObject`s into the shared bounded upload queue (awaited inside `ctx.wait`: while
 //!   the queue is full the batcher takes no more records), and `ReportFailure` to the supervisor
 //!   for every record or object it cannot store (awaited: the supervisor answers with the
 //!   failure policy's disposition, and the batcher goes on, or holds, accordingly).
 //! - Owns: the open object's encoder and the partition's [`CommitTracker`]. When the contiguous
 //!   prefix of units is done, it stores that offset through the Kafka side's [`OffsetStore`]
-//!   (the driver thread commits stored offsets).
+//!   (the driver thread commits stored offsets). Charges its open object and each sealed
+//!   object to the memory budget (`batcher/memory.rs`).
 //! - Seals an object by the rules in [`roll`]; skips what is already in the bucket by
 //!   [`recovery`].
 //!
@@ -195,16 +197,6 @@ impl Batcher {
             reporting: false,
             open_memory: Charge::none(),
         }
-    }
-
-    /// Updates the buffered-bytes gauge (the open object plus the objects not yet stored) and
-    /// the open object's charge in the memory budget.
-    fn report_buffered(&mut self) {
-        let open = self.open.as_ref().map_or(0, |open| open.encoder.len());
-        self.metrics
-            .buffered_bytes
-            .set((open + self.in_flight_bytes) as f64);
-        self.account_open();
     }
 
     fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {

@@ -20,7 +20,7 @@
 //!   queue meanwhile, which stops fetching once that queue is full.
 //! - Fetches only while it holds one of the budget's fetch slots ([`crate::memory::fetch`]):
 //!   without one its partition is paused in librdkafka (and what its queue held is discarded,
-//!   to be fetched again from its position); see [`slots`].
+//!   to be fetched again from its position); see `partition_consumer/slots.rs`.
 //! - Compares each record's offset with the one expected (the committed offset at assignment,
 //!   then the offset after the last record read). A jump past offsets older than the partition's
 //!   log start means retention removed them before they were read (librdkafka then resets to the
@@ -103,8 +103,6 @@ impl PartitionConsumer {
         batcher: Addr<Batcher>,
         max_records: usize,
         metrics: Arc<PartitionMetrics>,
-        memory: MemoryBudget,
-        fetch: Option<Arc<dyn FetchControl>>,
     ) -> Self {
         PartitionConsumer {
             topic,
@@ -119,15 +117,23 @@ impl PartitionConsumer {
             unannounced: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
             metrics,
-            memory,
+            memory: MemoryBudget::unlimited(),
             waiter: None,
-            fetch,
+            fetch: None,
             fetch_slot: false,
             fetch_paused: false,
             discard_pending: false,
             slot_read: 0,
             slot_since: Instant::now(),
         }
+    }
+
+    /// Reads within `memory` (grants and fetch slots); `fetch` pauses and resumes the
+    /// partition's fetching for the slots (`None`: no slots).
+    pub fn within(mut self, memory: MemoryBudget, fetch: Option<Arc<dyn FetchControl>>) -> Self {
+        self.memory = memory;
+        self.fetch = fetch;
+        self
     }
 
     /// Copies what the queue holds now (up to the chunk limits and about `max_bytes`) into one

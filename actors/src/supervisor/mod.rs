@@ -8,8 +8,9 @@
 //!   error-topic producer, or the partition is held: its consumer and fetching pause and the
 //!   error is reported with its code; the other partitions keep running), `PartitionCommand`
 //!   (an operator's pause or resume), and `Shutdown` (drains everything).
-//! - Watches the memory budget ([`memory`]): publishes its gauges and, while partitions wait for
-//!   memory, sends `SealForMemory` to the batchers of the largest open objects.
+//! - Watches the memory budget (`supervisor/memory.rs`): publishes its gauges and, while
+//!   partitions wait for memory, sends `SealForMemory` to the batchers of the largest open
+//!   objects.
 //! - Writes every state change (RUNNING, FAILED with code, PAUSED, RESUMED) to the status topic
 //!   and the status board.
 //! - Never waits inside a handler (`ctx.wait`): batchers wait for its answers, also while a drain
@@ -184,9 +185,8 @@ impl PipelineSupervisor {
                 batcher_addr,
                 max_records,
                 metrics,
-                memory,
-                Some(fetch),
             )
+            .within(memory, Some(fetch))
         });
         if let Some(old) = self.partitions.insert(
             partition,
