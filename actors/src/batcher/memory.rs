@@ -18,8 +18,8 @@ impl Batcher {
         self.account_open();
     }
 
-    /// Charges the open object's buffer (its resident bytes) to the budget, and tells the budget the
-    /// partition's open bytes (so the supervisor can pick the largest to seal).
+    /// Charges the open object's buffer (its resident bytes) to the budget, and tells the budget
+    /// the partition's open bytes (so the supervisor can pick the largest to seal).
     fn account_open(&mut self) {
         let capacity = self
             .open
