@@ -36,8 +36,10 @@ pub fn create_consumer_within(
     prefetch_share: Option<usize>,
 ) -> Result<Arc<SinkConsumer>, KafkaSetupError> {
     let mut config = consumer_config(source);
+    let mut sized_for = 0;
     if let Some(share) = prefetch_share {
         let partitions = partition_count(source)?;
+        sized_for = partitions;
         let sizing = prefetch::size(share, partitions, &source.client_properties.0);
         for (key, value) in &sizing.properties {
             config.set(*key, value);
@@ -65,6 +67,10 @@ pub fn create_consumer_within(
             .map_err(KafkaSetupError::Client)?,
     );
     consumer.context().set_consumer(&consumer);
+    consumer
+        .context()
+        .sized_for_partitions
+        .store(sized_for, std::sync::atomic::Ordering::Release);
 
     let metadata = consumer
         .fetch_metadata(Some(&source.topic), Duration::from_secs(15))

@@ -102,6 +102,8 @@ pub struct SinkContext {
     pub(super) pause_after_assign: std::sync::Mutex<Duration>,
     /// Set when wiring: gets librdkafka's pre-fetch estimate from the statistics.
     memory: OnceLock<crate::memory::MemoryBudget>,
+    /// The topic's partition count the pre-fetch queues were sized for (0: not sized).
+    pub(super) sized_for_partitions: std::sync::atomic::AtomicUsize,
 }
 
 impl SinkContext {
@@ -123,6 +125,7 @@ impl SinkContext {
             pause_after_assign: Default::default(),
             status,
             memory: OnceLock::new(),
+            sized_for_partitions: Default::default(),
         }
     }
 
@@ -136,7 +139,13 @@ impl SinkContext {
     }
 
     /// The budget whose prefetch estimate the statistics update. Called once, when wiring.
+    /// Its fetch slots are limited to the partition count the queues were sized for: with more
+    /// partitions later, as many fetch at once as the sizing allowed for.
     pub fn set_memory(&self, memory: crate::memory::MemoryBudget) {
+        let partitions = self.sized_for_partitions.load(Ordering::Acquire);
+        if partitions > 0 {
+            memory.limit_fetch_slots(partitions);
+        }
         let _ = self.memory.set(memory);
     }
 

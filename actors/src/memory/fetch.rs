@@ -8,7 +8,8 @@
 //! queue. A holder gives its slot up (and is paused again, its queued records discarded, to be
 //! fetched again from its position) once it has read its queue empty and is caught up or has
 //! read [`SLOT_QUANTUM`] bytes, and only while others wait: with fewer partitions than slots,
-//! nothing is ever paused.
+//! nothing is ever paused. The slots are also at most the partition count librdkafka's queues
+//! were sized for at start, so partitions added later do not take the pre-fetch past its share.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;

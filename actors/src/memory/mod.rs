@@ -369,6 +369,13 @@ impl MemoryBudget {
         }
     }
 
+    /// At most `partitions` fetch slots (at least [`fetch::MIN_SLOTS`]): librdkafka's queues
+    /// were sized for that many partitions' share each.
+    pub fn limit_fetch_slots(&self, partitions: usize) {
+        let mut slots = self.lock_fetch();
+        slots.slots = slots.slots.min(partitions).max(fetch::MIN_SLOTS);
+    }
+
     /// Partitions waiting for a fetch slot.
     pub fn fetch_waiting(&self) -> usize {
         self.lock_fetch().waiting.len()

@@ -250,6 +250,15 @@ fn fetch_slots_are_taken_in_turn_and_passed_on_when_given_up() {
 }
 
 #[test]
+fn fetch_slots_are_at_most_the_partitions_the_queues_were_sized_for() {
+    let budget = MemoryBudget::new(128 * MIB); // 32 slots of 1 MiB
+    budget.limit_fetch_slots(6);
+    assert_eq!(budget.snapshot().fetch_slots, 6);
+    budget.limit_fetch_slots(2);
+    assert_eq!(budget.snapshot().fetch_slots, 4, "never fewer than four");
+}
+
+#[test]
 fn there_are_never_fewer_than_four_fetch_slots() {
     let budget = MemoryBudget::new(MIB);
     let waiters: Vec<_> = (0..4).map(|p| counting_waiter(&budget, p)).collect();
