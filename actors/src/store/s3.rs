@@ -315,7 +315,11 @@ impl S3Store {
         prefix: &str,
         start_after: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        let objects = list_objects(&self.client, &self.bucket, prefix, start_after)
+        // A prefix ending in `/` is a folder (a partition's objects): only the keys directly in
+        // it. The connector writes nothing deeper, and a store that walks its whole tree for a
+        // listing (s3s-fs) then skips the other partitions' folders.
+        let delimiter = prefix.ends_with('/').then_some("/");
+        let objects = list_objects_in(&self.client, &self.bucket, prefix, start_after, delimiter)
             .await
             .map_err(|error| self.classify(error))?;
         Ok(objects
@@ -490,6 +494,18 @@ pub async fn list_objects(
     prefix: &str,
     start_after: Option<&str>,
 ) -> Result<Vec<Object>, SdkError<ListObjectsV2Error, HttpResponse>> {
+    list_objects_in(client, bucket, prefix, start_after, None).await
+}
+
+/// [`list_objects`], with a `delimiter`: keys with it after the prefix are left out (they are
+/// rolled up into common prefixes, which are not returned).
+pub async fn list_objects_in(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    delimiter: Option<&str>,
+) -> Result<Vec<Object>, SdkError<ListObjectsV2Error, HttpResponse>> {
     let mut objects = Vec::new();
     let mut token = None;
     loop {
@@ -498,6 +514,7 @@ pub async fn list_objects(
             .bucket(bucket)
             .prefix(prefix)
             .set_start_after(start_after.map(str::to_owned))
+            .set_delimiter(delimiter.map(str::to_owned))
             .set_continuation_token(token)
             .send()
             .await?;
