@@ -314,11 +314,8 @@ impl S3Store {
         &self,
         prefix: &str,
         start_after: Option<&str>,
+        delimiter: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        // A prefix ending in `/` is a folder (a partition's objects): only the keys directly in
-        // it. The connector writes nothing deeper, and a store that walks its whole tree for a
-        // listing (s3s-fs) then skips the other partitions' folders.
-        let delimiter = prefix.ends_with('/').then_some("/");
         let objects = list_objects_in(&self.client, &self.bucket, prefix, start_after, delimiter)
             .await
             .map_err(|error| self.classify(error))?;
@@ -383,7 +380,15 @@ impl ObjectStore for S3Store {
         prefix: &'a str,
         start_after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        self.list_keys(prefix, start_after).boxed()
+        self.list_keys(prefix, start_after, None).boxed()
+    }
+
+    fn list_folder<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.list_keys(prefix, start_after, Some("/")).boxed()
     }
 }
 
