@@ -7,6 +7,7 @@
 //! foreign objects, and 3 when it cannot read the bucket, the topic or the error topics.
 
 mod admin;
+mod allocator;
 mod config;
 mod logging;
 mod partition_command;
@@ -139,6 +140,7 @@ enum LogFormat {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, probe } => check(&config, probe),

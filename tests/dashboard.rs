@@ -26,6 +26,8 @@ fn dashboard_queries_cover_the_key_metrics() {
         "kafka_oss_sink_partition_state",
         "kafka_oss_sink_buffered_bytes",
         "kafka_oss_sink_written_records_total",
+        "kafka_oss_sink_memory_used_bytes",
+        "kafka_oss_sink_memory_paused_partitions",
     ] {
         assert!(
             used.contains(wanted),

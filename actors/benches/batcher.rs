@@ -89,6 +89,7 @@ fn bench_batcher(c: &mut Criterion) {
                         buffers: BufferPool::new(),
                         cancel: Default::default(),
                         in_flight: Default::default(),
+                        memory: kafka_oss_sink_actors::memory::MemoryBudget::unlimited(),
                     };
                     let batcher = Batcher::new(
                         context,

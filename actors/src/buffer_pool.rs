@@ -6,25 +6,42 @@
 //! a few megabytes was a fresh allocation that the kernel had to map, zero and fault in page by
 //! page, and unmap again on free (with 1 KiB values, about a sixth of the connector's CPU).
 //!
-//! Bounded: at most `MAX_IDLE_BUFFERS` idle buffers and `MAX_IDLE_BYTES` of idle capacity are
-//! kept; anything more is freed, so a past backlog does not pin its memory for good.
+//! Bounded: at most `MAX_IDLE_BUFFERS` idle buffers and `MAX_IDLE_BYTES` of idle capacity (an
+//! eighth of the memory budget's buffer share if that is less) are kept; anything more is freed,
+//! so a past backlog does not pin its memory for good. Idle capacity is charged to the budget
+//! (kind `pooled`).
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+
+use crate::memory::{Charge, Kind, MemoryBudget};
 
 /// Idle buffers kept, at most.
 const MAX_IDLE_BUFFERS: usize = 16;
 /// Idle capacity kept, at most (bytes).
 const MAX_IDLE_BYTES: usize = 64 << 20;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct BufferPool(Arc<Mutex<Idle>>);
 
-#[derive(Default)]
 struct Idle {
     buffers: Vec<Vec<u8>>,
     bytes: usize,
+    max_bytes: usize,
+    /// The idle capacity in the memory budget.
+    charge: Charge,
+}
+
+impl Default for BufferPool {
+    fn default() -> Self {
+        BufferPool(Arc::new(Mutex::new(Idle {
+            buffers: Vec::new(),
+            bytes: 0,
+            max_bytes: MAX_IDLE_BYTES,
+            charge: Charge::none(),
+        })))
+    }
 }
 
 impl BufferPool {
@@ -32,22 +49,46 @@ impl BufferPool {
         Self::default()
     }
 
+    /// A pool whose idle buffers are charged to `budget` and take at most an eighth of its
+    /// buffer share.
+    pub fn within(budget: &MemoryBudget) -> Self {
+        let pool = Self::default();
+        {
+            let mut idle = pool.lock();
+            idle.max_bytes = MAX_IDLE_BYTES.min(budget.buffer_share() / 8);
+            idle.charge = budget.charge(Kind::Pooled, 0);
+        }
+        pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// An empty buffer: a pooled one if any (grown to `min_capacity` if smaller), else a new one.
     pub fn take(&self, min_capacity: usize) -> Vec<u8> {
+        self.take_tracked(min_capacity).0
+    }
+
+    /// Like [`take`](Self::take); also says whether the buffer was pooled (its memory is then
+    /// resident already, up to its capacity).
+    pub fn take_tracked(&self, min_capacity: usize) -> (Vec<u8>, bool) {
         let pooled = {
-            let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.lock();
             let buffer = idle.buffers.pop();
             if let Some(buffer) = &buffer {
                 idle.bytes -= buffer.capacity();
+                let bytes = idle.bytes;
+                idle.charge.set(bytes);
             }
             buffer
         };
         match pooled {
             Some(mut buffer) => {
                 buffer.reserve(min_capacity);
-                buffer
+                (buffer, true)
             }
-            None => Vec::with_capacity(min_capacity),
+            None => (Vec::with_capacity(min_capacity), false),
         }
     }
 
@@ -61,17 +102,19 @@ impl BufferPool {
 
     fn put(&self, mut buffer: Vec<u8>) {
         let capacity = buffer.capacity();
-        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.buffers.len() < MAX_IDLE_BUFFERS && idle.bytes + capacity <= MAX_IDLE_BYTES {
+        let mut idle = self.lock();
+        if idle.buffers.len() < MAX_IDLE_BUFFERS && idle.bytes + capacity <= idle.max_bytes {
             buffer.clear();
             idle.bytes += capacity;
             idle.buffers.push(buffer);
+            let bytes = idle.bytes;
+            idle.charge.set(bytes);
         }
     }
 
     /// Idle buffers and their total capacity (for tests).
     pub fn idle(&self) -> (usize, usize) {
-        let idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = self.lock();
         (idle.buffers.len(), idle.bytes)
     }
 }

@@ -96,6 +96,8 @@ pub struct ObjectEncoder {
     headers: HeaderSidecar,
     /// Where the buffer comes from and goes back to once the body is dropped.
     pool: Option<BufferPool>,
+    /// The capacity of a reused (pooled) buffer: memory that is resident already.
+    reused: usize,
 }
 
 impl ObjectEncoder {
@@ -105,7 +107,11 @@ impl ObjectEncoder {
 
     /// Writes into a buffer of `pool`; the finished body returns it there when dropped.
     pub fn pooled(topic: &str, partition: i32, capacity: usize, pool: &BufferPool) -> Self {
-        Self::with_buffer(topic, partition, pool.take(capacity), Some(pool.clone()))
+        let (buf, reused) = pool.take_tracked(capacity);
+        let reused = if reused { buf.capacity() } else { 0 };
+        let mut encoder = Self::with_buffer(topic, partition, buf, Some(pool.clone()));
+        encoder.reused = reused;
+        encoder
     }
 
     fn with_buffer(
@@ -130,6 +136,7 @@ impl ObjectEncoder {
             before_last_record: None,
             headers: HeaderSidecar::default(),
             pool,
+            reused: 0,
         }
     }
 
@@ -223,6 +230,13 @@ impl ObjectEncoder {
 
     pub fn records(&self) -> usize {
         self.records
+    }
+
+    /// Resident bytes of the object's buffer, as far as known: what it holds, or a reused
+    /// buffer's whole capacity (touched by its earlier objects). A fresh buffer's capacity beyond
+    /// its length is not resident until written.
+    pub fn resident_bytes(&self) -> usize {
+        self.buf.len().max(self.reused)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -23,6 +23,12 @@
 //! partition queues; librdkafka stops fetching a partition whose pre-fetch queue is full. The
 //! driver thread keeps polling the main queue, so the member stays in the group.
 //!
+//! # Memory
+//! One budget ([`memory::MemoryBudget`], `memory.max_bytes`) bounds the sum over all partitions:
+//! librdkafka's pre-fetch is sized from its share (and only so many partitions fetch at once),
+//! consumers read only with a grant from the rest, and when that is used up the largest open
+//! objects are sealed early so that uploads free memory.
+//!
 //! # Offsets and commits
 //! An object's offsets become committable only when it and every object sealed before it are in
 //! the bucket ([`commit::CommitTracker`]). The batcher stores that offset; the driver thread
@@ -50,6 +56,7 @@ pub mod encode;
 pub mod error;
 pub mod error_topics;
 pub mod kafka;
+pub mod memory;
 pub mod messages;
 pub mod metadata;
 pub mod metrics;

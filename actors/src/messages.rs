@@ -138,6 +138,8 @@ pub struct SealedObject {
     /// Set when the partition's assignment ended: the object is not attempted (again), since
     /// nobody would commit it and a late object could overlap the partition's new owner's.
     pub cancel: CancelFlag,
+    /// The body's bytes in the memory budget (sealed, then uploading), released with the object.
+    pub memory: crate::memory::Charge,
 }
 
 impl std::fmt::Debug for SealedObject {
@@ -205,6 +207,13 @@ pub struct Stop;
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Pause;
+
+/// Seal the open object now: the memory budget is used up and uploads must free some (seal
+/// reason `memory`). Sent by the supervisor with `do_send`, at most one queued per batcher (the
+/// budget marks the partition as asked until the batcher handled it).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct SealForMemory;
 
 /// Go on after a [`Pause`] (consumer) or a failure (batcher: held objects are uploaded again,
 /// the held record is reported again as resumed past, then the held records are processed).

@@ -50,6 +50,14 @@ pub const ORPHANED_UPLOADS_ABORTED: &str = "kafka_oss_sink_orphaned_uploads_abor
 /// The [`STORE_CAPABILITY`] check of listing incomplete multipart uploads: set by the start-up
 /// probe and again whenever a partition's sweep lists them (or is refused).
 pub const LIST_UPLOADS_CHECK: &str = "list uploads";
+/// `memory.max_bytes` and its shares (`share`: total, prefetch, buffers).
+pub const MEMORY_BUDGET: &str = "kafka_oss_sink_memory_budget_bytes";
+/// Bytes of the budget in use, by `kind` (prefetch is librdkafka's, estimated).
+pub const MEMORY_USED: &str = "kafka_oss_sink_memory_used_bytes";
+/// Partitions waiting for memory before they read on.
+pub const MEMORY_PAUSED_PARTITIONS: &str = "kafka_oss_sink_memory_paused_partitions";
+/// Partitions that may fetch at once.
+pub const MEMORY_FETCH_SLOTS: &str = "kafka_oss_sink_memory_fetch_slots";
 
 /// Every metric name, with its Prometheus type.
 pub const ALL: &[(&str, &str)] = &[
@@ -77,6 +85,10 @@ pub const ALL: &[(&str, &str)] = &[
     (RESIDENT_MEMORY, "gauge"),
     (STORE_CAPABILITY, "gauge"),
     (ORPHANED_UPLOADS_ABORTED, "counter"),
+    (MEMORY_BUDGET, "gauge"),
+    (MEMORY_USED, "gauge"),
+    (MEMORY_PAUSED_PARTITIONS, "gauge"),
+    (MEMORY_FETCH_SLOTS, "gauge"),
 ];
 
 /// Histogram buckets (upper bounds), by metric. The exporter renders these as Prometheus
@@ -128,6 +140,7 @@ pub const SEAL_REASONS: &[&str] = &[
     "record_error",
     "recovered",
     "caught_up",
+    "memory",
 ];
 
 /// Error codes pre-registered with zero in [`RETRIES`], so the series exist before the first retry.
@@ -238,6 +251,21 @@ pub fn describe() {
         Unit::Count,
         "Incomplete multipart uploads of earlier owners of the partition aborted at its assignment"
     );
+    describe_gauge!(
+        MEMORY_BUDGET,
+        Unit::Bytes,
+        "memory.max_bytes, and its prefetch and buffer shares"
+    );
+    describe_gauge!(
+        MEMORY_USED,
+        Unit::Bytes,
+        "Bytes of the memory budget in use, by kind (prefetch: librdkafka's queues, estimated)"
+    );
+    describe_gauge!(
+        MEMORY_PAUSED_PARTITIONS,
+        "Partitions waiting before they read on, for memory or for a fetch slot"
+    );
+    describe_gauge!(MEMORY_FETCH_SLOTS, "Partitions that may fetch at once");
     for reason in RETRY_REASONS {
         metrics::counter!(RETRIES, "reason" => reason.as_str()).absolute(0);
     }

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use crate::memory::Charge;
+
 /// Where a record's key or value lives in the chunk's arena; `None` for a null key or value.
 pub type Slot = Option<Range<u32>>;
 
@@ -34,6 +36,8 @@ pub struct RecordChunk {
     arena: Vec<u8>,
     records: Vec<RecordMeta>,
     headers: Vec<HeaderMeta>,
+    /// The chunk's bytes in the memory budget, released with the chunk.
+    charge: Charge,
 }
 
 impl RecordChunk {
@@ -42,7 +46,21 @@ impl RecordChunk {
             arena: Vec::with_capacity(bytes),
             records: Vec::with_capacity(records),
             headers: Vec::new(),
+            charge: Charge::none(),
         }
+    }
+
+    /// Memory the chunk holds: its arena and record table (capacities).
+    pub fn memory_bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.records.capacity() * std::mem::size_of::<RecordMeta>()
+            + self.headers.capacity() * std::mem::size_of::<HeaderMeta>()
+    }
+
+    /// Counts the chunk in the memory budget with `charge` (set to its size), until dropped.
+    pub fn hold(&mut self, mut charge: Charge) {
+        charge.set(self.memory_bytes());
+        self.charge = charge;
     }
 
     /// Appends a record, copying its key and value into the arena.

@@ -16,6 +16,9 @@ pub struct PipelineSettings {
     pub source: SourceSettings,
     pub sink: SinkSettings,
     pub batching: RollPolicy,
+    /// `memory.max_bytes`: the budget for all record data the process holds
+    /// ([`crate::memory::MemoryBudget`]).
+    pub memory_max_bytes: usize,
     /// How long a graceful shutdown or a revocation may take to upload what is buffered.
     pub drain_timeout: Duration,
     pub failure: FailureSettings,

@@ -79,7 +79,8 @@ impl Actor for Uploader {
 }
 
 impl StreamHandler<SealedObject> for Uploader {
-    fn handle(&mut self, object: SealedObject, ctx: &mut Self::Context) {
+    fn handle(&mut self, mut object: SealedObject, ctx: &mut Self::Context) {
+        object.memory.move_to(crate::memory::Kind::Uploading);
         let store = self.store.clone();
         let (initial, max, attempts) = (self.initial_backoff, self.max_backoff, self.max_attempts);
         let id = self.id;
@@ -362,6 +363,7 @@ mod tests {
                 metrics: PartitionMetrics::new("t", 0),
                 reply: self.reply.clone(),
                 cancel: Default::default(),
+                memory: crate::memory::Charge::none(),
             }
         }
     }

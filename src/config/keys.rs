@@ -146,6 +146,8 @@ pub(super) const KEYS: &[&Key] = &[
     &BATCHING_MAX_BYTES,
     &BATCHING_MAX_INTERVAL_MS,
     &BATCHING_SEAL_WHEN_CAUGHT_UP,
+    &MEMORY,
+    &MEMORY_MAX_BYTES,
     &FAILURE,
     &FAILURE_POLICY,
     &FAILURE_MAX_VALUE_BYTES,
@@ -370,6 +372,26 @@ pub(super) const BATCHING_SEAL_WHEN_CAUGHT_UP: Key = Key {
     path: "batching.seal_when_caught_up",
     kind: Kind::Bool { default: true },
 };
+
+// ---------------------------------------------------------------------------------------------
+// [memory]: one budget for the record data the process holds.
+
+/// The memory budget.
+pub(super) const MEMORY: Key = Key {
+    path: "memory",
+    kind: optional_section(),
+};
+/// Bytes of record data held at once: librdkafka's pre-fetch, chunks, open, sealed and
+/// uploading objects, pooled buffers. At least `MEMORY_MIN_OBJECTS` of the largest object
+/// (checked by the walker against `batching.max_bytes` and `sink.part_size_bytes`).
+pub(super) const MEMORY_MAX_BYTES: Key = Key {
+    path: "memory.max_bytes",
+    kind: int(128 * MIB, 16 * MIB, 1024 * GIB),
+};
+/// `memory.max_bytes` must hold this many of the largest object (`batching.max_bytes`) or part
+/// (`sink.part_size_bytes`): the buffer share (three quarters) then holds an object being
+/// uploaded, one sealed and one filling.
+pub(super) const MEMORY_MIN_OBJECTS: i64 = 4;
 
 // ---------------------------------------------------------------------------------------------
 // [failure]: the product page's "Failure Handling Policy".

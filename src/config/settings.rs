@@ -24,6 +24,7 @@ pub(super) fn pipeline(
         source: source(values),
         sink: sink(values, credentials),
         batching: batching(values),
+        memory_max_bytes: values.size(&MEMORY_MAX_BYTES),
         drain_timeout: values.millis(&DRAIN_TIMEOUT_MS),
         failure: failure(values),
         resources: resources(values),

@@ -29,6 +29,7 @@ pub(super) fn walk(table: Table) -> Result<Values, Vec<ConfigError>> {
         walker.section(path, table);
     }
     walker.check_drain_below_poll_interval();
+    walker.check_memory_holds_objects();
     if walker.errors.is_empty() {
         Ok(walker.values)
     } else {
@@ -192,6 +193,39 @@ impl Walker {
                  group; lower it or raise \"{MAX_POLL_INTERVAL}\", got {drain}"
             );
             self.error(&keys::DRAIN_TIMEOUT_MS, message);
+        }
+    }
+
+    /// `memory.max_bytes` must hold a few of the largest objects (or multipart parts): an object
+    /// larger than the budget's buffer share could never be built. Skipped if a value is invalid.
+    fn check_memory_holds_objects(&mut self) {
+        let int = |key| match self.values.get(key) {
+            Some(Setting::Int(value)) => Some(*value),
+            _ => None,
+        };
+        let (Some(budget), Some(object), Some(part)) = (
+            int(&keys::MEMORY_MAX_BYTES),
+            int(&keys::BATCHING_MAX_BYTES),
+            int(&keys::SINK_PART_SIZE_BYTES),
+        ) else {
+            return;
+        };
+        let (largest, key) = if object >= part {
+            (object, &keys::BATCHING_MAX_BYTES)
+        } else {
+            (part, &keys::SINK_PART_SIZE_BYTES)
+        };
+        let needed = largest.saturating_mul(keys::MEMORY_MIN_OBJECTS);
+        if budget < needed {
+            let message = format!(
+                "must be at least {needed} ({} x `{}`, {largest}): three quarters of the budget \
+                 hold the objects being filled, sealed and uploaded; raise it or lower `{}`, got \
+                 {budget}",
+                keys::MEMORY_MIN_OBJECTS,
+                key.path,
+                key.path
+            );
+            self.error(&keys::MEMORY_MAX_BYTES, message);
         }
     }
 

@@ -236,7 +236,7 @@ impl Batcher {
             }
             let mut delay = FIRST_RETRY_DELAY;
             loop {
-                match store.list(&prefix, Some(&start_after)).await {
+                match store.list_folder(&prefix, Some(&start_after)).await {
                     Ok(keys) => {
                         return Recovery::from_keys(&prefix, keys.iter().map(String::as_str))
                     }

@@ -3,14 +3,16 @@
 //!
 //! - Receives: `Records` (mailbox capacity `MAILBOX`, so a blocked batcher blocks its consumer),
 //!   `CaughtUp`, `UploadOutcome` from the uploaders, `Forwarded` from the error-topic producer,
-//!   `Drain`, `Resume`, `Stop`.
+//!   `SealForMemory` from the supervisor (seal now: the memory budget is used up), `Drain`,
+//!   `Resume`, `Stop`.
 //! - Sends: `SealedObject`s into the shared bounded upload queue (awaited inside `ctx.wait`: while
 //!   the queue is full the batcher takes no more records), and `ReportFailure` to the supervisor
 //!   for every record or object it cannot store (awaited: the supervisor answers with the
 //!   failure policy's disposition, and the batcher goes on, or holds, accordingly).
 //! - Owns: the open object's encoder and the partition's [`CommitTracker`]. When the contiguous
 //!   prefix of units is done, it stores that offset through the Kafka side's [`OffsetStore`]
-//!   (the driver thread commits stored offsets).
+//!   (the driver thread commits stored offsets). Charges its open object and each sealed
+//!   object to the memory budget (`batcher/memory.rs`).
 //! - Seals an object by the rules in [`roll`]; skips what is already in the bucket by
 //!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left (`orphans`).
 //!
@@ -22,6 +24,7 @@
 
 mod failures;
 mod listing;
+mod memory;
 pub(crate) mod orphans;
 mod process;
 pub mod recovery;
@@ -42,6 +45,7 @@ use crate::commit::{CommitTracker, UnitId};
 use crate::encode::{ObjectEncoder, RecordError};
 use crate::error::ErrorCode;
 use crate::kafka::OffsetStore;
+use crate::memory::{Charge, Kind, MemoryBudget};
 use crate::messages::{
     CancelFlag, CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop,
     UploadOutcome, UploadsInFlight,
@@ -87,6 +91,8 @@ pub struct BatcherContext {
     /// The partition's upload attempts in flight in this process, earlier assignments'
     /// included: recovery lists the bucket once they ended.
     pub in_flight: UploadsInFlight,
+    /// The process's memory budget: open objects and sealed ones are charged to it.
+    pub memory: MemoryBudget,
 }
 
 /// The object being built and the commit unit it belongs to.
@@ -162,6 +168,8 @@ pub struct Batcher {
     reporting: bool,
     /// Aborts what earlier owners left of their multipart uploads ([`orphans`]).
     orphans: orphans::OrphanSweep,
+    /// The open object's buffer in the memory budget.
+    open_memory: Charge,
 }
 
 impl Batcher {
@@ -194,15 +202,8 @@ impl Batcher {
             behind: None,
             reporting: false,
             orphans: orphans::OrphanSweep::new(),
+            open_memory: Charge::none(),
         }
-    }
-
-    /// Updates the buffered-bytes gauge: the open object plus the objects not yet stored.
-    fn report_buffered(&self) {
-        let open = self.open.as_ref().map_or(0, |open| open.encoder.len());
-        self.metrics
-            .buffered_bytes
-            .set((open + self.in_flight_bytes) as f64);
     }
 
     fn open_object(&mut self, ctx: &mut Context<Self>) -> &mut OpenObject {
@@ -255,7 +256,12 @@ impl Batcher {
                     encoder.records(),
                     encoder.min_timestamp(),
                 );
+                let capacity = encoder.resident_bytes();
                 let (body, headers) = encoder.finish_with_headers();
+                // The buffer is the sealed object's now.
+                self.open_memory.set(0);
+                self.cx.memory.set_open(self.partition, 0);
+                let memory = self.cx.memory.charge(Kind::Sealed, capacity);
                 self.metrics.sealed(reason.label());
                 self.in_flight_bytes += body.len();
                 debug!(topic = %self.cx.topic, partition = self.partition, first, last, records, bytes = body.len(), ?reason, "object sealed");
@@ -299,6 +305,7 @@ impl Batcher {
                     metrics: self.metrics.clone(),
                     reply: ctx.address().recipient(),
                     cancel: self.cx.cancel.clone(),
+                    memory,
                 };
                 if self.refused_units.contains(&unit) {
                     self.drop_object(object, "a record it covers is in no topic");
@@ -407,6 +414,11 @@ impl Actor for Batcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX);
+        self.open_memory = self.cx.memory.charge(Kind::Open, 0);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.cx.memory.set_open(self.partition, 0);
     }
 }
 

@@ -17,6 +17,8 @@ pub enum SealReason {
     Recovered,
     /// The partition caught up after a backlog.
     CaughtUp,
+    /// The memory budget is used up: the largest open objects are sealed early.
+    Memory,
 }
 
 impl SealReason {
@@ -31,6 +33,7 @@ impl SealReason {
             SealReason::RecordError => "record_error",
             SealReason::Recovered => "recovered",
             SealReason::CaughtUp => "caught_up",
+            SealReason::Memory => "memory",
         }
     }
 }

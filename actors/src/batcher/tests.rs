@@ -139,6 +139,7 @@ fn start_with(
         buffers: BufferPool::new(),
         cancel: Default::default(),
         in_flight: Default::default(),
+        memory: crate::memory::MemoryBudget::unlimited(),
     };
     let batcher = Batcher::new(
         cx,

@@ -103,6 +103,10 @@ pub struct SinkContext {
     /// fetching), to show that no record can reach the consumer queue meanwhile.
     #[cfg(test)]
     pub(super) pause_after_assign: std::sync::Mutex<Duration>,
+    /// Set when wiring: gets librdkafka's pre-fetch estimate from the statistics.
+    memory: OnceLock<crate::memory::MemoryBudget>,
+    /// The topic's partition count the pre-fetch queues were sized for (0: not sized).
+    pub(super) sized_for_partitions: std::sync::atomic::AtomicUsize,
 }
 
 impl SinkContext {
@@ -125,6 +129,8 @@ impl SinkContext {
             #[cfg(test)]
             pause_after_assign: Default::default(),
             status,
+            memory: OnceLock::new(),
+            sized_for_partitions: Default::default(),
         }
     }
 
@@ -135,6 +141,17 @@ impl SinkContext {
     /// Called once, right after the consumer is created.
     pub(super) fn set_consumer(&self, consumer: &Arc<SinkConsumer>) {
         let _ = self.consumer.set(Arc::downgrade(consumer));
+    }
+
+    /// The budget whose prefetch estimate the statistics update. Called once, when wiring.
+    /// Its fetch slots are limited to the partition count the queues were sized for: with more
+    /// partitions later, as many fetch at once as the sizing allowed for.
+    pub fn set_memory(&self, memory: crate::memory::MemoryBudget) {
+        let partitions = self.sized_for_partitions.load(Ordering::Acquire);
+        if partitions > 0 {
+            memory.limit_fetch_slots(partitions);
+        }
+        let _ = self.memory.set(memory);
     }
 
     /// Called once, before subscribing.
@@ -168,6 +185,14 @@ impl SinkContext {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
+        if let Some(memory) = self.memory.get() {
+            let queued: u64 = topic
+                .partitions
+                .values()
+                .map(|stats| stats.fetchq_size)
+                .sum();
+            memory.set_prefetch_estimate(queued as usize);
+        }
         for (partition, stats) in &topic.partitions {
             if *partition < 0 {
                 continue; // librdkafka's internal "unassigned" partition

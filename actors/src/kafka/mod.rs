@@ -48,7 +48,7 @@ use crate::error::ErrorCode;
 
 pub use assignment::Assignment;
 pub use client_config::{consumer_base_config, consumer_config, producer_config};
-pub use consumer::{create_consumer, subscribe, SinkConsumer};
+pub use consumer::{create_consumer, create_consumer_within, subscribe, SinkConsumer};
 pub use context::{AssignedPartition, KafkaEvent, SinkContext};
 pub use driver::Driver;
 pub use offsets::{AssignedOffsets, FetchControl, OffsetStore};

@@ -95,8 +95,16 @@ pub async fn start(
     let source = settings.source.clone();
     let (drain_timeout, attempt_timeout) = (settings.drain_timeout, settings.sink.request_timeout);
     let kafka_status = status.clone();
+    let prefetch_share =
+        crate::memory::MemoryBudget::new(settings.memory_max_bytes).prefetch_share();
     let consumer = tokio::task::spawn_blocking(move || {
-        kafka::create_consumer(&source, drain_timeout, attempt_timeout, kafka_status)
+        kafka::create_consumer_within(
+            &source,
+            drain_timeout,
+            attempt_timeout,
+            kafka_status,
+            Some(prefetch_share),
+        )
     })
     .await
     .expect("consumer setup does not panic")

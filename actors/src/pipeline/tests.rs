@@ -98,6 +98,7 @@ pub(crate) fn settings(
             max_interval: Duration::from_millis(200),
             seal_when_caught_up: true,
         },
+        memory_max_bytes: 128 << 20,
         drain_timeout: Duration::from_secs(5),
         failure: FailureSettings {
             policy: FailurePolicy::Log,

@@ -12,6 +12,7 @@ use crate::buffer_pool::BufferPool;
 use crate::error::State;
 use crate::error_topics::ErrorTopicProducer;
 use crate::kafka::{SinkConsumer, StatusChange, StatusTopic};
+use crate::memory::MemoryBudget;
 use crate::settings::PipelineSettings;
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
@@ -95,6 +96,8 @@ pub fn wire(
         });
     }));
 
+    let memory = MemoryBudget::new(settings.memory_max_bytes);
+    rdkafka::consumer::Consumer::context(&*consumer).set_memory(memory.clone());
     let supervisor = PipelineSupervisor::create(|ctx| {
         let batcher_context = BatcherContext {
             topic: Arc::from(settings.source.topic.as_str()),
@@ -106,10 +109,11 @@ pub fn wire(
             upload_queue: upload_tx,
             store,
             supervisor: ctx.address().recipient(),
-            buffers: BufferPool::new(),
+            buffers: BufferPool::within(&memory),
             // Replaced per partition by its assignment's flag.
             cancel: Default::default(),
             in_flight: Default::default(),
+            memory,
         };
         PipelineSupervisor::new(SupervisorContext {
             batcher_context,

@@ -66,6 +66,17 @@ pub trait ObjectStore: Send + Sync + 'static {
         start_after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
+    /// Like [`list`](Self::list), for a folder (`prefix` ends with `/`) whose keys hold no
+    /// further `/` (a partition's objects): a store may leave deeper keys out (S3 lists with
+    /// delimiter `/`, which spares a store that walks its whole tree for a listing, s3s-fs, the
+    /// other partitions' folders).
+    fn list_folder<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.list(prefix, start_after)
+    }
     /// Incomplete multipart uploads of keys under `prefix` (S3: ListMultipartUploads, every
     /// page), except the ones this store is running itself: what a crashed or fenced writer left
     /// behind, or a writer elsewhere is still sending. Stores that cannot list them answer 501

@@ -352,8 +352,9 @@ impl S3Store {
         &self,
         prefix: &str,
         start_after: Option<&str>,
+        delimiter: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        let objects = list_objects(&self.client, &self.bucket, prefix, start_after)
+        let objects = list_objects_in(&self.client, &self.bucket, prefix, start_after, delimiter)
             .await
             .map_err(|error| self.classify(error))?;
         Ok(objects
@@ -478,7 +479,15 @@ impl ObjectStore for S3Store {
         prefix: &'a str,
         start_after: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        self.list_keys(prefix, start_after).boxed()
+        self.list_keys(prefix, start_after, None).boxed()
+    }
+
+    fn list_folder<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.list_keys(prefix, start_after, Some("/")).boxed()
     }
 
     fn list_uploads<'a>(
@@ -604,6 +613,18 @@ pub async fn list_objects(
     prefix: &str,
     start_after: Option<&str>,
 ) -> Result<Vec<Object>, SdkError<ListObjectsV2Error, HttpResponse>> {
+    list_objects_in(client, bucket, prefix, start_after, None).await
+}
+
+/// [`list_objects`], with a `delimiter`: keys with it after the prefix are left out (they are
+/// rolled up into common prefixes, which are not returned).
+pub async fn list_objects_in(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    delimiter: Option<&str>,
+) -> Result<Vec<Object>, SdkError<ListObjectsV2Error, HttpResponse>> {
     let mut objects = Vec::new();
     let mut token = None;
     loop {
@@ -612,6 +633,7 @@ pub async fn list_objects(
             .bucket(bucket)
             .prefix(prefix)
             .set_start_after(start_after.map(str::to_owned))
+            .set_delimiter(delimiter.map(str::to_owned))
             .set_continuation_token(token)
             .send()
             .await?;

@@ -8,6 +8,9 @@
 //!   error-topic producer, or the partition is held: its consumer and fetching pause and the
 //!   error is reported with its code; the other partitions keep running), `PartitionCommand`
 //!   (an operator's pause or resume), and `Shutdown` (drains everything).
+//! - Watches the memory budget (`supervisor/memory.rs`): publishes its gauges and, while
+//!   partitions wait for memory, sends `SealForMemory` to the batchers of the largest open
+//!   objects.
 //! - Writes every state change (RUNNING, FAILED with code, PAUSED, RESUMED) to the status topic
 //!   and the status board.
 //! - Never waits inside a handler (`ctx.wait`): batchers wait for its answers, also while a drain
@@ -15,6 +18,7 @@
 //!   are stopped anyway, the partition's assignment ends (its uploads stop, its offset stores
 //!   are refused) and nothing past the last stored object is committed.
 
+mod memory;
 pub mod policy;
 
 use std::collections::BTreeMap;
@@ -40,6 +44,7 @@ use crate::metrics::{self, PartitionMetrics};
 use crate::partition_consumer::PartitionConsumer;
 use crate::settings::FailurePolicy;
 use crate::status::StatusBoard;
+pub use memory::MEMORY_WATCH_INTERVAL;
 use policy::{Disposition, FailureKind};
 
 /// The state of one assigned partition.
@@ -170,6 +175,8 @@ impl PipelineSupervisor {
         let topic = self.topic().clone();
         let batcher_addr = batcher.clone();
         let max_records = self.cx.batcher_context.policy.max_records;
+        let memory = self.cx.batcher_context.memory.clone();
+        let fetch = self.cx.fetch.clone();
         let partition_consumer = PartitionConsumer::start_in_arbiter(arbiter, move |_| {
             PartitionConsumer::new(
                 topic,
@@ -180,6 +187,7 @@ impl PipelineSupervisor {
                 max_records,
                 metrics,
             )
+            .within(memory, Some(fetch))
         });
         if let Some(old) = self.partitions.insert(
             partition,
@@ -318,8 +326,12 @@ impl PipelineSupervisor {
         if was_failed {
             handle.batcher.do_send(Resume);
         }
-        handle.consumer.do_send(Resume);
+        // Fetching first: the consumer pauses it again if it has no fetch slot.
         self.set_fetching(partition, true);
+        let Some(handle) = self.partitions.get(&partition) else {
+            return;
+        };
+        handle.consumer.do_send(Resume);
         self.cx.status_topic.report(&StatusChange {
             state: State::Resumed,
             partition: Some((&topic, partition)),
@@ -334,6 +346,10 @@ impl PipelineSupervisor {
 
 impl Actor for PipelineSupervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.watch_memory(ctx);
+    }
 }
 
 impl Handler<KafkaEvent> for PipelineSupervisor {

@@ -14,6 +14,13 @@
 //!   and the last record read is at the partition's high watermark, once per catch-up.
 //! - Per poll it copies up to `CHUNK_RECORDS` records / `CHUNK_BYTES` bytes into one
 //!   [`RecordChunk`]: one message and two allocations per chunk, none per record.
+//! - Reads only with a grant of the memory budget ([`MemoryBudget::admit`]), at most that many
+//!   bytes, and the chunk holds the grant until it is dropped. Without one it waits in the
+//!   budget's queue and is woken (`Wake`) when memory frees up; its records wait in librdkafka's
+//!   queue meanwhile, which stops fetching once that queue is full.
+//! - Fetches only while it holds one of the budget's fetch slots ([`crate::memory::fetch`]):
+//!   without one its partition is paused in librdkafka (and what its queue held is discarded,
+//!   to be fetched again from its position); see `partition_consumer/slots.rs`.
 //! - Compares each record's offset with the one expected (the committed offset at assignment,
 //!   then the offset after the last record read). A jump past offsets older than the partition's
 //!   log start means retention removed them before they were read (librdkafka then resets to the
@@ -23,16 +30,19 @@
 //!   of the same partition shares librdkafka's fetch queue, and its records are not this
 //!   actor's.
 
+mod slots;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tracing::{debug, error, warn};
 
 use crate::batcher::Batcher;
 use crate::error::ErrorCode;
-use crate::kafka::PartitionQueue;
+use crate::kafka::{FetchControl, PartitionQueue};
+use crate::memory::{Charge, MemoryBudget, Waiter};
 use crate::messages::{CaughtUp, Drain, DrainReport, Pause, Records, Resume, Stop};
 use crate::metrics::PartitionMetrics;
 use crate::record::RecordChunk;
@@ -68,6 +78,20 @@ pub struct PartitionConsumer {
     /// Bytes per chunk are capped at the smaller of this and `CHUNK_BYTES`.
     chunk_records: usize,
     metrics: Arc<PartitionMetrics>,
+    memory: MemoryBudget,
+    /// Its place in the budget's queues; set when the actor starts.
+    waiter: Option<Arc<Waiter>>,
+    /// Pauses and resumes the partition's fetching for fetch slots; `None`: no slots (tests).
+    fetch: Option<Arc<dyn FetchControl>>,
+    /// Holds a fetch slot.
+    fetch_slot: bool,
+    /// Paused in librdkafka for want of a fetch slot.
+    fetch_paused: bool,
+    /// The queue still holds records fetched before the pause: read (librdkafka drops them).
+    discard_pending: bool,
+    /// Bytes read since the fetch slot was taken, and when.
+    slot_read: usize,
+    slot_since: Instant,
 }
 
 impl PartitionConsumer {
@@ -93,15 +117,33 @@ impl PartitionConsumer {
             unannounced: false,
             chunk_records: max_records.clamp(1, CHUNK_RECORDS),
             metrics,
+            memory: MemoryBudget::unlimited(),
+            waiter: None,
+            fetch: None,
+            fetch_slot: false,
+            fetch_paused: false,
+            discard_pending: false,
+            slot_read: 0,
+            slot_since: Instant::now(),
         }
     }
 
-    /// Copies what the queue holds now (up to the chunk limits) into one chunk.
-    fn poll_chunk(&mut self) -> Polled {
+    /// Reads within `memory` (grants and fetch slots); `fetch` pauses and resumes the
+    /// partition's fetching for the slots (`None`: no slots).
+    pub fn within(mut self, memory: MemoryBudget, fetch: Option<Arc<dyn FetchControl>>) -> Self {
+        self.memory = memory;
+        self.fetch = fetch;
+        self
+    }
+
+    /// Copies what the queue holds now (up to the chunk limits and about `max_bytes`) into one
+    /// chunk.
+    fn poll_chunk(&mut self, max_bytes: usize) -> Polled {
         // Sized like the previous chunk: a busy partition's chunks are alike, and growing a
         // chunk by doubling copies it again and again.
         let (records, bytes) = self.last_chunk;
-        let mut chunk = RecordChunk::with_capacity(records.max(64), bytes);
+        let max_bytes = max_bytes.clamp(1, CHUNK_BYTES);
+        let mut chunk = RecordChunk::with_capacity(records.max(64), bytes.min(max_bytes));
         let Some(queue) = &self.queue else {
             return Polled {
                 chunk,
@@ -119,7 +161,7 @@ impl PartitionConsumer {
         let mut expected = self.next_offset;
         let mut jumps = Vec::new();
         // Checked between batches: one batch may take the chunk past `CHUNK_BYTES`.
-        while chunk.len() < chunk_records && chunk.payload_bytes() < CHUNK_BYTES {
+        while chunk.len() < chunk_records && chunk.payload_bytes() < max_bytes {
             let outcome = queue.read(
                 chunk_records - chunk.len(),
                 |record| {
@@ -229,6 +271,18 @@ impl Actor for PartitionConsumer {
     fn started(&mut self, ctx: &mut Self::Context) {
         let weak = ctx.address().downgrade();
         let wake_queued = self.wake_queued.clone();
+        let wake = {
+            let (weak, wake_queued) = (weak.clone(), wake_queued.clone());
+            move || {
+                if !wake_queued.swap(true, Ordering::AcqRel) {
+                    if let Some(addr) = weak.upgrade() {
+                        addr.do_send(Wake);
+                    }
+                }
+            }
+        };
+        // Called by the budget when memory frees up; coalesced like the non-empty callback.
+        self.waiter = Some(self.memory.waiter(self.partition, wake));
         if let Some(queue) = &mut self.queue {
             // Runs on a librdkafka thread: keep it tiny. At most one Wake is ever queued, so
             // `do_send` cannot grow the mailbox.
@@ -247,6 +301,8 @@ impl Actor for PartitionConsumer {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.queue = None;
+        self.leave_memory_queue();
+        self.leave_fetch_slot();
         debug!(topic = %self.topic, partition = self.partition, "partition consumer stopped");
     }
 }
@@ -256,17 +312,39 @@ impl Handler<Wake> for PartitionConsumer {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.wake_queued.store(false, Ordering::Release);
-        if self.sending || self.paused {
+        if self.sending || self.paused || self.queue.is_none() {
             return;
         }
+        if !self.hold_fetch_slot(ctx) {
+            // Queued for a fetch slot: woken when one is free.
+            return;
+        }
+        let Some(grant) = self.grant() else {
+            // Queued for memory: woken when it frees up.
+            return;
+        };
+        let polled = self.poll_chunk(grant.bytes());
+        self.slot_read += polled.chunk.payload_bytes();
+        if !polled.more {
+            self.maybe_yield_fetch_slot();
+        }
+        self.send(polled, grant, ctx);
+    }
+}
+
+impl PartitionConsumer {
+    /// Hands what a poll read to the batcher (holding `grant` for it), then polls again if the
+    /// queue had more.
+    fn send(&mut self, polled: Polled, grant: Charge, ctx: &mut Context<Self>) {
         let Polled {
-            chunk,
+            mut chunk,
             more,
             caught_up,
-        } = self.poll_chunk();
+        } = polled;
         if chunk.is_empty() && !caught_up {
             return;
         }
+        chunk.hold(grant);
         self.metrics.consumed_records.increment(chunk.len() as u64);
         self.metrics
             .consumed_bytes
@@ -289,7 +367,7 @@ impl Handler<Wake> for PartitionConsumer {
             if result.is_err() {
                 warn!(topic = %actor.topic, partition = actor.partition, "batcher gone; partition consumer stops");
                 ctx.stop();
-            } else if more {
+            } else if more || actor.discard_pending {
                 ctx.notify(Wake);
             }
         }));
@@ -301,6 +379,8 @@ impl Handler<Drain> for PartitionConsumer {
 
     fn handle(&mut self, drain: Drain, _ctx: &mut Self::Context) -> Self::Result {
         self.queue = None;
+        self.leave_memory_queue();
+        self.leave_fetch_slot();
         let batcher = self.batcher.clone();
         let partition = self.partition;
         Box::pin(async move {
@@ -317,6 +397,11 @@ impl Handler<Pause> for PartitionConsumer {
 
     fn handle(&mut self, _: Pause, _ctx: &mut Self::Context) {
         self.paused = true;
+        // A paused consumer reads nothing: its turn for memory and its fetch slot go to others.
+        // (The supervisor paused its fetching.)
+        self.leave_memory_queue();
+        self.leave_fetch_slot();
+        self.fetch_paused = true;
     }
 }
 
@@ -325,6 +410,8 @@ impl Handler<Resume> for PartitionConsumer {
 
     fn handle(&mut self, _: Resume, ctx: &mut Self::Context) {
         self.paused = false;
+        // The supervisor resumed its fetching: without a slot it is paused again.
+        self.fetch_paused = false;
         ctx.notify(Wake);
     }
 }

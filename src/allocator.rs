@@ -1,0 +1,43 @@
+//! glibc malloc settings for a long-running process with many threads.
+//!
+//! glibc gives each thread that contends for the heap an arena of its own (up to 8 per core),
+//! and memory freed into an arena stays resident for that arena. Records are allocated on the
+//! consumer threads and freed on others, object buffers on the partition threads and freed
+//! after upload: with a backlog over 1,000 partitions, peak RSS ran about 90 MiB above what the
+//! memory budget counted (343 MiB with a 128 MiB budget). Two arenas brought it to 256 MiB at the
+//! same drain rate on 2 cores. Set before any thread starts; `MALLOC_ARENA_MAX` in the
+//! environment still wins.
+//!
+//! A thread also hands free memory back to the kernel every [`TRIM_INTERVAL`] (`malloc_trim`):
+//! glibc returns only the top of an arena on its own, so a past burst (a backlog drained over
+//! many partitions) otherwise stays resident after the memory budget counted it free.
+
+/// Limits glibc to [`ARENAS`] malloc arenas unless `MALLOC_ARENA_MAX` is set.
+pub fn configure() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+        }
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let _ = std::thread::Builder::new()
+        .name("malloc-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(TRIM_INTERVAL);
+            // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        });
+}
+
+/// How often free memory is handed back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Arenas kept: enough that the partition and upload threads rarely wait for each other's
+/// allocations on the machines measured (2 cores), few enough that freed memory is reused.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENAS: libc::c_int = 2;
