@@ -45,10 +45,7 @@ fn run_promtool(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "promtool {args:?} failed:\n{text}"
-    );
+    assert!(output.status.success(), "promtool {args:?} failed:\n{text}");
     text
 }
 
@@ -78,7 +75,10 @@ fn prometheus_config_with_the_rules_is_valid() {
     let out = run_promtool(&["check", "config", "prometheus.yml"]);
     // check config also loads and checks the rule files it names: the alerts must be among them.
     assert!(out.contains("Checking alerts.yml"), "{out}");
-    assert!(out.contains(&format!("{} rules found", rules().len())), "{out}");
+    assert!(
+        out.contains(&format!("{} rules found", rules().len())),
+        "{out}"
+    );
 }
 
 /// The list of alerts is all there, and each rule fires in a test case of its own.
@@ -86,7 +86,12 @@ fn prometheus_config_with_the_rules_is_valid() {
 fn every_alert_is_shipped_and_tested() {
     let names: BTreeSet<String> = rules()
         .iter()
-        .map(|rule| rule["alert"].as_str().expect("alerting rules only").to_owned())
+        .map(|rule| {
+            rule["alert"]
+                .as_str()
+                .expect("alerting rules only")
+                .to_owned()
+        })
         .collect();
     for wanted in [
         "KafkaOssSinkLagGrowing",
@@ -113,7 +118,10 @@ fn every_alert_is_shipped_and_tested() {
     }
     for name in &names {
         assert!(fired.contains(name), "no test case where {name} fires");
-        assert!(quiet.contains(name), "no test case where {name} stays quiet");
+        assert!(
+            quiet.contains(name),
+            "no test case where {name} stays quiet"
+        );
     }
 }
 

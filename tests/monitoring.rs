@@ -703,10 +703,7 @@ fn prometheus_scrapes_the_connector_with_the_shipped_config() {
     let answer: Value = serde_json::from_str(&body).unwrap();
     let rules = answer["data"]["groups"][0]["rules"].as_array().unwrap();
     assert!(rules.len() >= 7, "{body}");
-    assert!(
-        rules.iter().all(|rule| rule["health"] != "err"),
-        "{body}"
-    );
+    assert!(rules.iter().all(|rule| rule["health"] != "err"), "{body}");
     // Per-partition series are there too.
     let query = format!("kafka_oss_sink_written_records_total{{topic=\"{topic}\"}}");
     let (_, body) = http_get(&listen, &format!("/api/v1/query?query={}", encode(&query))).unwrap();
