@@ -293,7 +293,7 @@ fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
         .filter_map(|line| line.split_once('='))
         .filter(|(k, _)| k.trim() == key)
         .map(|(_, v)| v.trim())
-        .last()
+        .next_back()
 }
 
 #[test]
