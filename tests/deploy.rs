@@ -72,7 +72,13 @@ fn configmap_config() -> (PathBuf, toml::Table) {
     let text = configmap["data"]["connector.toml"]
         .as_str()
         .expect("connector.toml in the ConfigMap");
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deploy-configmap.toml");
+    // One file per test thread: the tests run in parallel.
+    let thread = format!("{:?}", std::thread::current().id());
+    let file = format!(
+        "deploy-configmap-{}.toml",
+        thread.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
     std::fs::write(&path, text).unwrap();
     let config = effective_config(&path);
     (path, config)
