@@ -93,10 +93,11 @@ install_stack() {
 }
 
 # install_prometheus: the monitoring end-to-end test scrapes the connector with a real Prometheus
-# (Debian's package, /usr/bin/prometheus). Installed with apt-get when missing; PROMETHEUS_BIN
-# points the tests at another binary.
+# (Debian's package, /usr/bin/prometheus); tests/alerts.rs runs its promtool on the alerting rules.
+# Installed with apt-get when missing; PROMETHEUS_BIN and PROMTOOL_BIN point the tests at others.
 install_prometheus() {
-  if [ -n "${PROMETHEUS_BIN:-}" ] || command -v prometheus >/dev/null 2>&1; then
+  if { [ -n "${PROMETHEUS_BIN:-}" ] || command -v prometheus >/dev/null 2>&1; } &&
+    { [ -n "${PROMTOOL_BIN:-}" ] || command -v promtool >/dev/null 2>&1; }; then
     return 0
   fi
   log "installing Debian's prometheus package (once)"

@@ -9,6 +9,7 @@
 mod admin;
 mod allocator;
 mod config;
+mod import_connect;
 mod logging;
 mod partition_command;
 mod reconcile;
@@ -109,6 +110,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the config equivalent to a Kafka Connect S3 sink config (Confluent's
+    /// S3SinkConnector, the JSON posted to Connect's REST API), with what cannot be mapped.
+    ImportConnect {
+        /// The connector's JSON: `{"name": .., "config": {..}}` or the bare config map.
+        file: PathBuf,
+    },
 }
 
 /// The process's exit codes (README "Running it").
@@ -144,6 +151,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, probe } => check(&config, probe),
+        Command::ImportConnect { file } => import_connect(&file),
         Command::Run { config } => run(&config, cli.log_format),
         Command::Resume { config, partition } => partition_command(&config, partition, "resume"),
         Command::Pause { config, partition } => partition_command(&config, partition, "pause"),
@@ -169,6 +177,37 @@ fn main() -> ExitCode {
                 json,
             },
         ),
+    }
+}
+
+fn import_connect(path: &std::path::Path) -> ExitCode {
+    let imported = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|json| import_connect::import(&json, &config::accepts_key));
+    match imported {
+        Ok(imported) => {
+            print!("{}", imported.toml);
+            if !imported.pending.is_empty() {
+                eprintln!(
+                    "{} key(s) written as comments, they need format support: {}",
+                    imported.pending.len(),
+                    imported.pending.join(", ")
+                );
+            }
+            if !imported.unmapped.is_empty() {
+                let keys: Vec<&str> = imported.unmapped.iter().map(|(k, _)| k.as_str()).collect();
+                eprintln!(
+                    "{} Connect key(s) not mapped (reasons at the end of the output): {}",
+                    keys.len(),
+                    keys.join(", ")
+                );
+            }
+            Exit::Clean.into()
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Exit::Invalid.into()
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Monitoring end-to-end tests: the admin server (`/metrics`, `/healthz`, `/readyz`, `/status`)
 //! of a connector running against a real broker (tansu) and a real S3 server (s3s-fs), the
 //! shipped Grafana dashboard against a live scrape, and a real Prometheus scraping the connector
-//! with the shipped `grafana/prometheus.yml`. The dashboard checks that need no connector are in
-//! `tests/dashboard.rs`.
+//! with the shipped `grafana/prometheus.yml` and its alerting rules. The dashboard checks that
+//! need no connector are in `tests/dashboard.rs`, the alerting rules' unit tests in
+//! `tests/alerts.rs`.
 
 mod support;
 
@@ -644,6 +645,12 @@ fn prometheus_scrapes_the_connector_with_the_shipped_config() {
     std::fs::create_dir_all(&dir).unwrap();
     let config_file = dir.join("prometheus.yml");
     std::fs::write(&config_file, shipped.replace("127.0.0.1:9464", &admin)).unwrap();
+    // The config loads the alerting rules from beside it.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/alerts.yml"),
+        dir.join("alerts.yml"),
+    )
+    .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -691,6 +698,12 @@ fn prometheus_scrapes_the_connector_with_the_shipped_config() {
     let active = &targets["data"]["activeTargets"][0];
     assert_eq!(active["health"], "up", "{body}");
     assert_eq!(active["labels"]["job"], "kafka-oss-sink", "{body}");
+    // The shipped alerting rules are loaded and evaluated without errors.
+    let (_, body) = http_get(&listen, "/api/v1/rules").unwrap();
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let rules = answer["data"]["groups"][0]["rules"].as_array().unwrap();
+    assert!(rules.len() >= 7, "{body}");
+    assert!(rules.iter().all(|rule| rule["health"] != "err"), "{body}");
     // Per-partition series are there too.
     let query = format!("kafka_oss_sink_written_records_total{{topic=\"{topic}\"}}");
     let (_, body) = http_get(&listen, &format!("/api/v1/query?query={}", encode(&query))).unwrap();

@@ -107,6 +107,12 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
         .map_err(ConfigErrors)
 }
 
+/// Whether the config file has the key `path` (`sink.bucket`, `format.type`). `import-connect`
+/// writes keys that are not there yet as comments, so that its output stays valid.
+pub fn accepts_key(path: &str) -> bool {
+    keys::KEYS.iter().any(|key| key.path == path)
+}
+
 /// A TOML syntax error as one line with its position. Only toml's description is used, never
 /// the offending line itself: that line might hold a secret.
 fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
