@@ -64,6 +64,9 @@ pub struct Stack {
     pub secret: String,
     /// tansu keeps its data in `tansu.db` in `dir` ([`Stack::start_sqlite`]), not in memory.
     sqlite: bool,
+    /// [`Stack::start_broker`] starts tansu with `--authentication` (SASL/SCRAM-SHA-512 for the
+    /// users of [`Stack::create_user`]; tests/README.md).
+    pub authentication: bool,
     /// Runs the async S3 and Kafka admin calls of the helpers.
     pub(super) runtime: tokio::runtime::Runtime,
 }
@@ -109,6 +112,7 @@ impl Stack {
             dir,
             secret,
             sqlite: false,
+            authentication: false,
             runtime,
         }
     }
@@ -133,7 +137,7 @@ impl Stack {
         } else {
             "memory://tansu/"
         };
-        let mut broker = spawn_tansu_on(&self.dir, self.kafka_port, storage);
+        let mut broker = spawn_tansu_on(&self.dir, self.kafka_port, storage, self.authentication);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.kafka_port)).is_err() {
             if let Ok(Some(status)) = broker.try_wait() {
@@ -159,6 +163,18 @@ impl Stack {
         let _ = self.s3.wait();
         self.s3 = spawn_s3s(&self.s3s_bin, self.s3_port, secret, &self.dir);
         wait_port(self.s3_port, "s3s-fs");
+    }
+
+    /// Creates a SASL user (tansu stores SCRAM credentials for it). On a broker without
+    /// `--authentication`: the admin commands cannot authenticate.
+    pub fn create_user(&self, name: &str, password: &str) {
+        let status = Command::new(tansu_bin("memory://"))
+            .args(["user", "create", name, password])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.kafka_port)])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "creating user {name}");
     }
 
     /// Kills the broker (the connector sees it as unreachable).
@@ -243,7 +259,7 @@ fn spawn_tansu(dir: &Path) -> (Child, u16) {
 
 /// tansu on `port` with `storage` (a relative `sqlite://` path is taken from `dir`), appending
 /// to `broker.log`.
-fn spawn_tansu_on(dir: &Path, port: u16, storage: &str) -> Child {
+fn spawn_tansu_on(dir: &Path, port: u16, storage: &str, authentication: bool) -> Child {
     let listener = format!("tcp://127.0.0.1:{port}");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -254,6 +270,7 @@ fn spawn_tansu_on(dir: &Path, port: u16, storage: &str) -> Child {
         .args(["broker", "--listener-url", &listener])
         .args(["--advertised-listener-url", &listener])
         .args(["--storage-engine", storage])
+        .args(authentication.then_some("--authentication"))
         .current_dir(dir)
         .stdout(log.try_clone().unwrap())
         .stderr(log)

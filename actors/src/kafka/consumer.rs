@@ -77,11 +77,7 @@ pub fn create_consumer_within(
 
     let metadata = consumer
         .fetch_metadata(Some(&source.topic), Duration::from_secs(15))
-        .map_err(|error| KafkaSetupError::Metadata {
-            topic: source.topic.clone(),
-            servers: source.bootstrap_servers.clone(),
-            error: Box::new(error),
-        })?;
+        .map_err(|error| KafkaSetupError::metadata(source, error))?;
     status.set_broker(Ok(()));
     let found = metadata.topics().iter().any(|topic| {
         topic.name() == source.topic && topic.error().is_none() && !topic.partitions().is_empty()
@@ -102,11 +98,7 @@ fn partition_count(source: &SourceSettings) -> Result<usize, KafkaSetupError> {
         .map_err(KafkaSetupError::Client)?;
     let metadata = client
         .fetch_metadata(Some(&source.topic), Duration::from_secs(15))
-        .map_err(|error| KafkaSetupError::Metadata {
-            topic: source.topic.clone(),
-            servers: source.bootstrap_servers.clone(),
-            error: Box::new(error),
-        })?;
+        .map_err(|error| KafkaSetupError::metadata(source, error))?;
     Ok(metadata
         .topics()
         .iter()

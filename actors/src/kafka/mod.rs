@@ -78,11 +78,13 @@ pub const REVOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs
 pub enum KafkaSetupError {
     #[error("kafka client configuration rejected: {0}")]
     Client(#[source] KafkaError),
-    #[error("cannot read metadata of topic `{topic}` from {servers}: {error}")]
+    #[error("cannot read metadata of topic `{topic}` from {servers}: {error}{hint}")]
     Metadata {
         topic: String,
         servers: String,
         error: Box<KafkaError>,
+        /// What else the failure may mean, given the client's settings (or empty).
+        hint: String,
     },
     #[error("topic `{topic}` does not exist on {servers}")]
     TopicMissing { topic: String, servers: String },
@@ -91,6 +93,36 @@ pub enum KafkaSetupError {
 }
 
 impl KafkaSetupError {
+    /// A failed metadata request. With SASL configured, it may be a refused authentication:
+    /// some brokers (tansu) close the connection instead of answering the SASL handshake with
+    /// an error, which librdkafka reports as a transport failure. Names the user, never the
+    /// password.
+    pub fn metadata(source: &crate::settings::SourceSettings, error: KafkaError) -> Self {
+        let properties = &source.client_properties.0;
+        let protocol = properties
+            .get("security.protocol")
+            .map(|p| p.to_ascii_uppercase())
+            .unwrap_or_default();
+        let hint =
+            if protocol.starts_with("SASL") {
+                format!(
+                "; with SASL (`security.protocol` {protocol}, `sasl.mechanism` {}, user `{}`) a \
+                 refused user or password can also end like this: check `sasl.username` and \
+                 `sasl.password`",
+                properties.get("sasl.mechanism").map_or("GSSAPI", String::as_str),
+                properties.get("sasl.username").map_or("", String::as_str),
+            )
+            } else {
+                String::new()
+            };
+        KafkaSetupError::Metadata {
+            topic: source.topic.clone(),
+            servers: source.bootstrap_servers.clone(),
+            error: Box::new(error),
+            hint,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             KafkaSetupError::Client(_) => ErrorCode::KafkaConfig,
