@@ -12,7 +12,7 @@
 //! | `GET /connectors/{name}/config` | The effective config, secrets redacted, as a flat map of key → string. |
 //! | `PUT /connectors/{name}/pause` | Pauses every RUNNING partition; `202`. |
 //! | `PUT /connectors/{name}/resume` | Resumes every PAUSED or FAILED partition; `202`. |
-//! | `POST /connectors/{name}/tasks/{id}/restart` | Resumes partition `id` (a FAILED one from its committed offset); `204`, or `409` with why not. |
+//! | `POST /connectors/{name}/tasks/{id}/restart` | Resumes partition `id` like `POST /partitions/{id}/resume` (a FAILED one from its committed offset, its held record to the dead-letter topic); `204` (also for a RUNNING one, which stays as it is), or `409` with why not. |
 //!
 //! Errors have Connect's shape, `{"error_code": 404, "message": ...}`. Not served, because the
 //! process is the connector and its file is its config: `POST /connectors`, `PUT
