@@ -106,7 +106,7 @@ fn connect_routes_show_the_partitions_as_tasks_and_act_on_them() {
             } else {
                 format!("v{i}").into_bytes()
             };
-            (partition as i32, None, Some(value))
+            (partition, None, Some(value))
         })
         .collect();
     stack.produce_one_per_batch(&topic, &records);

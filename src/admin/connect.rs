@@ -28,7 +28,7 @@ use actors::messages::PartitionAction;
 use actors::status::PartitionStatus;
 use serde_json::{json, Value};
 
-use super::{authorize, AdminState};
+use super::{refuse_unauthorized, AdminState};
 
 /// The Connect routes.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -170,12 +170,12 @@ pub fn flat_config(redacted_toml: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// Checks the name in the path; Connect's 404 otherwise.
-fn known(state: &AdminState, name: &str) -> Result<(), HttpResponse> {
+/// Connect's 404 when the name in the path is not this connector's.
+fn refuse_unknown(state: &AdminState, name: &str) -> Option<HttpResponse> {
     if name == state.connector_name {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::NOT_FOUND,
             format!("Connector {name} not found"),
         ))
@@ -204,14 +204,14 @@ async fn list(state: web::Data<AdminState>, request: HttpRequest) -> HttpRespons
 }
 
 async fn info(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
-    if let Err(response) = known(&state, &name) {
+    if let Some(response) = refuse_unknown(&state, &name) {
         return response;
     }
     HttpResponse::Ok().json(info_json(&state))
 }
 
 async fn status(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
-    if let Err(response) = known(&state, &name) {
+    if let Some(response) = refuse_unknown(&state, &name) {
         return response;
     }
     HttpResponse::Ok().json(status_json(&state))
@@ -219,7 +219,7 @@ async fn status(state: web::Data<AdminState>, name: web::Path<String>) -> HttpRe
 
 async fn task_status(state: web::Data<AdminState>, path: web::Path<(String, i32)>) -> HttpResponse {
     let (name, task) = path.into_inner();
-    if let Err(response) = known(&state, &name) {
+    if let Some(response) = refuse_unknown(&state, &name) {
         return response;
     }
     match state.status.partition(task) {
@@ -236,7 +236,7 @@ fn unknown_task(name: &str, task: i32) -> HttpResponse {
 }
 
 async fn config_map(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
-    if let Err(response) = known(&state, &name) {
+    if let Some(response) = refuse_unknown(&state, &name) {
         return response;
     }
     HttpResponse::Ok().json(&*state.config)
@@ -266,10 +266,10 @@ async fn every_partition(
     name: &str,
     action: PartitionAction,
 ) -> HttpResponse {
-    if let Err(response) = authorize(state, request) {
+    if let Some(response) = refuse_unauthorized(state, request) {
         return response;
     }
-    if let Err(response) = known(state, name) {
+    if let Some(response) = refuse_unknown(state, name) {
         return response;
     }
     let Some(commands) = state.commands.get() else {
@@ -289,11 +289,11 @@ async fn restart(
     request: HttpRequest,
     path: web::Path<(String, i32)>,
 ) -> HttpResponse {
-    if let Err(response) = authorize(&state, &request) {
+    if let Some(response) = refuse_unauthorized(&state, &request) {
         return response;
     }
     let (name, task) = path.into_inner();
-    if let Err(response) = known(&state, &name) {
+    if let Some(response) = refuse_unknown(&state, &name) {
         return response;
     }
     if state.status.partition(task).is_none() {

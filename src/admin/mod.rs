@@ -12,7 +12,7 @@
 //!
 //! Routes that change something (pause, resume, restart) need `Authorization: Bearer <token>`
 //! when `admin.token_file` is set, which the config requires for a non-loopback address; any
-//! other request to them gets `401` and changes nothing ([`authorize`]).
+//! other request to them gets `401` and changes nothing ([`refuse_unauthorized`]).
 //!
 //! Nothing served here can contain a secret: the metrics carry topic, partition, code and reason
 //! labels only, the status holds error messages whose types never print credentials, the config
@@ -95,13 +95,11 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// `Ok` when the request may change something: no token is configured, or it carries
+/// `None` when the request may change something: no token is configured, or it carries
 /// `Authorization: Bearer <token>`. Otherwise the `401` to answer; nothing of what was
 /// presented is echoed or logged.
-pub fn authorize(state: &AdminState, request: &HttpRequest) -> Result<(), HttpResponse> {
-    let Some(token) = &state.token else {
-        return Ok(());
-    };
+pub fn refuse_unauthorized(state: &AdminState, request: &HttpRequest) -> Option<HttpResponse> {
+    let token = state.token.as_ref()?;
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -111,8 +109,8 @@ pub fn authorize(state: &AdminState, request: &HttpRequest) -> Result<(), HttpRe
             scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
         });
     match presented {
-        Some(presented) if token.matches(presented) => Ok(()),
-        _ => Err(HttpResponse::Unauthorized()
+        Some(presented) if token.matches(presented) => None,
+        _ => Some(HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
             .json(serde_json::json!({
                 "error_code": 401,
@@ -153,7 +151,7 @@ async fn pause(
     request: HttpRequest,
     partition: web::Path<i32>,
 ) -> HttpResponse {
-    if let Err(response) = authorize(&state, &request) {
+    if let Some(response) = refuse_unauthorized(&state, &request) {
         return response;
     }
     command(&state, partition.into_inner(), PartitionAction::Pause).await
@@ -164,7 +162,7 @@ async fn resume(
     request: HttpRequest,
     partition: web::Path<i32>,
 ) -> HttpResponse {
-    if let Err(response) = authorize(&state, &request) {
+    if let Some(response) = refuse_unauthorized(&state, &request) {
         return response;
     }
     command(&state, partition.into_inner(), PartitionAction::Resume).await
