@@ -355,6 +355,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pipeline_failure_is_kept_with_its_reason() {
+        let board = StatusBoard::new("t");
+        assert_eq!(board.failure(), None);
+        board.set_failed("fatal consumer error: x");
+        assert_eq!(board.failure().as_deref(), Some("fatal consumer error: x"));
+    }
+
+    #[test]
     fn readiness_needs_partitions_broker_and_bucket() {
         let board = StatusBoard::new("t");
         assert_eq!(board.readiness().unwrap_err().len(), 3);
