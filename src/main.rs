@@ -260,7 +260,18 @@ fn partition_command(path: &std::path::Path, partition: i32, action: &str) -> Ex
         eprintln!("error: admin.enabled is false in {}: the connector has no admin address to send the command to", path.display());
         return Exit::Invalid.into();
     };
-    match partition_command::send(address, partition, action) {
+    let token = match config
+        .admin_token_file()
+        .map(|path| read_token(&path))
+        .transpose()
+    {
+        Ok(token) => token,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Exit::Invalid.into();
+        }
+    };
+    match partition_command::send(address, partition, action, token.as_ref()) {
         Ok(answer) => {
             println!("{answer}");
             Exit::Clean.into()
@@ -387,7 +398,18 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
         "starting"
     );
     let admin_address = config.admin_address();
+    let admin_token = match admin_address.and(config.admin_token_file()) {
+        Some(path) => match read_token(&path) {
+            Ok(token) => Some(token),
+            Err(problem) => {
+                error!(code = %ErrorCode::ConfigInvalid, "{problem}");
+                return Exit::Invalid.into();
+            }
+        },
+        None => None,
+    };
     let connector_name = config.name().to_owned();
+    let flat_config = std::sync::Arc::new(admin::connect::flat_config(&config.to_redacted_toml()));
     let status = StatusBoard::new(config.topic());
     let settings = config.into_settings(credentials);
 
@@ -411,10 +433,13 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
                 status: status.clone(),
                 connector_name,
                 commands: commands.clone(),
+                config: flat_config,
+                token: admin_token,
+                worker_id: Default::default(),
             };
             match admin::start(address, state) {
                 Ok((server, handle, bound)) => {
-                    info!(address = %bound, "admin server listening: /metrics /healthz /readyz /status");
+                    info!(address = %bound, "admin server listening: /metrics /healthz /readyz /status /connectors");
                     actix::spawn(server);
                     // Histograms keep raw samples until upkeep folds them in.
                     let upkeep = actix::spawn(async move {
@@ -462,6 +487,14 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
             Exit::Unreachable.into()
         }
     }
+}
+
+/// The token of `admin.token_file`; the message names the key and the path, never the contents.
+fn read_token(path: &std::path::Path) -> Result<admin::Token, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("`admin.token_file`: cannot read {}: {e}", path.display()))?;
+    admin::Token::parse(&text)
+        .ok_or_else(|| format!("`admin.token_file`: {} holds no token", path.display()))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -7,7 +7,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Sends `POST /partitions/{partition}/{action}` and returns the answer's text, or why it failed.
-pub fn send(address: SocketAddr, partition: i32, action: &str) -> Result<String, String> {
+/// With `token` (`admin.token_file`), the request carries it as a bearer token.
+pub fn send(
+    address: SocketAddr,
+    partition: i32,
+    action: &str,
+    token: Option<&crate::admin::Token>,
+) -> Result<String, String> {
     if address.port() == 0 {
         return Err("admin.address has port 0 (a free port picked at start); set a fixed port to use this command".into());
     }
@@ -32,8 +38,11 @@ pub fn send(address: SocketAddr, partition: i32, action: &str) -> Result<String,
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(unreachable)?;
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {}\r\n", token.as_str()))
+        .unwrap_or_default();
     let request = format!(
-        "POST /partitions/{partition}/{action} HTTP/1.1\r\nHost: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST /partitions/{partition}/{action} HTTP/1.1\r\nHost: {target}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).map_err(unreachable)?;
     let mut response = String::new();
@@ -92,13 +101,13 @@ mod tests {
 
     #[test]
     fn port_zero_and_unreachable_addresses_are_clear_errors() {
-        let error = send("127.0.0.1:0".parse().unwrap(), 1, "resume").unwrap_err();
+        let error = send("127.0.0.1:0".parse().unwrap(), 1, "resume", None).unwrap_err();
         assert!(error.contains("port 0"), "{error}");
         let free = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        let error = send(free, 1, "resume").unwrap_err();
+        let error = send(free, 1, "resume", None).unwrap_err();
         assert!(
             error.contains(&format!(
                 "cannot reach the connector's admin address {free}"

@@ -1,5 +1,5 @@
 //! The shipped deployment files (`deploy/`), checked without a cluster: the Kubernetes manifests
-//! parse and hang together (selectors, ports, the config mounted where the container reads it),
+//! parse and hang together (selectors, ports, the config mounted where the container reads it, the admin token file from a mounted Secret),
 //! the probes use `/healthz` and `/readyz` on the admin port of the shipped config, the grace
 //! periods (Kubernetes and systemd) exceed `drain_timeout_ms + sink.request_timeout_ms` of the
 //! configs they run, the PrometheusRule holds exactly `grafana/alerts.yml`, and the Dockerfile
@@ -124,6 +124,9 @@ fn kubernetes_manifests_parse_and_the_kustomization_lists_them() {
     let secret = &documents("deploy/kubernetes/secret.example.yaml")[0];
     assert_eq!(secret["kind"], "Secret");
     assert!(!resources.contains(&"secret.example.yaml"));
+    for secret in documents("deploy/kubernetes/secret.example.yaml") {
+        assert_eq!(secret["kind"], "Secret");
+    }
 }
 
 #[test]
@@ -201,6 +204,42 @@ fn deployment_runs_replicas_of_one_connector_with_probes_on_the_admin_port() {
     for key in ["OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"] {
         assert!(secret["stringData"][key].as_str().is_some(), "{key}");
     }
+
+    // The non-loopback admin address needs admin.token_file (check refuses the config
+    // otherwise): the file is the key of a mounted Secret that secret.example.yaml shows.
+    let token_file = config["admin"]["token_file"]
+        .as_str()
+        .expect("admin.token_file in the ConfigMap's config");
+    let (directory, key) = token_file.rsplit_once('/').unwrap();
+    let mount = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some(directory))
+        .unwrap_or_else(|| panic!("{directory} (admin.token_file's directory) is not mounted"));
+    assert_eq!(mount["readOnly"].as_bool(), Some(true));
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let secret_name = volume["secret"]["secretName"]
+        .as_str()
+        .expect("admin.token_file comes from a Secret");
+    let token_secret = documents("deploy/kubernetes/secret.example.yaml")
+        .into_iter()
+        .find(|doc| doc["kind"] == "Secret" && doc["metadata"]["name"] == secret_name)
+        .unwrap_or_else(|| panic!("secret.example.yaml lacks the Secret {secret_name}"));
+    assert!(
+        token_secret["stringData"][key].as_str().is_some(),
+        "the Secret {secret_name} has no key {key}"
+    );
+    // Readable by the connector's group (it runs as a non-root user).
+    assert_eq!(
+        pod["securityContext"]["fsGroup"],
+        pod["securityContext"]["runAsGroup"]
+    );
 
     // Not root.
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));

@@ -55,6 +55,8 @@ struct Inner {
     bucket_ok: AtomicBool,
     bucket_error: RwLock<Option<ErrorInfo>>,
     broker_error: RwLock<Option<ErrorInfo>>,
+    /// Why the pipeline failed (a fatal consumer error), once it has; it then drains and exits.
+    failure: RwLock<Option<String>>,
     /// Told when the bucket goes from answering to failing and back (the status topic).
     bucket_listener: RwLock<Option<BucketListener>>,
 }
@@ -75,6 +77,7 @@ impl StatusBoard {
             bucket_ok: AtomicBool::new(false),
             bucket_error: RwLock::new(None),
             broker_error: RwLock::new(None),
+            failure: RwLock::new(None),
             bucket_listener: RwLock::new(None),
         }))
     }
@@ -221,6 +224,29 @@ impl StatusBoard {
         }
     }
 
+    /// The pipeline failed (the connector, not one partition): it drains and the process exits.
+    pub fn set_failed(&self, reason: &str) {
+        *self.0.failure.write().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+    }
+
+    /// Why the pipeline failed, if it has.
+    pub fn failure(&self) -> Option<String> {
+        self.0
+            .failure
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A copy of every assigned partition's status, by partition.
+    pub fn partitions(&self) -> BTreeMap<i32, PartitionStatus> {
+        self.0
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn partition(&self, partition: i32) -> Option<PartitionStatus> {
         let partitions = self.0.partitions.read().unwrap_or_else(|e| e.into_inner());
         partitions.get(&partition).cloned()
@@ -326,6 +352,14 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn a_pipeline_failure_is_kept_with_its_reason() {
+        let board = StatusBoard::new("t");
+        assert_eq!(board.failure(), None);
+        board.set_failed("fatal consumer error: x");
+        assert_eq!(board.failure().as_deref(), Some("fatal consumer error: x"));
     }
 
     #[test]

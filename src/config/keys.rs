@@ -165,6 +165,7 @@ pub(super) const KEYS: &[&Key] = &[
     &ADMIN,
     &ADMIN_ENABLED,
     &ADMIN_ADDRESS,
+    &ADMIN_TOKEN_FILE,
 ];
 
 /// The keys written in `section` (empty: the top level), in file order.
@@ -525,6 +526,17 @@ pub(super) const ADMIN_ENABLED: Key = Key {
 pub(super) const ADMIN_ADDRESS: Key = Key {
     path: "admin.address",
     kind: string(StrDefault::Fixed("127.0.0.1:9464"), &rules::SOCKET_ADDRESS),
+};
+/// A file holding the bearer token the mutating admin routes require; required when
+/// `admin.address` is not loopback.
+pub(super) const ADMIN_TOKEN_FILE: Key = Key {
+    path: "admin.token_file",
+    kind: string(
+        StrDefault::Unset {
+            meaning: "no token; the pause, resume and restart routes are open, which is allowed on a loopback address only",
+        },
+        &rules::NON_EMPTY,
+    ),
 };
 
 /// The table is consistent, and `config/connector.toml` and `config/README.md` document exactly

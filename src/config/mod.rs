@@ -74,6 +74,12 @@ impl ConnectorConfig {
         settings::admin_address(&self.values)
     }
 
+    /// `admin.token_file`: the file holding the mutating admin routes' bearer token, if set.
+    /// Always set when the admin address is not loopback (validation requires it).
+    pub fn admin_token_file(&self) -> Option<std::path::PathBuf> {
+        settings::admin_token_file(&self.values)
+    }
+
     /// The pipeline settings, with the credentials read from the environment.
     pub fn into_settings(self, credentials: Credentials) -> PipelineSettings {
         settings::pipeline(&self.values, credentials, self.to_redacted_toml())
@@ -386,12 +392,35 @@ seal_when_caught_up = false
             Some("127.0.0.1:9464".parse().unwrap())
         );
         let base = MINIMAL;
-        let config =
-            parse_config(&format!("{base}\n[admin]\naddress = \"0.0.0.0:19464\"\n")).unwrap();
+        assert_eq!(minimal.admin_token_file(), None);
+        let config = parse_config(&format!(
+            "{base}\n[admin]\naddress = \"0.0.0.0:19464\"\ntoken_file = \"/run/t\"\n"
+        ))
+        .unwrap();
         assert_eq!(
             config.admin_address(),
             Some("0.0.0.0:19464".parse().unwrap())
         );
+        assert_eq!(config.admin_token_file(), Some("/run/t".into()));
+        // A non-loopback address without a token would open pause and resume to the network.
+        for address in ["0.0.0.0:19464", "[::]:9464", "10.1.2.3:9464"] {
+            let errors =
+                parse_config(&format!("{base}\n[admin]\naddress = \"{address}\"\n")).unwrap_err();
+            assert_eq!(errors.0.len(), 1, "{errors}");
+            assert!(
+                errors
+                    .to_string()
+                    .contains("`admin.token_file`: must be set"),
+                "{errors}"
+            );
+        }
+        // Loopback (v4 and v6) stays open without a token; a disabled server needs none.
+        for admin in [
+            "address = \"[::1]:9464\"",
+            "enabled = false\naddress = \"0.0.0.0:1\"",
+        ] {
+            parse_config(&format!("{base}\n[admin]\n{admin}\n")).unwrap();
+        }
         let config = parse_config(&format!("{base}\n[admin]\nenabled = false\n")).unwrap();
         assert_eq!(config.admin_address(), None);
         // The redacted rendering carries the section and parses back to the same address.

@@ -177,6 +177,14 @@ pub(super) fn admin_address(values: &Values) -> Option<std::net::SocketAddr> {
     })
 }
 
+/// `admin.token_file`, if set.
+pub(super) fn admin_token_file(values: &Values) -> Option<std::path::PathBuf> {
+    values.get(&ADMIN_TOKEN_FILE).map(|setting| match setting {
+        super::values::Setting::Str(path) => std::path::PathBuf::from(path),
+        other => unreachable!("`admin.token_file` is a string, got {other:?}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use actors::settings::Secret;

@@ -30,6 +30,7 @@ pub(super) fn walk(table: Table) -> Result<Values, Vec<ConfigError>> {
     }
     walker.check_drain_below_poll_interval();
     walker.check_memory_holds_objects();
+    walker.check_admin_token();
     if walker.errors.is_empty() {
         Ok(walker.values)
     } else {
@@ -226,6 +227,31 @@ impl Walker {
                 key.path
             );
             self.error(&keys::MEMORY_MAX_BYTES, message);
+        }
+    }
+
+    /// An admin server reachable from other hosts must not let anyone pause the connector: a
+    /// non-loopback `admin.address` needs `admin.token_file`. Skipped if a value is invalid.
+    fn check_admin_token(&mut self) {
+        if !matches!(
+            self.values.get(&keys::ADMIN_ENABLED),
+            Some(Setting::Bool(true))
+        ) {
+            return;
+        }
+        let Some(Setting::Str(address)) = self.values.get(&keys::ADMIN_ADDRESS) else {
+            return;
+        };
+        let Ok(address) = address.parse::<std::net::SocketAddr>() else {
+            return;
+        };
+        if !address.ip().is_loopback() && self.values.get(&keys::ADMIN_TOKEN_FILE).is_none() {
+            let message = format!(
+                "must be set when `admin.address` is not loopback (it is {address}): the pause, \
+                 resume and restart routes would be open to anyone who reaches the address; \
+                 point it at a file holding a token, or listen on 127.0.0.1"
+            );
+            self.error(&keys::ADMIN_TOKEN_FILE, message);
         }
     }
 

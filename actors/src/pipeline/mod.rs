@@ -91,7 +91,10 @@ pub async fn run_started(
         _ = shutdown => None,
         reason = fatal_rx => reason.ok(),
     };
-    if fatal.is_none() {
+    if let Some(reason) = &fatal {
+        // The admin server shows the connector FAILED while it drains.
+        status.set_failed(reason);
+    } else {
         info!("shutdown requested: no more records are read; uploading what is buffered");
     }
     let drained = wired.supervisor.send(Shutdown).await.unwrap_or(false);

@@ -92,6 +92,26 @@ fn connector_example_sets_every_key_to_its_default() {
             check_example_value(name, value, &example, EXAMPLE_VALUES);
         }
     }
+    // A key unset by default whose example value would change behaviour (`admin.token_file`
+    // needs the file) is shown commented out, as `# key = value`, in its section.
+    let text = read("config/connector.toml");
+    for key in KEYS {
+        let unset = matches!(
+            key.kind,
+            Kind::Str {
+                default: StrDefault::Unset { .. },
+                ..
+            }
+        );
+        let (section, name) = (key.section(), key.name());
+        let in_section = text
+            .split("\n[")
+            .find(|part| part.starts_with(&format!("{section}]")))
+            .unwrap_or("");
+        if unset && in_section.contains(&format!("\n# {name} = ")) {
+            found.insert(key.path.to_owned());
+        }
+    }
     let declared: BTreeSet<String> = table_paths().into_iter().map(String::from).collect();
     assert_eq!(
         found.difference(&declared).collect::<Vec<_>>(),
