@@ -16,11 +16,13 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
+mod credentials;
 mod faulty;
 mod memory;
 mod probe;
 mod s3;
 
+pub use credentials::{RotatingCredentials, REFRESH_BEFORE};
 pub use faulty::{FaultyStore, Operation};
 pub use memory::MemoryStore;
 pub use probe::{Capabilities, Check, Outcome};
