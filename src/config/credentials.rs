@@ -110,6 +110,11 @@ pub(super) fn in_file_message(section: &str) -> String {
             "{IN_FILE_MESSAGE}; Kafka SASL settings go in `source.properties` \
              (e.g. \"sasl.username\", \"sasl.password\")"
         )
+    } else if section == "sink.credentials" {
+        format!(
+            "{IN_FILE_MESSAGE}, or name their source here: `source`, `file`, `metadata_url`, \
+             `sts_endpoint` (config/README.md, Credentials)"
+        )
     } else {
         IN_FILE_MESSAGE.to_owned()
     }
@@ -373,7 +378,7 @@ mod tests {
         let url = "source = \"ecs_ram_role\"\nmetadata_url = \"http://127.0.0.1:1\"";
         assert_eq!(chosen(url, PAIR).unwrap(), "ecs_ram_role");
         assert_eq!(
-            chosen("source = \"rrsa\"", &[&PAIR[..], RRSA].concat()).unwrap(),
+            chosen("source = \"rrsa\"", &[PAIR, RRSA].concat()).unwrap(),
             "rrsa"
         );
         assert_eq!(chosen("source = \"env\"", PAIR).unwrap(), "env");

@@ -249,6 +249,10 @@ impl Walker {
             } else {
                 match suggestion(&name, declared) {
                     Some(hint) => format!("unknown key; {hint}"),
+                    // Whatever else is written in `[sink.credentials]` is likely a credential.
+                    None if path == keys::SINK_CREDENTIALS.path => {
+                        credentials::in_file_message(path)
+                    }
                     None => "unknown key".to_owned(),
                 }
             };

@@ -116,8 +116,9 @@ pub enum StoreError {
     #[error("bucket `{bucket}` does not exist")]
     NoSuchBucket { bucket: String },
     #[error(
-        "access to bucket `{bucket}` denied ({code}): check the AccessKey pair in \
-         OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET and that it may write to the bucket"
+        "access to bucket `{bucket}` denied ({code}): check the AccessKey pair (in \
+         OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET, or from the [sink.credentials] source) and \
+         that it may write to the bucket"
     )]
     AccessDenied { bucket: String, code: String },
     #[error("bucket `{bucket}` rejected the request: HTTP {status} {code}: {message}")]
