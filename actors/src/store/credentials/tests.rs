@@ -414,3 +414,73 @@ async fn rrsa_assumes_the_role_with_the_oidc_token() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The S3 client signs with what the provider gives: the STS token as `x-amz-security-token`
+/// (OSS's S3 API rejects `x-oss-security-token`), and a changed file's pair on the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_client_sends_the_token_as_x_amz_security_token() {
+    use crate::settings::{ChecksumMode, ConditionalCreate, SinkSettings};
+    use crate::store::{ObjectStore, S3Store};
+
+    let dir = temp_dir("s3");
+    let path = dir.join("credentials.json");
+    std::fs::write(
+        &path,
+        r#"{"AccessKeyId":"id-1","AccessKeySecret":"canary-secret-1","SecurityToken":"canary-token-1"}"#,
+    )
+    .unwrap();
+    let fake = Fake::start(|_| (200, String::new()));
+    let settings = SinkSettings {
+        bucket: "b".into(),
+        endpoint: Some(fake.url.clone()),
+        region: "us-east-1".into(),
+        key_prefix: String::new(),
+        path_style: true,
+        part_size: 8 << 20,
+        checksum: ChecksumMode::WhenRequired,
+        conditional_create: ConditionalCreate::IfNoneMatch,
+        sign_payload: true,
+        upload_concurrency: 1,
+        request_timeout: Duration::from_secs(5),
+        retry_initial_backoff: Duration::from_millis(10),
+        retry_max_backoff: Duration::from_millis(10),
+        max_upload_attempts: Some(1),
+        credentials: CredentialSource::File { path: path.clone() },
+    };
+    let store = S3Store::new(&settings);
+    store.probe().await.unwrap();
+    std::fs::write(
+        &path,
+        r#"{"AccessKeyId":"id-22","AccessKeySecret":"canary-secret-22","SecurityToken":"canary-token-22"}"#,
+    )
+    .unwrap();
+    tokio::time::sleep(RECHECK + Duration::from_millis(100)).await;
+    store.probe().await.unwrap();
+
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (request, (id, token)) in seen
+        .iter()
+        .zip([("id-1", "canary-token-1"), ("id-22", "canary-token-22")])
+    {
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("x-amz-security-token").as_deref(), Some(token));
+        assert_eq!(header("x-oss-security-token"), None);
+        let authorization = header("authorization").unwrap();
+        assert!(
+            authorization.contains(&format!("Credential={id}/")),
+            "{authorization}"
+        );
+        assert!(
+            authorization.contains("x-amz-security-token"),
+            "the token is signed"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
