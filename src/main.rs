@@ -216,7 +216,7 @@ fn reconcile(path: &std::path::Path, options: reconcile::Options) -> ExitCode {
         Ok(config) => config,
         Err(exit) => return exit,
     };
-    let credentials = match config::credentials_from_env(|name| std::env::var(name).ok()) {
+    let credentials = match config.credentials(|name| std::env::var(name).ok()) {
         Ok(credentials) => credentials,
         Err(problem) => {
             eprintln!("error: {problem}");
@@ -317,7 +317,11 @@ fn send_one(
 
 fn check(path: &std::path::Path, probe: bool) -> ExitCode {
     let parsed = config::load_config(path);
-    let credentials = config::credentials_from_env(|name| std::env::var(name).ok());
+    let credentials = match &parsed {
+        Ok(config) => config.credentials(|name| std::env::var(name).ok()),
+        // The file's problems come first; the environment's are still worth listing.
+        Err(_) => config::credentials_from_env(|name| std::env::var(name).ok()).map(Into::into),
+    };
     let mut problems: Vec<String> = Vec::new();
     if let Err(errors) = &parsed {
         problems.extend(errors.0.iter().map(ToString::to_string));
@@ -384,7 +388,7 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
             return Exit::Invalid.into();
         }
     };
-    let credentials = match config::credentials_from_env(|name| std::env::var(name).ok()) {
+    let credentials = match config.credentials(|name| std::env::var(name).ok()) {
         Ok(credentials) => credentials,
         Err(problem) => {
             error!(code = %ErrorCode::ConfigCredentials, "{problem}");

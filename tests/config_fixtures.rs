@@ -60,6 +60,11 @@ fn check(path: &Path, with_credentials: bool) -> Output {
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
+        // The other sources' variables (`auto` would pick them).
+        "ALIBABA_CLOUD_ECS_METADATA",
+        "ALIBABA_CLOUD_ROLE_ARN",
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
     ] {
         command.env_remove(name);
     }
@@ -222,7 +227,8 @@ fn check_reports_missing_credential_variables_with_the_file_problems() {
         "tests/fixtures/config/invalid/name-missing.toml: 2 problem(s)\n  \
          error: `name`: required key is missing\n  \
          error: `OSS_ACCESS_KEY_ID`: not set; set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET \
-         (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in the environment\n"
+         (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in the environment, or choose another \
+         source in [sink.credentials]\n"
     );
 
     let output = check(Path::new("tests/fixtures/config/valid/minimal.toml"), false);

@@ -79,7 +79,8 @@ fn sasl_scram_copies_the_topic_and_a_wrong_password_is_a_clear_error_that_prints
     let logs = bad.logs();
     assert!(!status.success(), "started with a wrong password:\n{logs}");
     assert!(
-        logs.contains("KAFKA_UNAVAILABLE") && logs.contains("check `sasl.username` and `sasl.password`"),
+        logs.contains("KAFKA_UNAVAILABLE")
+            && logs.contains("check `sasl.username` and `sasl.password`"),
         "the error does not say authentication failed:\n{logs}"
     );
     assert!(

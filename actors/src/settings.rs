@@ -200,7 +200,8 @@ pub struct SinkSettings {
     /// Upload attempts (each with the SDK's own quick retries) before the failure policy applies
     /// to the object's records. `None`: retry until the bucket accepts the object.
     pub max_upload_attempts: Option<u32>,
-    pub credentials: Credentials,
+    /// Where the object store's AccessKey pair comes from.
+    pub credentials: CredentialSource,
 }
 
 /// When a partition's open object is sealed.
@@ -242,7 +243,40 @@ impl fmt::Display for Secret {
     }
 }
 
-/// The AccessKey pair (and optional STS token), read from the environment only.
+/// Where the object store's credentials come from (`[sink.credentials]`). None of these hold a
+/// secret that `Debug` would show: the static pair is [`Secret`]s, the others are places.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// A long-lived AccessKey pair from the environment, used as it is until the process ends.
+    Static(Credentials),
+    /// A JSON file (`AccessKeyId`, `AccessKeySecret`, optional `SecurityToken` and `Expiration`)
+    /// re-read when its modification time or size changes (checked at most once a second).
+    File { path: std::path::PathBuf },
+    /// The ECS instance's RAM role, from its metadata service at `metadata_url` (the role name
+    /// is looked up there when `role` is `None`).
+    EcsRamRole {
+        metadata_url: String,
+        role: Option<String>,
+    },
+    /// RRSA on ACK: `AssumeRoleWithOIDC` at `sts_endpoint` with the OIDC token in `token_file`
+    /// (re-read for each call: the kubelet rotates it).
+    Rrsa {
+        role_arn: String,
+        oidc_provider_arn: String,
+        token_file: std::path::PathBuf,
+        sts_endpoint: String,
+        session_name: String,
+    },
+}
+
+impl From<Credentials> for CredentialSource {
+    fn from(credentials: Credentials) -> Self {
+        CredentialSource::Static(credentials)
+    }
+}
+
+/// An AccessKey pair (and optional STS token). From the environment it is read once; the other
+/// [`CredentialSource`]s produce new ones while running.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     /// Redacted too: an AccessKey ID identifies the account.

@@ -7,13 +7,14 @@
 //! `config/connector.toml`, `config/README.md` and the fixtures under `tests/fixtures/config/` to
 //! it. Validation is pure (no IO, nothing connected to); [`settings`] converts the result into
 //! the actor crate's own types. Credentials are never read from the file: they come from the
-//! environment through [`credentials_from_env`].
+//! environment ([`credentials_from_env`]) or from the source `[sink.credentials]` names
+//! ([`ConnectorConfig::credentials`]).
 //!
 //! - `keys.rs`: the key table. `rules.rs`: what a valid string is (topic name, bucket name, ...).
 //! - `walk.rs`: file → effective [`values::Values`] or all problems; `properties.rs`: the
 //!   librdkafka pass-through table.
 //! - `settings.rs`: effective values → settings. `render.rs`: effective values → TOML.
-//! - `credentials.rs`: secrets (environment only, redacted everywhere). `error.rs`: problems.
+//! - `credentials.rs`: secrets (never in the file, redacted everywhere) and their sources. `error.rs`: problems.
 //!
 //! `config/README.md` documents every key; `config/connector.toml` is a commented example.
 
@@ -30,7 +31,7 @@ mod walk;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use actors::settings::{Credentials, PipelineSettings, SourceSettings};
+use actors::settings::{CredentialSource, PipelineSettings, SourceSettings};
 
 pub use credentials::credentials_from_env;
 pub use error::{ConfigError, ConfigErrors};
@@ -80,8 +81,17 @@ impl ConnectorConfig {
         settings::admin_token_file(&self.values)
     }
 
-    /// The pipeline settings, with the credentials read from the environment.
-    pub fn into_settings(self, credentials: Credentials) -> PipelineSettings {
+    /// Where the object store's credentials come from (`[sink.credentials]`, the environment as
+    /// read by `get`). Reads no file and makes no request: the source is read when first used.
+    pub fn credentials(
+        &self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<CredentialSource, ConfigError> {
+        credentials::credential_source(&self.values, get)
+    }
+
+    /// The pipeline settings, with the credentials' source from [`ConnectorConfig::credentials`].
+    pub fn into_settings(self, credentials: CredentialSource) -> PipelineSettings {
         settings::pipeline(&self.values, credentials, self.to_redacted_toml())
     }
 
@@ -173,13 +183,14 @@ bucket = "my-bucket"
         move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
-    fn credentials() -> Credentials {
+    fn credentials() -> CredentialSource {
         credentials_from_env(env(&[
             ("OSS_ACCESS_KEY_ID", "LTAI-id-value"),
             ("OSS_ACCESS_KEY_SECRET", "very-secret-value"),
             ("OSS_SESSION_TOKEN", "sts-token-value"),
         ]))
         .unwrap()
+        .into()
     }
 
     #[test]
@@ -298,10 +309,10 @@ seal_when_caught_up = false
         assert_eq!(s.batching.max_bytes, 1024);
         assert_eq!(s.batching.max_interval, Duration::from_millis(100));
         assert!(!s.batching.seal_when_caught_up);
-        assert_eq!(
-            s.sink.credentials.access_key_secret.expose(),
-            "very-secret-value"
-        );
+        let CredentialSource::Static(pair) = &s.sink.credentials else {
+            panic!("{:?}", s.sink.credentials);
+        };
+        assert_eq!(pair.access_key_secret.expose(), "very-secret-value");
     }
 
     #[test]

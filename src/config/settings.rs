@@ -5,9 +5,9 @@
 //! [`Duration`](std::time::Duration)s, "0 means unlimited" becomes `None`, choice names become enums.
 
 use actors::settings::{
-    AssignmentStrategy, ChecksumMode, ConditionalCreate, CreateMode, Credentials, FailurePolicy,
-    FailureSettings, PipelineSettings, ResourceSettings, RollPolicy, SinkSettings, SourceSettings,
-    StartOffset,
+    AssignmentStrategy, ChecksumMode, ConditionalCreate, CreateMode, CredentialSource,
+    FailurePolicy, FailureSettings, PipelineSettings, ResourceSettings, RollPolicy, SinkSettings,
+    SourceSettings, StartOffset,
 };
 
 use super::keys::*;
@@ -16,7 +16,7 @@ use super::values::Values;
 /// The whole pipeline's settings.
 pub(super) fn pipeline(
     values: &Values,
-    credentials: Credentials,
+    credentials: CredentialSource,
     redacted_config: String,
 ) -> PipelineSettings {
     PipelineSettings {
@@ -58,8 +58,8 @@ pub(super) fn source(values: &Values) -> SourceSettings {
     }
 }
 
-/// `[sink]`, with the credentials from the environment.
-fn sink(values: &Values, credentials: Credentials) -> SinkSettings {
+/// `[sink]`, with the credentials' source (`[sink.credentials]`, resolved against the environment).
+fn sink(values: &Values, credentials: CredentialSource) -> SinkSettings {
     SinkSettings {
         bucket: values.string(&SINK_BUCKET),
         endpoint: values.optional_str(&SINK_ENDPOINT).map(str::to_owned),
@@ -187,7 +187,7 @@ pub(super) fn admin_token_file(values: &Values) -> Option<std::path::PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use actors::settings::Secret;
+    use actors::settings::{Credentials, Secret};
     use toml::{Table, Value};
 
     use super::super::walk::walk;
@@ -232,12 +232,16 @@ mod tests {
             };
             for option in options {
                 let mut table = minimal.clone();
-                let section = table
-                    .entry(key.section())
-                    .or_insert_with(|| Value::Table(Table::new()));
-                let Value::Table(section) = section else {
-                    unreachable!("sections are tables");
-                };
+                let mut section = &mut table;
+                for part in key.section().split('.') {
+                    let Value::Table(inner) = section
+                        .entry(part)
+                        .or_insert_with(|| Value::Table(Table::new()))
+                    else {
+                        unreachable!("sections are tables");
+                    };
+                    section = inner;
+                }
                 section.insert(key.name().to_owned(), Value::String(option.to_string()));
                 let values = walk(table).unwrap_or_else(|e| panic!("{key:?} = {option}: {e:?}"));
                 let credentials = Credentials {
@@ -245,7 +249,7 @@ mod tests {
                     access_key_secret: Secret::new("secret".to_owned()),
                     session_token: None,
                 };
-                pipeline(&values, credentials, String::new());
+                pipeline(&values, credentials.into(), String::new());
             }
         }
     }

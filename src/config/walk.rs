@@ -24,9 +24,13 @@ use super::values::{Setting, Values};
 /// The effective values of a valid file, or all of its problems.
 pub(super) fn walk(table: Table) -> Result<Values, Vec<ConfigError>> {
     let mut walker = Walker::default();
-    let sections = walker.section("", table);
-    for (path, table) in sections {
-        walker.section(path, table);
+    // Depth first, so that a sub-section (`[sink.credentials]`) is reported after its section.
+    let mut pending = walker.section("", table);
+    pending.reverse();
+    while let Some((path, table)) = pending.pop() {
+        let mut nested = walker.section(path, table);
+        nested.reverse();
+        pending.extend(nested);
     }
     walker.check_drain_below_poll_interval();
     walker.check_memory_holds_objects();
@@ -271,6 +275,10 @@ impl Walker {
             } else {
                 match suggestion(&name, declared) {
                     Some(hint) => format!("unknown key; {hint}"),
+                    // Whatever else is written in `[sink.credentials]` is likely a credential.
+                    None if path == keys::SINK_CREDENTIALS.path => {
+                        credentials::in_file_message(path)
+                    }
                     None => "unknown key".to_owned(),
                 }
             };
@@ -385,8 +393,12 @@ mod tests {
             )
         );
         assert_eq!(suggestion("foo", &sink), None);
-        // Sections are not suggested from inside another section.
-        assert_eq!(suggestion("source", &sink), None);
+        // Sections are not suggested from inside another section, keys of a sub-section are.
+        assert_eq!(suggestion("batching", &sink), None);
+        assert_eq!(
+            suggestion("source", &sink).as_deref(),
+            Some("did you mean `sink.credentials.source`?")
+        );
     }
 
     #[test]

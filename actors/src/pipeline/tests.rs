@@ -90,7 +90,8 @@ pub(crate) fn settings(
                 access_key_id: secret(),
                 access_key_secret: secret(),
                 session_token: None,
-            },
+            }
+            .into(),
         },
         batching: RollPolicy {
             max_records: 10,

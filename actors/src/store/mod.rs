@@ -16,11 +16,13 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
+mod credentials;
 mod faulty;
 mod memory;
 mod probe;
 mod s3;
 
+pub use credentials::{RotatingCredentials, REFRESH_BEFORE};
 pub use faulty::{FaultyStore, Operation};
 pub use memory::MemoryStore;
 pub use probe::{Capabilities, Check, Outcome};
@@ -114,8 +116,9 @@ pub enum StoreError {
     #[error("bucket `{bucket}` does not exist")]
     NoSuchBucket { bucket: String },
     #[error(
-        "access to bucket `{bucket}` denied ({code}): check the AccessKey pair in \
-         OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET and that it may write to the bucket"
+        "access to bucket `{bucket}` denied ({code}): check the AccessKey pair (in \
+         OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET, or from the [sink.credentials] source) and \
+         that it may write to the bucket"
     )]
     AccessDenied { bucket: String, code: String },
     #[error("bucket `{bucket}` rejected the request: HTTP {status} {code}: {message}")]

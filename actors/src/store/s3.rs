@@ -25,7 +25,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
@@ -34,6 +34,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Object};
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 
+use super::credentials::RotatingCredentials;
 use super::{classify_status, IncompleteUpload, ObjectStore, StoreError};
 use crate::settings::{ChecksumMode, ConditionalCreate, SinkSettings};
 
@@ -85,17 +86,10 @@ fn lock(uploads: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<S
 impl S3Store {
     /// Builds the client. Does no I/O; see [`ObjectStore::probe`].
     pub fn new(settings: &SinkSettings) -> Self {
-        let credentials = Credentials::new(
-            settings.credentials.access_key_id.expose(),
-            settings.credentials.access_key_secret.expose(),
-            settings
-                .credentials
-                .session_token
-                .as_ref()
-                .map(|token| token.expose().to_owned()),
-            None,
-            "environment",
-        );
+        // The client asks the provider before every request (no identity cache of its own): the
+        // provider caches, re-reads a changed credentials file and refreshes temporary
+        // credentials before they expire (`credentials/`).
+        let credentials = RotatingCredentials::new(&settings.credentials);
         let checksum = match settings.checksum {
             ChecksumMode::WhenRequired => RequestChecksumCalculation::WhenRequired,
             ChecksumMode::WhenSupported => RequestChecksumCalculation::WhenSupported,
@@ -104,6 +98,7 @@ impl S3Store {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
             .credentials_provider(credentials)
+            .identity_cache(IdentityCache::no_cache())
             // Virtual-hosted addressing for OSS (which denies path style), path style for local servers.
             .force_path_style(settings.path_style)
             .request_checksum_calculation(checksum)

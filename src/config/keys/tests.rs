@@ -22,7 +22,22 @@ fn table_is_in_file_order_and_its_defaults_pass_their_rules() {
     for (i, key) in KEYS.iter().enumerate() {
         match &key.kind {
             Kind::Section { .. } => {
-                assert_eq!(key.section(), "", "{}: sections are top-level", key.path);
+                // A sub-section (`[sink.credentials]`) comes last in its section: rendering
+                // writes the keys after its header into it.
+                let parent = key.section();
+                assert!(
+                    parent.is_empty() || current_section.split('.').next() == Some(parent),
+                    "{}: a section is top-level or a sub-section of the one before",
+                    key.path
+                );
+                if !parent.is_empty() {
+                    let next = KEYS.get(i + 1..).unwrap_or_default();
+                    assert!(
+                        next.iter().all(|k| k.section() != parent),
+                        "{} must end its section",
+                        key.path
+                    );
+                }
                 current_section = key.path;
             }
             // Rendering writes each key under the last section header written.
@@ -81,16 +96,7 @@ fn connector_example_sets_every_key_to_its_default() {
     let mut found = BTreeSet::new();
     for (name, value) in &example {
         found.insert(name.clone());
-        if let (Some(Kind::Section { .. }), Value::Table(section)) =
-            (KEYS.iter().find(|k| k.path == name).map(|k| &k.kind), value)
-        {
-            for (inner, value) in section {
-                found.insert(format!("{name}.{inner}"));
-                check_example_value(&format!("{name}.{inner}"), value, &example, EXAMPLE_VALUES);
-            }
-        } else {
-            check_example_value(name, value, &example, EXAMPLE_VALUES);
-        }
+        walk_example(name, value, &example, EXAMPLE_VALUES, &mut found);
     }
     // A key unset by default whose example value would change behaviour (`admin.token_file`
     // needs the file) is shown commented out, as `# key = value`, in its section.
@@ -123,6 +129,25 @@ fn connector_example_sets_every_key_to_its_default() {
         Vec::<&String>::new(),
         "keys of the table that config/connector.toml does not show"
     );
+}
+
+/// Records `path` (and the keys of a section, sub-sections included) and checks each value.
+fn walk_example(
+    path: &str,
+    value: &Value,
+    example: &Table,
+    examples: &[&str],
+    found: &mut BTreeSet<String>,
+) {
+    found.insert(path.to_owned());
+    match (KEYS.iter().find(|k| k.path == path).map(|k| &k.kind), value) {
+        (Some(Kind::Section { .. }), Value::Table(section)) => {
+            for (inner, value) in section {
+                walk_example(&format!("{path}.{inner}"), value, example, examples, found);
+            }
+        }
+        _ => check_example_value(path, value, example, examples),
+    }
 }
 
 fn check_example_value(path: &str, value: &Value, example: &Table, examples: &[&str]) {

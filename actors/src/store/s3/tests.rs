@@ -121,7 +121,8 @@ fn settings(endpoint: String) -> SinkSettings {
             access_key_id: Secret::new("id".into()),
             access_key_secret: Secret::new("secret".into()),
             session_token: None,
-        },
+        }
+        .into(),
     }
 }
 
