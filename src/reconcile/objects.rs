@@ -80,6 +80,7 @@ fn hash(bytes: &[u8]) -> u64 {
 
 impl Body {
     /// Reads a JSON array body (see `actors::encode`). Records are not kept.
+    #[cfg(test)]
     pub fn parse(bytes: &[u8]) -> Result<Body, String> {
         Body::read("object.json", bytes)
     }
