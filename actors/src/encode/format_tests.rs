@@ -301,3 +301,44 @@ fn the_same_records_give_the_same_bytes() {
         assert_eq!(encode(), encode(), "{format:?}");
     }
 }
+
+#[test]
+fn large_objects_stream_through_the_compressor_and_still_pop_exactly() {
+    let mut chunk = RecordChunk::default();
+    for offset in 0..6000 {
+        let value = format!("{offset:08} {}", "v".repeat(90));
+        chunk.push(offset, offset, Some(b"key"), Some(value.as_bytes()));
+    }
+    for format in formats() {
+        let mut encoder = ObjectEncoder::with_format(format, "t", 0, 64, None);
+        let mut kept = RecordChunk::default();
+        for (index, record) in chunk.records().iter().enumerate() {
+            let before = (encoder.len(), encoder.records(), encoder.last_offset());
+            encoder.push(&chunk, record).unwrap();
+            if index % 1000 == 999 {
+                encoder.pop_last(before.0, before.1, before.2);
+            } else {
+                let (key, value) = (chunk.bytes(&record.key), chunk.bytes(&record.value));
+                kept.push(record.offset, record.timestamp, key, value);
+            }
+        }
+        // JSON: the size before compression; Parquet: the (compressed) row groups written.
+        let floor = if format.kind == FormatKind::Parquet {
+            50_000
+        } else {
+            500_000
+        };
+        assert!(encoder.len() > floor, "{format:?}: {}", encoder.len());
+        let key = object_key_with("p/", "t", 0, 0, 5998, BodyFormat::of(&format).extension());
+        let stored = read_object(&key, &encoder.finish()).unwrap();
+        assert_eq!(stored.len(), kept.len(), "{format:?}");
+        for (record, stored) in kept.records().iter().zip(&stored) {
+            assert_eq!(stored.offset, record.offset, "{format:?}");
+            assert_eq!(
+                stored.value.as_deref(),
+                kept.bytes(&record.value),
+                "{format:?}"
+            );
+        }
+    }
+}

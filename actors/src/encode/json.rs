@@ -5,7 +5,9 @@
 //! Compressed, `pending` is handed to the compressor (which writes into the object's buffer)
 //! whenever it holds [`FLUSH_BYTES`] at the start of a push: the body is compressed while it is
 //! encoded, never in a second pass, and the record pushed last is always still in `pending`, so
-//! [`JsonBody::pop_last`] can take it back.
+//! [`JsonBody::pop_last`] can take it back. The compressor (a few MB of state for zstd) is
+//! created at the first flush: a partition whose open object stays under [`FLUSH_BYTES`], as
+//! most do with many partitions, holds none until its object is sealed.
 
 use std::io::Write;
 
@@ -21,8 +23,31 @@ const FLUSH_BYTES: usize = 64 * 1024;
 enum Sink {
     /// `pending` is the body.
     Plain,
+    /// Nothing flushed yet: the object's buffer, and the codec it will be compressed with.
+    Idle(Vec<u8>, Compression),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Sink {
+    /// The compressor for `codec`, writing into `buf`.
+    fn start(buf: Vec<u8>, codec: Compression) -> Sink {
+        match codec {
+            Compression::None => unreachable!("an uncompressed body has no compressor"),
+            // No file name and mtime 0: the same records always give the same bytes.
+            Compression::Gzip { level } => Sink::Gzip(
+                flate2::GzBuilder::new().write(buf, flate2::Compression::new(level.min(9))),
+            ),
+            Compression::Zstd { level } => {
+                let mut encoder = zstd::stream::write::Encoder::new(buf, level)
+                    .expect("a zstd level from 1 to 22 is valid");
+                encoder
+                    .include_checksum(true)
+                    .expect("the checksum flag is valid");
+                Sink::Zstd(encoder)
+            }
+        }
+    }
 }
 
 pub(super) struct JsonBody {
@@ -40,21 +65,7 @@ impl JsonBody {
     pub fn new(format: &FormatSettings, topic: &str, partition: i32, buf: Vec<u8>) -> Self {
         let (sink, mut pending) = match format.compression {
             Compression::None => (Sink::Plain, buf),
-            Compression::Gzip { level } => (
-                // No file name and mtime 0: the same records always give the same bytes.
-                Sink::Gzip(
-                    flate2::GzBuilder::new().write(buf, flate2::Compression::new(level.min(9))),
-                ),
-                Vec::with_capacity(FLUSH_BYTES + 4096),
-            ),
-            Compression::Zstd { level } => {
-                let mut encoder = zstd::stream::write::Encoder::new(buf, level)
-                    .expect("a zstd level from 1 to 22 is valid");
-                encoder
-                    .include_checksum(true)
-                    .expect("the checksum flag is valid");
-                (Sink::Zstd(encoder), Vec::with_capacity(FLUSH_BYTES + 4096))
-            }
+            codec => (Sink::Idle(buf, codec), Vec::with_capacity(4096)),
         };
         let lines = format.kind == FormatKind::Jsonl;
         if !lines {
@@ -136,8 +147,13 @@ impl JsonBody {
     }
 
     fn flush(&mut self) {
+        if let Sink::Idle(buf, codec) = &mut self.sink {
+            let codec = *codec;
+            self.sink = Sink::start(std::mem::take(buf), codec);
+        }
         let written = match &mut self.sink {
             Sink::Plain => return,
+            Sink::Idle(..) => unreachable!("started above"),
             Sink::Gzip(encoder) => encoder.write_all(&self.pending),
             Sink::Zstd(encoder) => encoder.write_all(&self.pending),
         };
@@ -153,6 +169,7 @@ impl JsonBody {
         self.flush();
         match self.sink {
             Sink::Plain => Ok(self.pending),
+            Sink::Idle(..) => unreachable!("flushed above"),
             Sink::Gzip(encoder) => encoder.finish(),
             Sink::Zstd(encoder) => encoder.finish(),
         }
