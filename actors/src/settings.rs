@@ -120,7 +120,7 @@ pub struct ParquetSettings {
 impl Default for ParquetSettings {
     fn default() -> Self {
         ParquetSettings {
-            compression: ParquetCompression::Zstd { level: 3 },
+            compression: ParquetCompression::Zstd { level: 1 },
             row_group_records: 100_000,
             row_group_bytes: 8 * 1024 * 1024,
         }

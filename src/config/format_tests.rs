@@ -38,7 +38,7 @@ fn values_are_mapped_and_levels_default_per_codec() {
     )
     .unwrap();
     assert_eq!(format.kind, FormatKind::Jsonl);
-    assert_eq!(format.compression, Compression::Zstd { level: 3 });
+    assert_eq!(format.compression, Compression::Zstd { level: 1 });
     assert_eq!(format.binary, BinaryMode::Base64);
     assert!(format.headers);
     let gzip = format_of("compression = \"gzip\"\n").unwrap();

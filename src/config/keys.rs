@@ -406,7 +406,7 @@ pub(super) const FORMAT_COMPRESSION: Key = Key {
     },
 };
 /// Level of gzip or zstd (whole objects, or Parquet's zstd pages); 0: the codec's default
-/// (gzip 6, zstd 3). gzip 1 to 9, zstd 1 to 22.
+/// (gzip 6, zstd 1). gzip 1 to 9, zstd 1 to 22.
 pub(super) const FORMAT_COMPRESSION_LEVEL: Key = Key {
     path: "format.compression_level",
     kind: int(0, 0, 22),

@@ -147,7 +147,7 @@ fn format(values: &Values) -> FormatSettings {
                 level: if level == 0 { 6 } else { level as u32 },
             },
             "zstd" => Compression::Zstd {
-                level: if level == 0 { 3 } else { level as i32 },
+                level: if level == 0 { 1 } else { level as i32 },
             },
             _ => Compression::None,
         },
@@ -166,7 +166,7 @@ fn format(values: &Values) -> FormatSettings {
                     (
                         "zstd",
                         ParquetCompression::Zstd {
-                            level: if level == 0 { 3 } else { level as i32 },
+                            level: if level == 0 { 1 } else { level as i32 },
                         },
                     ),
                     ("snappy", ParquetCompression::Snappy),

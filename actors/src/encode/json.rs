@@ -25,8 +25,8 @@ enum Sink {
     Plain,
     /// Nothing flushed yet: the object's buffer, and the codec it will be compressed with.
     Idle(Vec<u8>, Compression),
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
-    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    Gzip(Box<flate2::write::GzEncoder<Vec<u8>>>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, Vec<u8>>>),
 }
 
 impl Sink {
@@ -35,16 +35,16 @@ impl Sink {
         match codec {
             Compression::None => unreachable!("an uncompressed body has no compressor"),
             // No file name and mtime 0: the same records always give the same bytes.
-            Compression::Gzip { level } => Sink::Gzip(
+            Compression::Gzip { level } => Sink::Gzip(Box::new(
                 flate2::GzBuilder::new().write(buf, flate2::Compression::new(level.min(9))),
-            ),
+            )),
             Compression::Zstd { level } => {
                 let mut encoder = zstd::stream::write::Encoder::new(buf, level)
                     .expect("a zstd level from 1 to 22 is valid");
                 encoder
                     .include_checksum(true)
                     .expect("the checksum flag is valid");
-                Sink::Zstd(encoder)
+                Sink::Zstd(Box::new(encoder))
             }
         }
     }
