@@ -342,3 +342,44 @@ fn large_objects_stream_through_the_compressor_and_still_pop_exactly() {
         }
     }
 }
+
+#[test]
+fn refused_objects_of_every_format_decode_back_to_their_records() {
+    let chunk = dataset();
+    for format in formats() {
+        let format = FormatSettings {
+            binary: BinaryMode::Base64,
+            headers: true,
+            ..format
+        };
+        let mut encoder = ObjectEncoder::with_format(format, "topic.a", 7, 64, None);
+        for record in chunk.records() {
+            encoder.push_limited(&chunk, record, Some(100)).unwrap();
+        }
+        let key = object_key_with(
+            "p/",
+            "topic.a",
+            7,
+            10,
+            299,
+            BodyFormat::of(&format).extension(),
+        );
+        let (body, sidecar) = encoder.finish_with_headers();
+        let decoded = decode_object(&key, &body, &sidecar).unwrap();
+        let overflowed = chunk
+            .records()
+            .iter()
+            .filter(|r| chunk.bytes(&r.value).is_some_and(|v| v.len() > 100))
+            .count();
+        assert_eq!(decoded.len(), chunk.len() - overflowed, "{format:?}");
+        for record in decoded.records() {
+            let original = chunk.find(record.offset).unwrap();
+            assert_eq!(decoded.bytes(&record.key), chunk.bytes(&original.key));
+            assert_eq!(decoded.bytes(&record.value), chunk.bytes(&original.value));
+            assert_eq!(
+                decoded.headers(record).collect::<Vec<_>>(),
+                chunk.headers(original).collect::<Vec<_>>()
+            );
+        }
+    }
+}
