@@ -7,7 +7,7 @@ Usage: read-objects.py FILE...   (the format is told by each file's extension)
 
 Prints one JSON line per record, in file order:
   {"file", "offset", "partition", "timestamp", "topic", "overflowFlag", "valueSize",
-   "key", "value": the exact bytes as hex (base64 undone) or null,
+   "key", "value": the exact bytes as hex (base64 undone; binary columns as they are) or null,
    "headers": [[name, value as hex or null], ...] or null when the object has none}
 """
 
@@ -20,6 +20,8 @@ import sys
 def decode(text, encoding):
     if text is None:
         return None
+    if isinstance(text, bytes):  # a binary column (binary = "bytes")
+        return text.hex()
     if encoding is None:
         return text.encode("utf-8").hex()
     if encoding == "base64":
@@ -68,6 +70,8 @@ def read_parquet(path):
     }
     for name, kind in expected.items():
         actual = str(schema.field(name).type)
+        if name in ("key", "value") and actual == "binary":
+            continue  # binary = "bytes"
         if actual != kind:
             raise ValueError(f"{path}: column {name} is {actual}, not {kind}")
     metadata = pq.ParquetFile(path).metadata

@@ -15,7 +15,8 @@
 //! as a whole (gzip, zstd) while they are encoded. `parquet` writes the same fields as columns
 //! ([`parquet`]). Options add fields: with `binary = "base64"`, a key or value that is not valid
 //! UTF-8 is written base64-encoded with `"keyEncoding"`/`"valueEncoding": "base64"` after it;
-//! with `headers = true`, every record ends with `"headers": [{"name","value"}, ...]`. Without
+//! with `binary = "bytes"` (Parquet only), keys and values are binary columns holding the bytes
+//! as they are; with `headers = true`, every record ends with `"headers": [{"name","value"}, ...]`. Without
 //! `base64`, a key or value that is not valid UTF-8 is a [`RecordError`] naming the offset (a
 //! lossy conversion would silently change data). [`read`] reads every format back.
 
@@ -99,12 +100,15 @@ pub(crate) enum Text<'a> {
     Utf8(&'a str),
     /// Not valid UTF-8 and `binary = "base64"`: written base64-encoded.
     Base64(&'a [u8]),
+    /// `binary = "bytes"` (Parquet's binary columns): any bytes, as they are.
+    Bytes(&'a [u8]),
 }
 
 impl<'a> Text<'a> {
     fn of(bytes: Option<&'a [u8]>, binary: BinaryMode) -> Result<Self, usize> {
         match bytes {
             None => Ok(Text::Null),
+            Some(bytes) if binary == BinaryMode::Bytes => Ok(Text::Bytes(bytes)),
             Some(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => Ok(Text::Utf8(text)),
                 Err(_) if binary == BinaryMode::Base64 => Ok(Text::Base64(bytes)),

@@ -94,6 +94,8 @@ pub enum BinaryMode {
     DeadLetter,
     /// Written base64-encoded, with `keyEncoding`/`valueEncoding: "base64"` beside it.
     Base64,
+    /// Parquet only: `key` and `value` are binary columns holding the bytes as they are.
+    Bytes,
 }
 
 /// Parquet page compression.

@@ -87,6 +87,16 @@ fn keys_that_do_not_go_together_are_named() {
         errors[0].starts_with("`format.compression_level`: applies only"),
         "{errors:?}"
     );
+    let errors = format_of("binary = \"bytes\"\n").unwrap_err();
+    assert_eq!(
+        errors,
+        [
+            "`format.binary`: \"bytes\" (binary columns) needs `format.type = \"parquet\"`: JSON \
+          has no binary type, use \"base64\" with \"json_array\""
+        ]
+    );
+    let bytes = format_of("type = \"parquet\"\nbinary = \"bytes\"\n").unwrap();
+    assert_eq!(bytes.binary, BinaryMode::Bytes);
     let errors = format_of("type = \"csv\"\ncompression = \"lz4\"\n").unwrap_err();
     assert_eq!(
         errors,

@@ -156,6 +156,7 @@ fn format(values: &Values) -> FormatSettings {
             &[
                 ("dead_letter", BinaryMode::DeadLetter),
                 ("base64", BinaryMode::Base64),
+                ("bytes", BinaryMode::Bytes),
             ],
         ),
         headers: values.bool(&FORMAT_HEADERS),
@@ -281,6 +282,10 @@ mod tests {
                     unreachable!("sections are tables");
                 };
                 section.insert(key.name().to_owned(), Value::String(option.to_string()));
+                if (key.path, *option) == ("format.binary", "bytes") {
+                    // Binary columns are Parquet's.
+                    section.insert("type".to_owned(), Value::String("parquet".to_owned()));
+                }
                 let values = walk(table).unwrap_or_else(|e| panic!("{key:?} = {option}: {e:?}"));
                 let credentials = Credentials {
                     access_key_id: Secret::new("id".to_owned()),

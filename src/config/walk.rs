@@ -210,6 +210,14 @@ impl Walker {
         ) else {
             return;
         };
+        if kind != "parquet" && choice(&keys::FORMAT_BINARY).as_deref() == Some("bytes") {
+            let message = format!(
+                "\"bytes\" (binary columns) needs `format.type = \"parquet\"`: JSON has no \
+                 binary type, use \"base64\" with {}",
+                quote(&kind)
+            );
+            self.error(&keys::FORMAT_BINARY, message);
+        }
         if kind == "parquet" && compression != "none" {
             let message = format!(
                 "must be \"none\" with `format.type = \"parquet\"`: Parquet compresses its pages \

@@ -182,6 +182,7 @@ fn write_text(buf: &mut Vec<u8>, text: Text<'_>, encoding_field: &[u8]) {
     match text {
         Text::Null => buf.extend_from_slice(b"null"),
         Text::Utf8(text) => write_json_str(buf, text),
+        Text::Bytes(_) => unreachable!("binary columns are Parquet's (the config refuses them)"),
         Text::Base64(bytes) => {
             buf.push(b'"');
             append_base64(buf, bytes);

@@ -5,14 +5,14 @@
 //!
 //! | column | type |
 //! |---|---|
-//! | `key` | optional UTF-8 string |
+//! | `key` | optional UTF-8 string (binary with `binary = "bytes"`) |
 //! | `keyEncoding` | optional UTF-8 string, `"base64"` or null (only with `binary = "base64"`) |
 //! | `offset` | int64 |
 //! | `overflowFlag` | boolean |
 //! | `partition` | int32 |
 //! | `timestamp` | int64 (ms since the epoch, -1 when absent) |
 //! | `topic` | UTF-8 string, dictionary-encoded |
-//! | `value` | optional UTF-8 string |
+//! | `value` | optional UTF-8 string (binary with `binary = "bytes"`) |
 //! | `valueEncoding` | as `keyEncoding` |
 //! | `valueSize` | int64 |
 //! | `headers` | list of `{name, value, valueEncoding}` (only with `headers = true`) |
@@ -41,7 +41,8 @@ const RECORD_OVERHEAD: usize = 32;
 const BASE64: &[u8] = b"base64";
 
 /// The schema for the given options.
-fn schema(base64: bool, headers: bool) -> String {
+fn schema(base64: bool, bytes: bool, headers: bool) -> String {
+    let text = if bytes { "" } else { "(UTF8)" };
     let encoding = |name: &str| {
         if base64 {
             format!("optional binary {name}Encoding (UTF8);")
@@ -57,9 +58,9 @@ fn schema(base64: bool, headers: bool) -> String {
         ""
     };
     format!(
-        "message record {{ optional binary key (UTF8); {} required int64 offset; \
+        "message record {{ optional binary key {text}; {} required int64 offset; \
          required boolean overflowFlag; required int32 partition; required int64 timestamp; \
-         required binary topic (UTF8); optional binary value (UTF8); {} \
+         required binary topic (UTF8); optional binary value {text}; {} \
          required int64 valueSize; {headers} }}",
         encoding("key"),
         encoding("value"),
@@ -130,6 +131,10 @@ impl Group {
                 super::json::append_base64(&mut self.arena, bytes);
                 (Some(start..self.arena.len()), true)
             }
+            Text::Bytes(bytes) => {
+                self.arena.extend_from_slice(bytes);
+                (Some(start..self.arena.len()), false)
+            }
         }
     }
 }
@@ -154,8 +159,12 @@ pub(super) struct ParquetBody {
 impl ParquetBody {
     pub fn new(format: &FormatSettings, topic: &str, partition: i32, buf: Vec<u8>) -> Self {
         let base64 = format.binary == BinaryMode::Base64;
-        let schema =
-            parse_message_type(&schema(base64, format.headers)).expect("the schema is well-formed");
+        let schema = parse_message_type(&schema(
+            base64,
+            format.binary == BinaryMode::Bytes,
+            format.headers,
+        ))
+        .expect("the schema is well-formed");
         let writer =
             SerializedFileWriter::new(buf, Arc::new(schema), Arc::new(properties(&format.parquet)))
                 .expect("writing a Parquet header into a Vec cannot fail");

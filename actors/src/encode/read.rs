@@ -210,6 +210,7 @@ fn read_parquet(body: &[u8]) -> Result<Vec<StoredRecord>, DecodeError> {
         let (mut key, mut value) = (None, None);
         for (name, cell) in row.map_err(invalid)?.into_columns() {
             match (name.as_str(), cell) {
+                ("key", Cell::Bytes(bytes)) => record.key = Some(bytes.data().to_vec()),
                 ("key", cell) => key = string(cell),
                 ("keyEncoding", cell) => key_encoding = string(cell),
                 ("offset", Cell::Long(offset)) => record.offset = offset,
@@ -217,6 +218,7 @@ fn read_parquet(body: &[u8]) -> Result<Vec<StoredRecord>, DecodeError> {
                 ("partition", Cell::Int(partition)) => record.partition = partition,
                 ("timestamp", Cell::Long(timestamp)) => record.timestamp = timestamp,
                 ("topic", Cell::Str(topic)) => record.topic = topic,
+                ("value", Cell::Bytes(bytes)) => record.value = Some(bytes.data().to_vec()),
                 ("value", cell) => value = string(cell),
                 ("valueEncoding", cell) => value_encoding = string(cell),
                 ("valueSize", Cell::Long(size)) => record.value_size = size,
@@ -246,8 +248,12 @@ fn read_parquet(body: &[u8]) -> Result<Vec<StoredRecord>, DecodeError> {
                 }
             }
         }
-        record.key = bytes_of(key.as_deref(), key_encoding.as_deref(), "a key")?;
-        record.value = bytes_of(value.as_deref(), value_encoding.as_deref(), "a value")?;
+        if record.key.is_none() {
+            record.key = bytes_of(key.as_deref(), key_encoding.as_deref(), "a key")?;
+        }
+        if record.value.is_none() {
+            record.value = bytes_of(value.as_deref(), value_encoding.as_deref(), "a value")?;
+        }
         records.push(record);
     }
     Ok(records)

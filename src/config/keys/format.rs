@@ -34,12 +34,12 @@ pub(in crate::config) const FORMAT_COMPRESSION_LEVEL: Key = Key {
     path: "format.compression_level",
     kind: int(0, 0, 22),
 };
-/// A key or value that is not valid UTF-8: `dead_letter` (the product page's rule) or written
-/// `base64` with `keyEncoding`/`valueEncoding`.
+/// A key or value that is not valid UTF-8: `dead_letter` (the product page's rule), written
+/// `base64` with `keyEncoding`/`valueEncoding`, or (`parquet` only) `bytes`: binary columns.
 pub(in crate::config) const FORMAT_BINARY: Key = Key {
     path: "format.binary",
     kind: Kind::Choice {
-        options: &["dead_letter", "base64"],
+        options: &["dead_letter", "base64", "bytes"],
         default: "dead_letter",
     },
 };
