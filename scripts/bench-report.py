@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Combines scripts/bench's per-scenario JSON into results.json and results.md.
 
-Usage: bench-report.py OUT_DIR MAX_INTERVAL_MS CORES
+Usage: bench-report.py OUT_DIR MAX_INTERVAL_MS CORES [FORMAT]
 
 Each scenario's connector figures are set next to the bare consumer's from the same run, as
 ratios, and checked against the targets of issue 5 (figures, not pass/fail tests)."""
@@ -10,6 +10,7 @@ import os
 import sys
 
 out, max_interval_ms, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+object_format = sys.argv[4] if len(sys.argv) > 4 else "json_array"
 
 
 def load(path):
@@ -18,6 +19,11 @@ def load(path):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def drain_payload_bytes(conn):
+    total = conn["drain_total"]
+    return total["mb_per_s"] * total["seconds"] * 1e6
 
 
 rows = []
@@ -35,6 +41,11 @@ for name in sorted(os.listdir(out)):
     proc = conn["connector"] or {}
     r = {
         "scenario": name,
+        "format": object_format,
+        "objects": conn.get("objects"),
+        "object_bytes": conn.get("object_bytes"),
+        # Keys and values stored, against the objects' bytes (> 1: smaller than the payload).
+        "payload_per_object_byte": drain_payload_bytes(conn) / max(conn.get("object_bytes") or 0, 1),
         "records": gen["produced"]["records"],
         "partitions": gen["partitions"],
         "value_size": gen["value_size"],
@@ -127,6 +138,16 @@ for r in rows:
     lines.append(
         f"| {r['scenario']} | {r['watch_s']:.2f} | {(r['connector_cpu_s_per_million'] or 0) * r['records'] / 1e6:.2f} "
         f"| {servers.get('tansu', float('nan')):.2f} | {servers.get('s3s-fs', float('nan')):.2f} |"
+    )
+lines += ["", f"Objects (format `{object_format}`):", "",
+          "| scenario | objects | object MB | key + value MB | key + value per object byte |",
+          "|---|---:|---:|---:|---:|"]
+for r in rows:
+    if "error" in r:
+        continue
+    lines.append(
+        f"| {r['scenario']} | {r['objects']} | {r['object_bytes'] / 1e6:.1f} "
+        f"| {r['payload_per_object_byte'] * r['object_bytes'] / 1e6:.1f} | {r['payload_per_object_byte']:.2f} |"
     )
 with open(os.path.join(out, "results.md"), "w") as f:
     f.write("\n".join(lines) + "\n")

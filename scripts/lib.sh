@@ -10,7 +10,8 @@
 #         that restart the broker), 10 to 40 minutes on 2 cores; also the fallback when the
 #         wheel cannot be had.
 #   - s3s-fs 0.14.1 (S3-API server on a directory; checks SigV4 signatures)
-# and, for the monitoring test, Debian's `prometheus` package (install_prometheus).
+# and, for the monitoring test, Debian's `prometheus` package (install_prometheus), and for the
+# format tests a Python venv with pyarrow and zstandard (install_python_readers).
 #
 # TANSU_BIN: the broker for memory storage (the prebuilt one when it is there);
 # TANSU_SQLITE_BIN: the broker for sqlite storage (the crates.io build). Set either to use a
@@ -105,6 +106,28 @@ install_prometheus() {
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
+}
+
+# install_python_readers: the format tests (tests/formats.rs) read every object back with
+# scripts/read-objects.py, under a venv in the cache holding pyarrow and zstandard (from PyPI).
+# Without python3 the tests say they are skipped; KOS_PYTHON points them at another Python.
+KOS_PYTHON="${KOS_PYTHON:-$KOS_CACHE/py-readers/bin/python}"
+export KOS_PYTHON
+install_python_readers() {
+  if "$KOS_PYTHON" -c 'import pyarrow, zstandard' >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v python3 >/dev/null 2>&1; then
+    log "no python3: the format tests will be skipped"
+    return 0
+  fi
+  mkdir -p "$KOS_CACHE"
+  (
+    flock 9
+    log "installing pyarrow and zstandard into $KOS_CACHE/py-readers (once)"
+    python3 -m venv "$KOS_CACHE/py-readers"
+    "$KOS_CACHE/py-readers/bin/pip" install -q 'pyarrow>=15' 'zstandard>=0.22'
+  ) 9>"$KOS_CACHE/install.lock"
 }
 
 # wait_port HOST PORT SECONDS: waits until something accepts connections.

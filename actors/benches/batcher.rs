@@ -81,6 +81,7 @@ fn bench_batcher(c: &mut Criterion) {
                             seal_when_caught_up: true,
                         },
                         max_value_bytes: None,
+                        format: Default::default(),
                         offsets: Arc::new(NoOffsets),
                         upload_queue: queue,
                         // Empty: the one recovery listing at the first chunk finds nothing.

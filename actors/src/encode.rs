@@ -1,15 +1,28 @@
-//! The product page's record format: one JSON array per object,
-//! `[{"key","offset","overflowFlag","partition","timestamp","topic","value","valueSize"}, ...]`.
+//! Object bodies: the records of one object in the configured format (`[format]`, see
+//! [`FormatSettings`]).
+//!
+//! The default is the product page's JSON array, byte for byte,
+//! `[{"key","offset","overflowFlag","partition","timestamp","topic","value","valueSize"}, ...]`:
 //!
 //! - `key`: the key as a string, or `null` when the record has no key;
 //! - `value`: the value as a string, or `null` for a tombstone (null value);
-//! - `valueSize`: the value's size in UTF-8 bytes (0 for a tombstone);
+//! - `valueSize`: the value's size in bytes (0 for a tombstone);
 //! - `timestamp`: milliseconds since the epoch (-1 when the record carries none);
 //! - `overflowFlag`: `true` when the value is larger than the configured limit; the value is
 //!   then written as `null` and `valueSize` still gives its real size.
 //!
-//! Keys and values must be valid UTF-8: the format has no binary type, and a lossy conversion
-//! would silently change data. Anything else is a [`RecordError`] naming the offset.
+//! `jsonl` writes the same objects one per line ([`json`]); both JSON formats may be compressed
+//! as a whole (gzip, zstd) while they are encoded. `parquet` writes the same fields as columns
+//! ([`parquet`]). Options add fields: with `binary = "base64"`, a key or value that is not valid
+//! UTF-8 is written base64-encoded with `"keyEncoding"`/`"valueEncoding": "base64"` after it;
+//! with `binary = "bytes"` (Parquet only), keys and values are binary columns holding the bytes
+//! as they are; with `headers = true`, every record ends with `"headers": [{"name","value"}, ...]`. Without
+//! `base64`, a key or value that is not valid UTF-8 is a [`RecordError`] naming the offset (a
+//! lossy conversion would silently change data). [`read`] reads every format back.
+
+mod json;
+mod parquet;
+pub mod read;
 
 use bytes::Bytes;
 
@@ -17,10 +30,13 @@ use crate::buffer_pool::BufferPool;
 use crate::error::ErrorCode;
 use crate::metadata::Fingerprint;
 use crate::record::{RecordChunk, RecordMeta};
+use crate::settings::{BinaryMode, FormatKind, FormatSettings};
 
-/// The headers of an object's records (the format has no place for them), kept beside the body
-/// so that a refused object's records can be forwarded with their headers byte for byte. Records
-/// without headers are not in it, so it stays empty for most objects.
+pub use read::{decode_object, DecodeError};
+
+/// The headers of an object's records, kept beside the body so that a refused object's records
+/// can be forwarded with their headers byte for byte (whether or not the format writes them).
+/// Records without headers are not in it, so it stays empty for most objects.
 pub type HeaderSidecar = RecordChunk;
 
 /// Which part of a record was rejected.
@@ -39,7 +55,7 @@ impl std::fmt::Display for Field {
     }
 }
 
-/// Why one record cannot be written in the product page's format.
+/// Why one record cannot be written in the configured format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     #[error(
@@ -77,12 +93,60 @@ impl RecordError {
     }
 }
 
+/// A key, value or header value as it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Text<'a> {
+    Null,
+    Utf8(&'a str),
+    /// Not valid UTF-8 and `binary = "base64"`: written base64-encoded.
+    Base64(&'a [u8]),
+    /// `binary = "bytes"` (Parquet's binary columns): any bytes, as they are.
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Text<'a> {
+    fn of(bytes: Option<&'a [u8]>, binary: BinaryMode) -> Result<Self, usize> {
+        match bytes {
+            None => Ok(Text::Null),
+            Some(bytes) if binary == BinaryMode::Bytes => Ok(Text::Bytes(bytes)),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(Text::Utf8(text)),
+                Err(_) if binary == BinaryMode::Base64 => Ok(Text::Base64(bytes)),
+                Err(error) => Err(error.valid_up_to()),
+            },
+        }
+    }
+
+    /// A header value: base64 when not UTF-8, whatever `binary` says (headers have no
+    /// dead-letter rule of their own).
+    pub(crate) fn header(bytes: Option<&'a [u8]>) -> Self {
+        Text::of(bytes, BinaryMode::Base64).expect("base64 takes any bytes")
+    }
+}
+
+/// One record, checked and ready for a format to write.
+pub(crate) struct Prepared<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Text<'a>,
+    pub value: Text<'a>,
+    pub overflow: bool,
+    /// The value's size in bytes (its real size when it overflowed).
+    pub value_size: usize,
+    /// `(name, value)` of its headers when the format writes them.
+    pub headers: Option<(&'a RecordChunk, &'a RecordMeta)>,
+}
+
+/// The body being built, by format.
+enum Body {
+    Json(json::JsonBody),
+    Parquet(Box<parquet::ParquetBody>),
+}
+
 /// Builds one object's body incrementally.
 pub struct ObjectEncoder {
-    buf: Vec<u8>,
-    /// `,"partition":<p>,"timestamp":` is constant per partition; so is the escaped topic.
-    partition_json: Vec<u8>,
-    topic_json: Vec<u8>,
+    body: Body,
+    format: FormatSettings,
     records: usize,
     first_offset: i64,
     last_offset: i64,
@@ -101,32 +165,52 @@ pub struct ObjectEncoder {
 }
 
 impl ObjectEncoder {
+    /// A JSON array encoder (the default format).
     pub fn new(topic: &str, partition: i32, capacity: usize) -> Self {
-        Self::with_buffer(topic, partition, Vec::with_capacity(capacity), None)
+        Self::with_format(FormatSettings::default(), topic, partition, capacity, None)
     }
 
-    /// Writes into a buffer of `pool`; the finished body returns it there when dropped.
+    /// A JSON array encoder writing into a buffer of `pool`; the finished body returns it there
+    /// when dropped.
     pub fn pooled(topic: &str, partition: i32, capacity: usize, pool: &BufferPool) -> Self {
-        let (buf, reused) = pool.take_tracked(capacity);
-        let reused = if reused { buf.capacity() } else { 0 };
-        let mut encoder = Self::with_buffer(topic, partition, buf, Some(pool.clone()));
-        encoder.reused = reused;
-        encoder
+        Self::with_format(
+            FormatSettings::default(),
+            topic,
+            partition,
+            capacity,
+            Some(pool),
+        )
     }
 
-    fn with_buffer(
+    /// An encoder of `format`, writing into a buffer of `pool` if given.
+    pub fn with_format(
+        format: FormatSettings,
         topic: &str,
         partition: i32,
-        mut buf: Vec<u8>,
-        pool: Option<BufferPool>,
+        capacity: usize,
+        pool: Option<&BufferPool>,
     ) -> Self {
-        buf.push(b'[');
-        let mut topic_json = Vec::with_capacity(topic.len() + 2);
-        write_json_str(&mut topic_json, topic);
+        // Bytes of a reused pooled buffer: resident already, charged to the memory budget from
+        // the start (a new buffer is charged as it fills).
+        let (buf, reused) = match pool {
+            Some(pool) => {
+                let (buf, reused) = pool.take_tracked(capacity);
+                let reused = if reused { buf.capacity() } else { 0 };
+                (buf, reused)
+            }
+            None => (Vec::with_capacity(capacity), 0),
+        };
+        let body = match format.kind {
+            FormatKind::JsonArray | FormatKind::Jsonl => {
+                Body::Json(json::JsonBody::new(&format, topic, partition, buf))
+            }
+            FormatKind::Parquet => Body::Parquet(Box::new(parquet::ParquetBody::new(
+                &format, topic, partition, buf,
+            ))),
+        };
         ObjectEncoder {
-            buf,
-            partition_json: format!(",\"partition\":{partition},\"timestamp\":").into_bytes(),
-            topic_json,
+            body,
+            format,
             records: 0,
             first_offset: -1,
             last_offset: -1,
@@ -135,8 +219,8 @@ impl ObjectEncoder {
             last_record: None,
             before_last_record: None,
             headers: HeaderSidecar::default(),
-            pool,
-            reused: 0,
+            pool: pool.cloned(),
+            reused,
         }
     }
 
@@ -154,46 +238,36 @@ impl ObjectEncoder {
         record: &RecordMeta,
         max_value_bytes: Option<usize>,
     ) -> Result<Pushed, RecordError> {
-        let key = utf8(chunk.bytes(&record.key), Field::Key, record.offset)?;
+        let binary = self.format.binary;
+        let invalid = |field, valid_up_to| RecordError::InvalidUtf8 {
+            field,
+            offset: record.offset,
+            valid_up_to,
+        };
+        let raw_key = chunk.bytes(&record.key);
+        let key = Text::of(raw_key, binary).map_err(|at| invalid(Field::Key, at))?;
         let raw_value = chunk.bytes(&record.value);
         let overflow = match (raw_value, max_value_bytes) {
             (Some(bytes), Some(limit)) if bytes.len() > limit => Some(bytes.len()),
             _ => None,
         };
         let value = match overflow {
-            Some(_) => None,
-            None => utf8(raw_value, Field::Value, record.offset)?,
+            Some(_) => Text::Null,
+            None => Text::of(raw_value, binary).map_err(|at| invalid(Field::Value, at))?,
         };
-        let mut ints = itoa::Buffer::new();
-        let buf = &mut self.buf;
-        if self.records > 0 {
-            buf.push(b',');
+        let prepared = Prepared {
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key,
+            value,
+            overflow: overflow.is_some(),
+            value_size: overflow.unwrap_or(raw_value.map_or(0, <[u8]>::len)),
+            headers: self.format.headers.then_some((chunk, record)),
+        };
+        match &mut self.body {
+            Body::Json(body) => body.push(&prepared, self.records),
+            Body::Parquet(body) => body.push(&prepared),
         }
-        buf.extend_from_slice(b"{\"key\":");
-        match key {
-            Some(key) => write_json_str(buf, key),
-            None => buf.extend_from_slice(b"null"),
-        }
-        buf.extend_from_slice(b",\"offset\":");
-        buf.extend_from_slice(ints.format(record.offset).as_bytes());
-        buf.extend_from_slice(if overflow.is_some() {
-            b",\"overflowFlag\":true"
-        } else {
-            b",\"overflowFlag\":false"
-        });
-        buf.extend_from_slice(&self.partition_json);
-        buf.extend_from_slice(ints.format(record.timestamp).as_bytes());
-        buf.extend_from_slice(b",\"topic\":");
-        buf.extend_from_slice(&self.topic_json);
-        buf.extend_from_slice(b",\"value\":");
-        match value {
-            Some(value) => write_json_str(buf, value),
-            None => buf.extend_from_slice(b"null"),
-        }
-        buf.extend_from_slice(b",\"valueSize\":");
-        let value_size = overflow.unwrap_or(value.map_or(0, str::len));
-        buf.extend_from_slice(ints.format(value_size).as_bytes());
-        buf.push(b'}');
         if !record.headers.is_empty() {
             self.headers.push_with_headers(
                 record.offset,
@@ -203,7 +277,7 @@ impl ObjectEncoder {
                 chunk.headers(record),
             );
         }
-        let fingerprint = Fingerprint::of(record.timestamp, chunk.bytes(&record.key), raw_value);
+        let fingerprint = Fingerprint::of(record.timestamp, raw_key, raw_value);
         if self.records == 0 {
             self.first_offset = record.offset;
             self.first_record = Some(fingerprint);
@@ -223,9 +297,14 @@ impl ObjectEncoder {
         })
     }
 
-    /// Encoded size so far, including the closing `]`.
+    /// Size of the object so far, the bound `batching.max_bytes` applies to: the exact size of
+    /// an uncompressed JSON body (closing `]` included); for compressed JSON, the size before
+    /// compression; for Parquet, the row groups written plus the raw size of the open one.
     pub fn len(&self) -> usize {
-        self.buf.len() + 1
+        match &self.body {
+            Body::Json(body) => body.len(),
+            Body::Parquet(body) => body.len(),
+        }
     }
 
     pub fn records(&self) -> usize {
@@ -236,7 +315,7 @@ impl ObjectEncoder {
     /// buffer's whole capacity (touched by its earlier objects). A fresh buffer's capacity beyond
     /// its length is not resident until written.
     pub fn resident_bytes(&self) -> usize {
-        self.buf.len().max(self.reused)
+        self.len().max(self.reused)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -260,11 +339,15 @@ impl ObjectEncoder {
         self.min_timestamp
     }
 
-    /// Removes everything after `len` bytes (as returned by [`Self::len`] before a push) and
-    /// forgets the last record. Used to move a record that made the object too large into the
-    /// next object.
+    /// Forgets the record just pushed (`len_before`, `records_before` and `last_offset_before`
+    /// are [`Self::len`], [`Self::records`] and [`Self::last_offset`] before that push). Used to
+    /// move a record that made the object too large into the next object. Every format keeps the
+    /// last record out of its compressor or row group until the next push, so this is exact.
     pub fn pop_last(&mut self, len_before: usize, records_before: usize, last_offset_before: i64) {
-        self.buf.truncate(len_before - 1);
+        match &mut self.body {
+            Body::Json(body) => body.pop_last(len_before),
+            Body::Parquet(body) => body.pop_last(),
+        }
         if self.headers.last_offset() == Some(self.last_offset) {
             self.headers.pop();
         }
@@ -278,114 +361,26 @@ impl ObjectEncoder {
         }
     }
 
-    /// Closes the array and returns the body.
+    /// Closes the body and returns it.
     pub fn finish(self) -> Bytes {
         self.finish_with_headers().0
     }
 
-    /// Closes the array and returns the body and the records' headers.
-    pub fn finish_with_headers(mut self) -> (Bytes, HeaderSidecar) {
-        self.buf.push(b']');
+    /// Closes the body and returns it with the records' headers.
+    pub fn finish_with_headers(self) -> (Bytes, HeaderSidecar) {
+        let buf = match self.body {
+            Body::Json(body) => body.finish(),
+            Body::Parquet(body) => body.finish(),
+        };
         let body = match &self.pool {
-            Some(pool) => pool.freeze(self.buf),
-            None => Bytes::from(self.buf),
+            Some(pool) => pool.freeze(buf),
+            None => Bytes::from(buf),
         };
         (body, self.headers)
     }
 }
 
-/// An object body that is not the JSON array this module writes (a bug if it ever happens).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read the object back: {0}")]
-pub struct DecodeError(#[source] serde_json::Error);
-
-/// Rebuilds the records of an object from its body and header sidecar: keys, values, timestamps
-/// and headers byte for byte (the body's strings are the records' exact UTF-8). Records written
-/// with `overflowFlag: true` are left out: their value is not in the body (they are in the
-/// dead-letter topic whole).
-pub fn decode_object(body: &[u8], headers: &HeaderSidecar) -> Result<RecordChunk, DecodeError> {
-    #[derive(serde::Deserialize)]
-    struct Stored<'a> {
-        #[serde(borrow)]
-        key: Option<std::borrow::Cow<'a, str>>,
-        offset: i64,
-        #[serde(rename = "overflowFlag")]
-        overflow: bool,
-        timestamp: i64,
-        #[serde(borrow)]
-        value: Option<std::borrow::Cow<'a, str>>,
-    }
-    let stored: Vec<Stored<'_>> = serde_json::from_slice(body).map_err(DecodeError)?;
-    let mut chunk = RecordChunk::with_capacity(stored.len(), body.len());
-    for record in stored.iter().filter(|record| !record.overflow) {
-        let key = record.key.as_deref().map(str::as_bytes);
-        let value = record.value.as_deref().map(str::as_bytes);
-        match headers.find(record.offset) {
-            Some(meta) => chunk.push_with_headers(
-                record.offset,
-                record.timestamp,
-                key,
-                value,
-                headers.headers(meta),
-            ),
-            None => chunk.push(record.offset, record.timestamp, key, value),
-        }
-    }
-    Ok(chunk)
-}
-
-fn utf8(bytes: Option<&[u8]>, field: Field, offset: i64) -> Result<Option<&str>, RecordError> {
-    match bytes {
-        None => Ok(None),
-        Some(bytes) => {
-            std::str::from_utf8(bytes)
-                .map(Some)
-                .map_err(|error| RecordError::InvalidUtf8 {
-                    field,
-                    offset,
-                    valid_up_to: error.valid_up_to(),
-                })
-        }
-    }
-}
-
-/// Writes `s` as a JSON string literal (quotes, backslashes, control characters escaped).
-///
-/// Most keys and values need no escaping: those are found eight bytes at a time and copied in
-/// one go; the others go through `serde_json`'s escaper.
-fn write_json_str(buf: &mut Vec<u8>, s: &str) {
-    if needs_escape(s.as_bytes()) {
-        // Serializing a `&str` into a `Vec` cannot fail.
-        serde_json::to_writer(buf, s).expect("writing a JSON string into a Vec cannot fail");
-    } else {
-        buf.reserve(s.len() + 2);
-        buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(b'"');
-    }
-}
-
-/// Whether `bytes` holds a byte JSON requires escaped: `"`, `\` or a control character
-/// (below 0x20). Exact (no false negatives, no false positives).
-fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Bit-twiddling "has a byte less than n" (exact as a yes/no for n <= 128): a byte below n
-    // borrows into its high bit, and `!word` masks out bytes that had the high bit set already.
-    let has_less = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGH != 0;
-    let has_byte = |word: u64, byte: u8| has_less(word ^ (ONES * u64::from(byte)), 1);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        if has_less(word, 0x20) || has_byte(word, b'"') || has_byte(word, b'\\') {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
+#[cfg(test)]
+mod format_tests;
 #[cfg(test)]
 mod tests;

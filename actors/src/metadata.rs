@@ -18,6 +18,7 @@
 //! | `kos-connector` | the connector's name |
 //! | `kos-generation` | the consumer group generation whose member wrote it (-1: unknown) |
 //! | `kos-routed` | offsets in the range that went to the dead-letter topic instead (optional) |
+//! | `kos-body-format` | the body's format: `json_array`, `jsonl`, `parquet`, with `+gzip` or `+zstd` when compressed (absent before formats: `json_array`) |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +34,9 @@ const LAST_RECORD: &str = "kos-last-record";
 const CONNECTOR: &str = "kos-connector";
 const ROUTED: &str = "kos-routed";
 const GENERATION: &str = "kos-generation";
+const BODY_FORMAT: &str = "kos-body-format";
+/// What an object without `kos-body-format` holds (written before there were formats).
+pub const DEFAULT_BODY_FORMAT: &str = "json_array";
 
 /// Identifies one record without storing it: its timestamp and a CRC-32 of its key and value.
 /// Two different records at the same offset (a recreated topic, another cluster) differ in at
@@ -97,6 +101,9 @@ pub struct ObjectMetadata {
     /// Offsets in `first_offset..=last_offset` that are not in the object: they went to the
     /// dead-letter topic.
     pub routed: Vec<i64>,
+    /// The body's format ([`crate::object_key::BodyFormat::label`]). Not part of
+    /// [`Self::same_records`]: the same records written in another format are still stored.
+    pub body_format: String,
 }
 
 /// Why an object's metadata is not ours.
@@ -122,6 +129,7 @@ impl ObjectMetadata {
             (LAST_RECORD, self.last_record.to_string()),
             (CONNECTOR, self.connector.clone()),
             (GENERATION, self.generation.to_string()),
+            (BODY_FORMAT, self.body_format.clone()),
         ];
         if !self.routed.is_empty() {
             let routed: Vec<String> = self.routed.iter().map(i64::to_string).collect();
@@ -176,6 +184,7 @@ impl ObjectMetadata {
                 .and_then(|generation| generation.parse().ok())
                 .unwrap_or(-1),
             routed,
+            body_format: text(BODY_FORMAT).unwrap_or(DEFAULT_BODY_FORMAT).to_owned(),
         })
     }
 
@@ -236,6 +245,7 @@ mod tests {
             connector: "c".into(),
             generation: 7,
             routed: vec![12],
+            body_format: "jsonl+zstd".into(),
         }
     }
 
@@ -304,6 +314,7 @@ mod tests {
         let mut other = metadata();
         other.connector = "renamed".into();
         other.generation = 8;
+        other.body_format = "parquet".into();
         assert!(ours.same_records(&other));
         other.first_record = Fingerprint::of(1, None, None);
         assert!(!ours.same_records(&other));

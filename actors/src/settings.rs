@@ -23,6 +23,8 @@ pub struct PipelineSettings {
     pub drain_timeout: Duration,
     pub failure: FailureSettings,
     pub resources: ResourceSettings,
+    /// How objects are written (`[format]`).
+    pub format: FormatSettings,
     /// The effective config as TOML with every secret redacted, written to the config topic.
     pub redacted_config: String,
 }
@@ -51,6 +53,83 @@ pub struct FailureSettings {
     /// Values larger than this (bytes) are written as `null` with `overflowFlag: true` and the
     /// whole record also goes to the dead-letter topic. `None`: no limit.
     pub max_value_bytes: Option<usize>,
+}
+
+/// How records are written into objects (`[format]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormatSettings {
+    pub kind: FormatKind,
+    /// Whole-object compression of the JSON formats (Parquet compresses its pages instead).
+    pub compression: Compression,
+    pub binary: BinaryMode,
+    /// Records carry their headers.
+    pub headers: bool,
+    pub parquet: ParquetSettings,
+}
+
+/// The file format of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatKind {
+    /// The product page's `[{...},{...}]`.
+    #[default]
+    JsonArray,
+    /// One JSON object per line.
+    Jsonl,
+    Parquet,
+}
+
+/// Whole-object compression, applied while records are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    None,
+    /// Level 1 to 9.
+    Gzip { level: u32 },
+    /// Level 1 to 22.
+    Zstd { level: i32 },
+}
+
+/// What a key or value that is not valid UTF-8 becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryMode {
+    /// The record goes to the dead-letter topic (the product page's rule).
+    #[default]
+    DeadLetter,
+    /// Written base64-encoded, with `keyEncoding`/`valueEncoding: "base64"` beside it.
+    Base64,
+    /// Parquet only: `key` and `value` are binary columns holding the bytes as they are.
+    Bytes,
+}
+
+/// Parquet page compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParquetCompression {
+    /// Level 1 to 22.
+    Zstd {
+        level: i32,
+    },
+    Snappy,
+    None,
+}
+
+/// How Parquet files are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParquetSettings {
+    pub compression: ParquetCompression,
+    /// A row group is written once it holds this many records ...
+    pub row_group_records: usize,
+    /// ... or this many bytes of keys, values and headers, whichever comes first.
+    pub row_group_bytes: usize,
+}
+
+impl Default for ParquetSettings {
+    fn default() -> Self {
+        ParquetSettings {
+            compression: ParquetCompression::Zstd { level: 1 },
+            row_group_records: 100_000,
+            row_group_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 /// Whether the connector creates its Kafka-side resources or only checks them.

@@ -358,6 +358,7 @@ mod tests {
                     connector: "c".into(),
                     generation: -1,
                     routed: Vec::new(),
+                    body_format: "json_array".into(),
                 },
                 oldest_timestamp: Some(1_795_608_269_111),
                 metrics: PartitionMetrics::new("t", 0),
@@ -527,6 +528,7 @@ mod tests {
                 connector: "c".into(),
                 generation: -1,
                 routed: Vec::new(),
+                body_format: "json_array".into(),
             }
             .to_pairs()
             .into_iter()

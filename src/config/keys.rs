@@ -14,6 +14,9 @@
 
 use super::rules::{self, StrRule};
 
+mod format;
+pub(super) use format::*;
+
 /// One key of the file.
 #[derive(Debug)]
 pub(super) struct Key {
@@ -153,6 +156,15 @@ pub(super) const KEYS: &[&Key] = &[
     &BATCHING_SEAL_WHEN_CAUGHT_UP,
     &MEMORY,
     &MEMORY_MAX_BYTES,
+    &FORMAT,
+    &FORMAT_TYPE,
+    &FORMAT_COMPRESSION,
+    &FORMAT_COMPRESSION_LEVEL,
+    &FORMAT_BINARY,
+    &FORMAT_HEADERS,
+    &FORMAT_PARQUET_COMPRESSION,
+    &FORMAT_PARQUET_ROW_GROUP_RECORDS,
+    &FORMAT_PARQUET_ROW_GROUP_BYTES,
     &FAILURE,
     &FAILURE_POLICY,
     &FAILURE_MAX_VALUE_BYTES,
@@ -407,7 +419,7 @@ pub(super) const BATCHING_MAX_RECORDS: Key = Key {
     path: "batching.max_records",
     kind: int(10_000, 1, 10_000_000),
 };
-/// Bytes per object (encoded JSON size).
+/// Bytes per object (encoded size, before compression).
 pub(super) const BATCHING_MAX_BYTES: Key = Key {
     path: "batching.max_bytes",
     kind: int(16 * MIB, 1_024, 5 * GIB),

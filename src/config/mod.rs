@@ -20,6 +20,8 @@
 
 mod credentials;
 mod error;
+#[cfg(test)]
+mod format_tests;
 mod keys;
 mod properties;
 mod render;

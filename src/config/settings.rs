@@ -5,9 +5,10 @@
 //! [`Duration`](std::time::Duration)s, "0 means unlimited" becomes `None`, choice names become enums.
 
 use actors::settings::{
-    AssignmentStrategy, ChecksumMode, ConditionalCreate, CreateMode, CredentialSource,
-    FailurePolicy, FailureSettings, PipelineSettings, ResourceSettings, RollPolicy, SinkSettings,
-    SourceSettings, StartOffset,
+    AssignmentStrategy, BinaryMode, ChecksumMode, Compression, ConditionalCreate, CreateMode,
+    CredentialSource, FailurePolicy, FailureSettings, FormatKind, FormatSettings,
+    ParquetCompression, ParquetSettings, PipelineSettings, ResourceSettings, RollPolicy,
+    SinkSettings, SourceSettings, StartOffset,
 };
 
 use super::keys::*;
@@ -27,6 +28,7 @@ pub(super) fn pipeline(
         memory_max_bytes: values.size(&MEMORY_MAX_BYTES),
         drain_timeout: values.millis(&DRAIN_TIMEOUT_MS),
         failure: failure(values),
+        format: format(values),
         resources: resources(values),
         redacted_config,
     }
@@ -126,6 +128,56 @@ fn batching(values: &Values) -> RollPolicy {
         max_bytes: values.size(&BATCHING_MAX_BYTES),
         max_interval: values.millis(&BATCHING_MAX_INTERVAL_MS),
         seal_when_caught_up: values.bool(&BATCHING_SEAL_WHEN_CAUGHT_UP),
+    }
+}
+
+/// `[format]` (the walker checked the keys against each other).
+fn format(values: &Values) -> FormatSettings {
+    let level = values.int(&FORMAT_COMPRESSION_LEVEL);
+    FormatSettings {
+        kind: values.choice(
+            &FORMAT_TYPE,
+            &[
+                ("json_array", FormatKind::JsonArray),
+                ("jsonl", FormatKind::Jsonl),
+                ("parquet", FormatKind::Parquet),
+            ],
+        ),
+        compression: match values.str(&FORMAT_COMPRESSION) {
+            "gzip" => Compression::Gzip {
+                level: if level == 0 { 6 } else { level as u32 },
+            },
+            "zstd" => Compression::Zstd {
+                level: if level == 0 { 1 } else { level as i32 },
+            },
+            _ => Compression::None,
+        },
+        binary: values.choice(
+            &FORMAT_BINARY,
+            &[
+                ("dead_letter", BinaryMode::DeadLetter),
+                ("base64", BinaryMode::Base64),
+                ("bytes", BinaryMode::Bytes),
+            ],
+        ),
+        headers: values.bool(&FORMAT_HEADERS),
+        parquet: ParquetSettings {
+            compression: values.choice(
+                &FORMAT_PARQUET_COMPRESSION,
+                &[
+                    (
+                        "zstd",
+                        ParquetCompression::Zstd {
+                            level: if level == 0 { 1 } else { level as i32 },
+                        },
+                    ),
+                    ("snappy", ParquetCompression::Snappy),
+                    ("none", ParquetCompression::None),
+                ],
+            ),
+            row_group_records: values.size(&FORMAT_PARQUET_ROW_GROUP_RECORDS),
+            row_group_bytes: values.size(&FORMAT_PARQUET_ROW_GROUP_BYTES),
+        },
     }
 }
 
@@ -243,6 +295,10 @@ mod tests {
                     section = inner;
                 }
                 section.insert(key.name().to_owned(), Value::String(option.to_string()));
+                if (key.path, *option) == ("format.binary", "bytes") {
+                    // Binary columns are Parquet's.
+                    section.insert("type".to_owned(), Value::String("parquet".to_owned()));
+                }
                 let values = walk(table).unwrap_or_else(|e| panic!("{key:?} = {option}: {e:?}"));
                 let credentials = Credentials {
                     access_key_id: Secret::new("id".to_owned()),

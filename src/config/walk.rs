@@ -35,6 +35,7 @@ pub(super) fn walk(table: Table) -> Result<Values, Vec<ConfigError>> {
     walker.check_drain_below_poll_interval();
     walker.check_memory_holds_objects();
     walker.check_admin_token();
+    walker.check_format();
     if walker.errors.is_empty() {
         Ok(walker.values)
     } else {
@@ -256,6 +257,60 @@ impl Walker {
                  point it at a file holding a token, or listen on 127.0.0.1"
             );
             self.error(&keys::ADMIN_TOKEN_FILE, message);
+        }
+    }
+
+    /// `[format]` keys that only mean something together: whole-object compression is for the
+    /// JSON formats, and a level needs a codec that takes it. Skipped for invalid values.
+    fn check_format(&mut self) {
+        let values = self.values.clone();
+        let choice = |key| match values.get(key) {
+            Some(Setting::Str(value)) => Some(value.clone()),
+            _ => None,
+        };
+        let (Some(kind), Some(compression)) = (
+            choice(&keys::FORMAT_TYPE),
+            choice(&keys::FORMAT_COMPRESSION),
+        ) else {
+            return;
+        };
+        if kind != "parquet" && choice(&keys::FORMAT_BINARY).as_deref() == Some("bytes") {
+            let message = format!(
+                "\"bytes\" (binary columns) needs `format.type = \"parquet\"`: JSON has no \
+                 binary type, use \"base64\" with {}",
+                quote(&kind)
+            );
+            self.error(&keys::FORMAT_BINARY, message);
+        }
+        if kind == "parquet" && compression != "none" {
+            let message = format!(
+                "must be \"none\" with `format.type = \"parquet\"`: Parquet compresses its pages \
+                 (`format.parquet_compression`), got {}",
+                quote(&compression)
+            );
+            self.error(&keys::FORMAT_COMPRESSION, message);
+        }
+        let Some(Setting::Int(level)) = self.values.get(&keys::FORMAT_COMPRESSION_LEVEL) else {
+            return;
+        };
+        let level = *level;
+        let codec = if kind == "parquet" {
+            choice(&keys::FORMAT_PARQUET_COMPRESSION).unwrap_or_default()
+        } else {
+            compression
+        };
+        let problem = match codec.as_str() {
+            "gzip" if level > 9 => Some("must be from 0 to 9 with gzip (0: gzip's default, 6)"),
+            "gzip" | "zstd" => None,
+            _ if level != 0 => Some(
+                "applies only to gzip and zstd (`format.compression`, or \
+                 `format.parquet_compression` with parquet); must be 0 otherwise",
+            ),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            let message = format!("{problem}, got {level}");
+            self.error(&keys::FORMAT_COMPRESSION_LEVEL, message);
         }
     }
 

@@ -75,7 +75,7 @@ async fn read_one(
         .collect();
     let body = if deep {
         match store.get(&key).await {
-            Ok(Some(bytes)) => Some(Body::parse(&bytes)),
+            Ok(Some(bytes)) => Some(Body::read(&key, &bytes)),
             Ok(None) => return Ok(None),
             Err(error) => return Err(format!("cannot read object `{key}`: {error}")),
         }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use actors::encode::read::StoredRecord;
 
 use super::ranges::Offsets;
 
@@ -79,29 +79,22 @@ fn hash(bytes: &[u8]) -> u64 {
 }
 
 impl Body {
-    /// Reads a body in the product page's format (see `actors::encode`). Records are not kept.
+    /// Reads a JSON array body (see `actors::encode`). Records are not kept.
+    #[cfg(test)]
     pub fn parse(bytes: &[u8]) -> Result<Body, String> {
-        #[derive(Deserialize)]
-        struct Stored<'a> {
-            #[serde(borrow)]
-            key: Option<std::borrow::Cow<'a, str>>,
-            offset: i64,
-            #[serde(rename = "overflowFlag", default)]
-            overflow: bool,
-            partition: i32,
-            timestamp: i64,
-            #[serde(borrow)]
-            topic: std::borrow::Cow<'a, str>,
-            #[serde(borrow)]
-            value: Option<std::borrow::Cow<'a, str>>,
-        }
-        let stored: Vec<Stored<'_>> = serde_json::from_slice(bytes)
-            .map_err(|error| format!("the body is not a JSON array of records: {error}"))?;
-        let print = |record: &Stored<'_>| Print {
+        Body::read("object.json", bytes)
+    }
+
+    /// Reads the body of the object `key`, in whichever format its extension names (JSON array,
+    /// JSON lines, either compressed, Parquet). Records are not kept.
+    pub fn read(key: &str, bytes: &[u8]) -> Result<Body, String> {
+        let stored = actors::encode::read::read_object(key, bytes)
+            .map_err(|error| format!("the body is {}", error.0))?;
+        let print = |record: &StoredRecord| Print {
             offset: record.offset,
             timestamp: record.timestamp,
-            key: record.key.as_deref().map(|key| hash(key.as_bytes())),
-            value: (!record.overflow).then(|| record.value.as_deref().map(|v| hash(v.as_bytes()))),
+            key: record.key.as_deref().map(hash),
+            value: (!record.overflow).then(|| record.value.as_deref().map(hash)),
         };
         let mut body = Body {
             offsets: stored.iter().map(|record| record.offset).collect(),
@@ -110,7 +103,7 @@ impl Body {
             ..Body::default()
         };
         if let Some(first) = stored.first() {
-            body.topic = Some(first.topic.clone().into_owned());
+            body.topic = Some(first.topic.clone());
             body.partition = Some(first.partition);
             body.mixed = stored
                 .iter()
@@ -126,7 +119,7 @@ impl Body {
     }
 }
 
-/// `{partition}/{first:020}-{last:020}.json` under the topic's folder, exactly as
+/// `{partition}/{first:020}-{last:020}{ext}` under the topic's folder, exactly as
 /// `actors::object_key::object_key` writes it: a canonical partition number, then what
 /// `object_key::parse_partition_key` accepts (no subfolder, 20 digits each, `0 <= first <= last`).
 pub fn parse_key(folder: &str, key: &str) -> Option<(i32, i64, i64)> {

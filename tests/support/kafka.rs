@@ -42,7 +42,9 @@ impl Stack {
         self.produce_with(topic, records, |_| Vec::new(), true)
     }
 
-    fn produce_with(
+    /// Like [`Stack::produce_with_headers`], one record per batch if `one_per_batch` (see
+    /// [`Stack::produce_one_per_batch`]).
+    pub fn produce_with(
         &self,
         topic: &str,
         records: &[TestRecord],

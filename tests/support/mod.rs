@@ -9,6 +9,7 @@
 //! - [`reconcile`]: running `kafka-oss-sink reconcile`, the exactly-once verifier;
 //! - [`s3_proxy`]: the [`S3Proxy`], a fault-injecting front for the stack's s3s-fs;
 //! - [`prometheus`]: HTTP GETs and the Prometheus text exposition;
+//! - [`python`]: the independent reader of the format tests (`scripts/read-objects.py`);
 //! - [`grafana`]: the shipped dashboard's queries and the metric names they use.
 //!
 //! The server binaries come from `TANSU_BIN` / `S3S_FS_BIN` (set by `scripts/test`), or from the
@@ -24,6 +25,7 @@ pub mod exactly_once;
 pub mod grafana;
 pub mod kafka;
 pub mod prometheus;
+pub mod python;
 pub mod reconcile;
 pub mod s3_proxy;
 pub mod stack;

@@ -133,7 +133,7 @@ impl Batcher {
         ctx: &mut Context<Self>,
     ) {
         self.in_flight_bytes = self.in_flight_bytes.saturating_sub(object.body.len());
-        let records = match decode_object(&object.body, &object.headers) {
+        let records = match decode_object(&object.key, &object.body, &object.headers) {
             Ok(records) => records,
             Err(decode_error) => {
                 // The body is what this process encoded: a bug. Hold the object.

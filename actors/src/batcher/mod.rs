@@ -52,9 +52,9 @@ use crate::messages::{
 };
 use crate::metadata::ObjectMetadata;
 use crate::metrics::PartitionMetrics;
-use crate::object_key::object_key;
+use crate::object_key::{object_key_with, BodyFormat};
 use crate::record::RecordChunk;
-use crate::settings::RollPolicy;
+use crate::settings::{FormatSettings, RollPolicy};
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
 use crate::supervisor::policy::Failure;
@@ -76,6 +76,8 @@ pub struct BatcherContext {
     pub policy: RollPolicy,
     /// Values larger than this are written as `null` with `overflowFlag` (and dead-lettered).
     pub max_value_bytes: Option<usize>,
+    /// How objects are written (`[format]`).
+    pub format: FormatSettings,
     /// Where committable offsets go (the group consumer).
     pub offsets: Arc<dyn OffsetStore>,
     pub upload_queue: async_channel::Sender<SealedObject>,
@@ -210,11 +212,12 @@ impl Batcher {
         if self.open.is_none() {
             // A pooled buffer if one is idle, else a small one that grows: most partitions never
             // fill an object.
-            let encoder = ObjectEncoder::pooled(
+            let encoder = ObjectEncoder::with_format(
+                self.cx.format,
                 &self.cx.topic,
                 self.partition,
                 self.cx.policy.max_bytes.min(64 * 1024),
-                &self.cx.buffers,
+                Some(&self.cx.buffers),
             );
             let unit = self.tracker.open();
             self.open = Some(OpenObject {
@@ -269,6 +272,7 @@ impl Batcher {
                 let awaiting_dead_letter = self.tracker.outstanding(unit) > 0;
                 self.tracker.expect(unit);
                 self.pending += 1;
+                let body_format = BodyFormat::of(&self.cx.format);
                 let metadata = ObjectMetadata {
                     topic: self.cx.topic.to_string(),
                     partition: self.partition,
@@ -283,14 +287,16 @@ impl Batcher {
                         .into_iter()
                         .filter(|offset| (first..=last).contains(offset))
                         .collect(),
+                    body_format: body_format.label().to_owned(),
                 };
                 let object = SealedObject {
-                    key: object_key(
+                    key: object_key_with(
                         &self.cx.key_prefix,
                         &self.cx.topic,
                         self.partition,
                         first,
                         last,
+                        body_format.extension(),
                     ),
                     body,
                     topic: self.cx.topic.clone(),

@@ -212,6 +212,7 @@ mod tests {
             connector: "c".into(),
             generation: -1,
             routed: Vec::new(),
+            body_format: "json_array".into(),
         };
         let map = metadata
             .to_pairs()

@@ -132,6 +132,7 @@ fn start_with(
         key_prefix: Arc::from("kafka/"),
         policy,
         max_value_bytes: Some(50),
+        format: Default::default(),
         offsets: offsets.clone(),
         upload_queue: upload_tx,
         store: shared,
@@ -252,6 +253,7 @@ fn stored_metadata(first: i64, last: i64, shift: i64) -> std::collections::HashM
         connector: "earlier".into(),
         generation: -1,
         routed: Vec::new(),
+        body_format: "json_array".into(),
     }
     .to_pairs()
     .into_iter()

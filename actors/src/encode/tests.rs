@@ -1,3 +1,4 @@
+use super::json::{needs_escape, write_json_str};
 use super::*;
 use serde_json::{json, Value};
 
@@ -130,7 +131,7 @@ fn objects_decode_back_to_their_records_with_headers() {
         encoder.push_limited(&chunk, record, Some(60)).unwrap();
     }
     let (body, sidecar) = encoder.finish_with_headers();
-    let decoded = decode_object(&body, &sidecar).unwrap();
+    let decoded = decode_object("p/t/1/0-6.json", &body, &sidecar).unwrap();
     let offsets: Vec<i64> = decoded.records().iter().map(|r| r.offset).collect();
     assert_eq!(offsets, [3, 4, 6], "the overflowed record is left out");
     for record in decoded.records() {

@@ -105,6 +105,7 @@ pub(crate) fn settings(
             policy: FailurePolicy::Log,
             max_value_bytes: None,
         },
+        format: Default::default(),
         resources: ResourceSettings {
             create: CreateMode::Automatic,
             offset_topic: format!("connect-offset-{name}"),

@@ -105,6 +105,7 @@ pub fn wire(
             key_prefix: Arc::from(settings.sink.key_prefix.as_str()),
             policy: settings.batching,
             max_value_bytes: settings.failure.max_value_bytes,
+            format: settings.format,
             offsets: consumer.clone(),
             upload_queue: upload_tx,
             store,

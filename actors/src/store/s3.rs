@@ -175,7 +175,7 @@ impl S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(crate::object_key::content_type(key))
             .content_length(body.len() as i64)
             .set_metadata(Some(user_metadata(metadata)))
             .body(ByteStream::from(body));
@@ -207,7 +207,7 @@ impl S3Store {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(crate::object_key::content_type(key))
             .set_metadata(Some(user_metadata(metadata)))
             .customize();
         if self.conditional == ConditionalCreate::OssForbidOverwrite {

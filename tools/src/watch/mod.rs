@@ -89,16 +89,6 @@ struct Produced {
     offsets: BTreeMap<String, Vec<[i64; 2]>>,
 }
 
-#[derive(Deserialize)]
-struct StoredRecord {
-    key: Option<String>,
-    offset: i64,
-    partition: i32,
-    timestamp: i64,
-    #[serde(rename = "valueSize")]
-    value_size: u64,
-}
-
 fn s3_client(args: &WatchArgs) -> Result<aws_sdk_s3::Client, String> {
     let id = std::env::var("OSS_ACCESS_KEY_ID")
         .or_else(|_| std::env::var("AWS_ACCESS_KEY_ID"))
@@ -292,8 +282,9 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
             .await
             .map_err(|error| format!("read {key}: {error}"))?
             .into_bytes();
-        let records: Vec<StoredRecord> = serde_json::from_slice(&bytes)
-            .map_err(|error| format!("object {key} is not a record array: {error}"))?;
+        // Any format the connector writes ([format]), told by the key's extension.
+        let records = actors::encode::read::read_object(key, &bytes)
+            .map_err(|error| format!("object {key}: {error}"))?;
         let bin = bins.entry(object.stored_s).or_default();
         let full = args
             .full_object_records
@@ -305,7 +296,7 @@ async fn watch(args: &WatchArgs) -> Result<WatchSummary, String> {
         }
         for record in records {
             stored_records += 1;
-            let size = record.value_size + record.key.as_ref().map_or(0, |k| k.len() as u64);
+            let size = record.value_size as u64 + record.key.as_ref().map_or(0, |k| k.len() as u64);
             payload_bytes += size;
             if full {
                 full_bytes += size;

@@ -66,7 +66,7 @@ pub struct WatchSummary {
 pub fn print_summary(summary: &WatchSummary) {
     let e = &summary.exactly_once;
     println!(
-        "connector stored {} records in {} objects ({:.1} MB of JSON) under {}{}",
+        "connector stored {} records in {} objects ({:.1} MB of objects) under {}{}",
         summary.drain_total.records,
         summary.objects,
         summary.object_bytes as f64 / 1e6,
