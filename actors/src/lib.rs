@@ -60,6 +60,7 @@ pub mod memory;
 pub mod messages;
 pub mod metadata;
 pub mod metrics;
+pub mod key_template;
 pub mod object_key;
 pub mod partition_consumer;
 pub mod pipeline;

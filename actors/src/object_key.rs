@@ -10,13 +10,16 @@
 
 use std::fmt::Write;
 
+/// The extension of the default format's objects (`{ext}` in a key template).
+pub const JSON_EXT: &str = ".json";
+
 /// Builds the key of the object holding offsets `first..=last` of `topic`/`partition`.
 pub fn object_key(prefix: &str, topic: &str, partition: i32, first: i64, last: i64) -> String {
     let mut key = String::with_capacity(prefix.len() + topic.len() + 60);
     key.push_str(prefix);
     key.push_str(topic);
     // Writing to a String cannot fail.
-    let _ = write!(key, "/{partition}/{first:020}-{last:020}.json");
+    let _ = write!(key, "/{partition}/{first:020}-{last:020}{JSON_EXT}");
     key
 }
 
@@ -39,7 +42,7 @@ pub fn list_start_after(prefix: &str, topic: &str, partition: i32, first_offset:
 /// Parses the `(first, last)` offsets back from the last path segment of a key built by
 /// [`object_key`]: 20 digits each, `0 <= first <= last`.
 pub fn parse_offsets(key: &str) -> Option<(i64, i64)> {
-    let name = key.rsplit('/').next()?.strip_suffix(".json")?;
+    let name = key.rsplit('/').next()?.strip_suffix(JSON_EXT)?;
     let (first, last) = name.split_once('-')?;
     let digits = |text: &str| text.len() == 20 && text.bytes().all(|byte| byte.is_ascii_digit());
     if !digits(first) || !digits(last) {
