@@ -167,7 +167,7 @@ fn hourly_json_with_gzip_and_a_dead_letter_queue() {
     assert_format_key(&run, "format.type", r#"type = "jsonl""#);
     assert_format_key(&run, "format.compression", r#"compression = "gzip""#);
     assert!(run.stdout.contains(
-        r#"key_template = "{topic}/year={yyyy}/month={MM}/day={dd}/hour={HH}/{partition}/{first_offset}-{last_offset}""#
+        r#"key_template = "{topic}/year={yyyy}/month={MM}/day={dd}/hour={HH}/{partition}/{first}-{last}{ext}""#
     ));
     for note in [
         "partition.duration.ms = 3600000",

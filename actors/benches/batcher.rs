@@ -74,6 +74,7 @@ fn bench_batcher(c: &mut Criterion) {
                         topic: Arc::from("bench-topic"),
                         connector: Arc::from("c"),
                         key_prefix: Arc::from("bench/"),
+                        key_template: Default::default(),
                         policy: RollPolicy {
                             max_records: 10_000,
                             max_bytes: 16 << 20,

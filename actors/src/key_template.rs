@@ -131,6 +131,8 @@ pub struct KeyParts {
 /// A parsed, validated `sink.key_template`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyTemplate {
+    /// As configured.
+    text: String,
     tokens: Vec<Token>,
     /// The default layout: rendered and parsed by [`crate::object_key`], at no cost.
     default: bool,
@@ -240,6 +242,7 @@ impl KeyTemplate {
         };
         let default = body == DEFAULT_TEMPLATE;
         Ok(KeyTemplate {
+            text: template.to_owned(),
             tokens,
             default,
             zone_offset_ms,
@@ -247,6 +250,11 @@ impl KeyTemplate {
             field,
             ext: JSON_EXT.to_owned(),
         })
+    }
+
+    /// The template as configured.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// The same template for a format with another file extension.

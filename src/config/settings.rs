@@ -65,6 +65,8 @@ fn sink(values: &Values, credentials: Credentials) -> SinkSettings {
         endpoint: values.optional_str(&SINK_ENDPOINT).map(str::to_owned),
         region: values.string(&SINK_REGION),
         key_prefix: values.string(&SINK_KEY_PREFIX),
+        // Validated by the walk.
+        key_template: super::walk::key_template(values).unwrap_or_default(),
         path_style: values.choice(
             &SINK_ADDRESSING,
             &[("virtual_hosted", false), ("path", true)],
