@@ -223,9 +223,19 @@ fn oss_parquet_bare_config_with_overrides_and_secrets() {
         "format.parquet_compression",
         r#"parquet_compression = "snappy""#,
     );
-    assert!(run
-        .stdout
-        .contains("year={yyyy}/month={MM}/day={dd}/{partition}"));
+    // The real template syntax, uncommented, with Confluent's zone (no daylight saving).
+    assert!(
+        run.stdout.contains(
+            r#"key_template = "{topic}/year={yyyy}/month={MM}/day={dd}/{partition}/{first}-{last}{ext}""#
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(r#"key_time_zone = "Asia/Shanghai""#),
+        "{}",
+        run.stdout
+    );
     let unmapped = not_mapped(&run);
     for key in [
         "topics",

@@ -220,7 +220,11 @@ impl KeyTemplate {
         let zone_offset_ms = parse_zone(zone).ok_or_else(|| {
             error(
                 "key_time_zone",
-                format!("must be \"UTC\" or a fixed offset like \"+08:00\" or \"-05:30\", got {zone:?}"),
+                format!(
+                    "must be \"UTC\", a fixed offset like \"+08:00\" or \"-05:30\", or a zone \
+                     without daylight saving such as \"Asia/Shanghai\" (zones with daylight \
+                     saving have no fixed offset), got {zone:?}"
+                ),
             )
         })?;
         let uses_field = tokens.contains(&Token::Var(Var::Field));
@@ -622,10 +626,38 @@ fn parse_field(spec: &str, default: &str) -> Result<FieldSpec, TemplateError> {
     })
 }
 
-/// `UTC` or `±HH:MM` in milliseconds east of UTC.
+/// Zone IDs with one offset all year (no daylight saving, none since the 1990s), accepted by
+/// name: the zones most OSS regions are in. Others are written as their offset.
+const FIXED_ZONES: &[(&str, &str)] = &[
+    ("Asia/Shanghai", "+08:00"),
+    ("Asia/Chongqing", "+08:00"),
+    ("PRC", "+08:00"),
+    ("Asia/Hong_Kong", "+08:00"),
+    ("Asia/Macau", "+08:00"),
+    ("Asia/Taipei", "+08:00"),
+    ("Asia/Singapore", "+08:00"),
+    ("Asia/Kuala_Lumpur", "+08:00"),
+    ("Asia/Manila", "+08:00"),
+    ("Asia/Urumqi", "+06:00"),
+    ("Asia/Tokyo", "+09:00"),
+    ("Asia/Seoul", "+09:00"),
+    ("Asia/Jakarta", "+07:00"),
+    ("Asia/Bangkok", "+07:00"),
+    ("Asia/Kolkata", "+05:30"),
+    ("Asia/Calcutta", "+05:30"),
+    ("Asia/Dubai", "+04:00"),
+    ("Asia/Riyadh", "+03:00"),
+    ("Etc/UTC", "+00:00"),
+    ("GMT", "+00:00"),
+];
+
+/// `UTC`, `±HH:MM` or a zone of [`FIXED_ZONES`], in milliseconds east of UTC.
 fn parse_zone(zone: &str) -> Option<i64> {
     if zone == "UTC" || zone == "Z" {
         return Some(0);
+    }
+    if let Some((_, offset)) = FIXED_ZONES.iter().find(|(name, _)| *name == zone) {
+        return parse_zone(offset);
     }
     let (sign, rest) = match zone.as_bytes().first()? {
         b'+' => (1, &zone[1..]),

@@ -148,17 +148,21 @@ pub(super) fn map_partitioner(c: &mut ConnectConfig, d: &mut Draft) {
             return;
         }
     };
-    // A zone ID other than UTC has no fixed offset (daylight saving): only offsets are mapped.
+    // Only a fixed offset maps (a zone with daylight saving has none).
     let zone = match c.get("timezone").as_deref().map(str::trim) {
         None | Some("" | "UTC" | "Etc/UTC" | "GMT" | "Z") => "UTC".to_owned(),
         Some(other) => {
-            let offset = other.strip_prefix("UTC").or(other.strip_prefix("GMT")).unwrap_or(other);
+            let offset = other
+                .strip_prefix("UTC")
+                .or(other.strip_prefix("GMT"))
+                .filter(|offset| !offset.is_empty())
+                .unwrap_or(other);
             if actors::key_template::KeyTemplate::parse(&template, offset, None, "none").is_ok() {
                 offset.to_owned()
             } else {
                 d.unmapped(
                     "timezone",
-                    format!("`{other}`: sink.key_time_zone is UTC or a fixed offset such as +08:00 (no daylight saving); the layout is not mapped"),
+                    format!("`{other}`: sink.key_time_zone is UTC, a fixed offset such as +08:00 or a zone without daylight saving such as Asia/Shanghai; the layout is not mapped"),
                 );
                 return;
             }
