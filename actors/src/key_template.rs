@@ -230,12 +230,7 @@ impl KeyTemplate {
         let uses_field = tokens.contains(&Token::Var(Var::Field));
         let field = match (field, uses_field) {
             (None, false) => None,
-            (None, true) => {
-                return Err(error(
-                    T,
-                    "uses {field} but `sink.key_field` is not set",
-                ))
-            }
+            (None, true) => return Err(error(T, "uses {field} but `sink.key_field` is not set")),
             (Some(_), false) => {
                 return Err(error(
                     "key_field",
@@ -476,9 +471,8 @@ impl KeyTemplate {
             Some(after) => self.match_tokens(tail, after, topic, c),
             None => false,
         };
-        let digits = |n: usize| {
-            rest.len() >= n && rest.as_bytes()[..n].iter().all(u8::is_ascii_digit)
-        };
+        let digits =
+            |n: usize| rest.len() >= n && rest.as_bytes()[..n].iter().all(u8::is_ascii_digit);
         match token {
             Token::Lit(lit) => fixed(lit, c),
             Token::Var(Var::Topic) => fixed(topic, c),
@@ -559,13 +553,15 @@ fn tokenize(template: &str) -> Result<Vec<Token>, TemplateError> {
     while !rest.is_empty() {
         match rest.find(['{', '}']) {
             Some(0) if rest.starts_with('{') => {
-                let end = rest.find('}').ok_or_else(|| {
-                    error("key_template", "has a '{' without its '}'")
-                })?;
+                let end = rest
+                    .find('}')
+                    .ok_or_else(|| error("key_template", "has a '{' without its '}'"))?;
                 let var = &rest[1..end];
                 let Some((_, var)) = VARIABLES.iter().find(|(name, _)| *name == var) else {
-                    let known: Vec<String> =
-                        VARIABLES.iter().map(|(name, _)| format!("{{{name}}}")).collect();
+                    let known: Vec<String> = VARIABLES
+                        .iter()
+                        .map(|(name, _)| format!("{{{name}}}"))
+                        .collect();
                     return Err(error(
                         "key_template",
                         format!(
@@ -692,7 +688,11 @@ fn bucket(local: i64, granularity: Granularity) -> i64 {
         Granularity::Day => local - local % DAY_MS,
         Granularity::Month | Granularity::Year => {
             let (y, m, _) = civil_from_days(local / DAY_MS);
-            let m = if granularity == Granularity::Year { 1 } else { m };
+            let m = if granularity == Granularity::Year {
+                1
+            } else {
+                m
+            };
             days_from_civil(y, m, 1) * DAY_MS
         }
     }

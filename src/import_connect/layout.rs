@@ -171,7 +171,10 @@ pub(super) fn map_partitioner(c: &mut ConnectConfig, d: &mut Draft) {
     if let Err(error) = actors::key_template::KeyTemplate::parse(&template, &zone, None, "none") {
         d.unmapped(
             "path.format",
-            format!("`{pattern}` gives the key template `{template}`, which {}", error.message),
+            format!(
+                "`{pattern}` gives the key template `{template}`, which {}",
+                error.message
+            ),
         );
         return;
     }

@@ -210,8 +210,11 @@ impl Batcher {
         // Under any key template: the template's fixed prefix for the partition, listed as a
         // folder where the partition's objects are all directly in it, else recursively.
         let template = self.cx.key_template.clone();
-        let (key_prefix, topic_name, partition) =
-            (self.cx.key_prefix.clone(), self.cx.topic.clone(), self.partition);
+        let (key_prefix, topic_name, partition) = (
+            self.cx.key_prefix.clone(),
+            self.cx.topic.clone(),
+            self.partition,
+        );
         let prefix = template.listing_prefix(&key_prefix, &topic_name, partition);
         let start_after = template.start_after(&key_prefix, &topic_name, partition, first_offset);
         // Beside the listing, not in its way: records are processed while it runs.

@@ -45,6 +45,7 @@ use crate::commit::{CommitTracker, UnitId};
 use crate::encode::{ObjectEncoder, RecordError};
 use crate::error::ErrorCode;
 use crate::kafka::OffsetStore;
+use crate::key_template::{KeyParts, KeyTemplate};
 use crate::memory::{Charge, Kind, MemoryBudget};
 use crate::messages::{
     CancelFlag, CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop,
@@ -52,7 +53,6 @@ use crate::messages::{
 };
 use crate::metadata::ObjectMetadata;
 use crate::metrics::PartitionMetrics;
-use crate::key_template::{KeyParts, KeyTemplate};
 use crate::record::RecordChunk;
 use crate::settings::RollPolicy;
 use crate::status::StatusBoard;

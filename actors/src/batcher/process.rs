@@ -48,9 +48,10 @@ impl Batcher {
                 )
             });
             if parts.is_some() {
-                let boundary = self.open.as_ref().is_some_and(|open| {
-                    open.encoder.records() > 0 && open.parts != parts
-                });
+                let boundary = self
+                    .open
+                    .as_ref()
+                    .is_some_and(|open| open.encoder.records() > 0 && open.parts != parts);
                 if boundary {
                     sealed.extend(self.seal(SealReason::PartitionBoundary, ctx));
                 }

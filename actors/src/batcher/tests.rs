@@ -726,7 +726,12 @@ async fn a_time_template_seals_at_each_hour_and_recovery_finds_its_objects() {
                 _ => 0,
             };
             let value = format!("v{offset}");
-            chunk.push(offset, at + hour * HOUR + offset, Some(b"k"), Some(value.as_bytes()));
+            chunk.push(
+                offset,
+                at + hour * HOUR + offset,
+                Some(b"k"),
+                Some(value.as_bytes()),
+            );
         }
         chunk
     };
@@ -737,7 +742,13 @@ async fn a_time_template_seals_at_each_hour_and_recovery_finds_its_objects() {
         later: None,
     };
     let store = Arc::new(MemoryStore::new("b"));
-    let harness = start_templated(policy(100), supervisor(), store.clone(), store.clone(), template());
+    let harness = start_templated(
+        policy(100),
+        supervisor(),
+        store.clone(),
+        store.clone(),
+        template(),
+    );
     harness.batcher.send(Records(records())).await.unwrap();
     assert_eq!(drain(&harness).await.committable, Some(20));
     let keys = store.keys();
@@ -754,7 +765,13 @@ async fn a_time_template_seals_at_each_hour_and_recovery_finds_its_objects() {
     assert!(boundary.is_ok());
 
     // Uploaded, not committed: a new owner reads from 0 again and finds all three objects.
-    let again = start_templated(policy(7), supervisor(), store.clone(), store.clone(), template());
+    let again = start_templated(
+        policy(7),
+        supervisor(),
+        store.clone(),
+        store.clone(),
+        template(),
+    );
     again.batcher.send(Records(records())).await.unwrap();
     assert_eq!(drain(&again).await.committable, Some(20));
     assert_eq!(store.keys(), keys, "nothing written again");

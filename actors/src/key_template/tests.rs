@@ -1,6 +1,7 @@
 use super::*;
 
-const HOURLY: &str = "{prefix}{topic}/dt={yyyy}-{MM}-{dd}/hour={HH}/{partition}/{first}-{last}{ext}";
+const HOURLY: &str =
+    "{prefix}{topic}/dt={yyyy}-{MM}-{dd}/hour={HH}/{partition}/{first}-{last}{ext}";
 
 fn template(text: &str) -> KeyTemplate {
     KeyTemplate::parse(text, "UTC", None, "none").unwrap()
@@ -17,7 +18,10 @@ fn key_at(t: &KeyTemplate, timestamp: i64) -> String {
 
 #[test]
 fn the_default_template_is_todays_layout() {
-    for text in [DEFAULT_TEMPLATE, "{prefix}{topic}/{partition}/{first}-{last}{ext}"] {
+    for text in [
+        DEFAULT_TEMPLATE,
+        "{prefix}{topic}/{partition}/{first}-{last}{ext}",
+    ] {
         let t = template(text);
         assert!(!t.is_partitioned());
         let key = t.render("kafka/", "orders", 3, 42, 99, None);
@@ -58,13 +62,22 @@ fn time_parts_come_from_the_record_timestamp() {
         "p/orders/dt=2024-02-29/hour=13/3/00000000000000000010-00000000000000000019.json"
     );
     let key = key_at(&t, ts);
-    assert_eq!(t.parse_key("p/", "orders", Some(3), &key), Some((3, 10, 19)));
+    assert_eq!(
+        t.parse_key("p/", "orders", Some(3), &key),
+        Some((3, 10, 19))
+    );
     assert_eq!(t.parse_key("p/", "orders", None, &key), Some((3, 10, 19)));
     assert_eq!(t.parse_key("p/", "orders", Some(30), &key), None);
     assert_eq!(t.parse_key("p/", "other", None, &key), None);
     // Same hour, same parts; the next hour, other parts.
-    assert_eq!(t.parts(ts, None, None), t.parts(ts - 45 * 60_000, None, None));
-    assert_ne!(t.parts(ts, None, None), t.parts(ts + 15 * 60_000, None, None));
+    assert_eq!(
+        t.parts(ts, None, None),
+        t.parts(ts - 45 * 60_000, None, None)
+    );
+    assert_ne!(
+        t.parts(ts, None, None),
+        t.parts(ts + 15 * 60_000, None, None)
+    );
     // Minutes.
     let minutes = template("{topic}/{yyyy}{MM}{dd}{HH}{mm}/{partition}/{first}-{last}{ext}");
     assert!(key_at(&minutes, ts).starts_with("p/orders/202402291345/3/"));
@@ -81,7 +94,12 @@ fn timestamps_at_the_edges_e7_e9() {
     assert!(key_at(&t, i64::MAX).starts_with("p/orders/dt=9999-12-31/hour=23/3/"));
     // In a time zone: local time, still within the 4-digit years.
     let east = KeyTemplate::parse(HOURLY, "+08:00", None, "x").unwrap();
-    assert_eq!(KeyTemplate::parse(HOURLY, "Asia/Shanghai", None, "x").unwrap().zone_offset_ms, 8 * HOUR_MS);
+    assert_eq!(
+        KeyTemplate::parse(HOURLY, "Asia/Shanghai", None, "x")
+            .unwrap()
+            .zone_offset_ms,
+        8 * HOUR_MS
+    );
     assert!(key_at(&east, 0).starts_with("p/orders/dt=1970-01-01/hour=08/"));
     assert!(key_at(&east, MAX_TIMESTAMP_MS).starts_with("p/orders/dt=9999-12-31/hour=23/"));
     let west = KeyTemplate::parse(HOURLY, "-05:30", None, "x").unwrap();
@@ -89,13 +107,22 @@ fn timestamps_at_the_edges_e7_e9() {
     assert!(key_at(&west, 1_709_214_310_123).starts_with("p/orders/dt=2024-02-29/hour=08/"));
     for ts in [-1, 0, MAX_TIMESTAMP_MS] {
         let key = key_at(&east, ts);
-        assert_eq!(east.parse_key("p/", "orders", Some(3), &key), Some((3, 10, 19)));
+        assert_eq!(
+            east.parse_key("p/", "orders", Some(3), &key),
+            Some((3, 10, 19))
+        );
     }
     // Months and years bucket by the calendar.
     let monthly = template("{topic}/{yyyy}/{MM}/{partition}/{first}-{last}{ext}");
     let jan31 = 1_706_659_200_000; // 2024-01-31T00:00Z
-    assert_ne!(monthly.parts(jan31, None, None), monthly.parts(jan31 + DAY_MS, None, None));
-    assert_eq!(monthly.parts(jan31, None, None), monthly.parts(jan31 - 20 * DAY_MS, None, None));
+    assert_ne!(
+        monthly.parts(jan31, None, None),
+        monthly.parts(jan31 + DAY_MS, None, None)
+    );
+    assert_eq!(
+        monthly.parts(jan31, None, None),
+        monthly.parts(jan31 - 20 * DAY_MS, None, None)
+    );
     assert!(key_at(&monthly, jan31 + DAY_MS).starts_with("p/orders/2024/02/3/"));
 }
 
@@ -142,14 +169,28 @@ fn hostile_field_values_stay_confined() {
         let parts = t.parts(0, None, Some(value.as_bytes()));
         let key = t.render("base/", "orders", 1, 0, 9, Some(&parts));
         assert!(key.starts_with("base/orders/region="), "{key}");
-        assert_eq!(key.matches('/').count(), 4, "{raw:?} added a segment: {key}");
+        assert_eq!(
+            key.matches('/').count(),
+            4,
+            "{raw:?} added a segment: {key}"
+        );
         assert!(!key.split('/').any(|s| s == ".." || s == "."), "{key}");
         assert!(!key.contains(".."), "{key}");
-        assert!(!key.contains('\\') && !key.chars().any(char::is_control), "{key:?}");
+        assert!(
+            !key.contains('\\') && !key.chars().any(char::is_control),
+            "{key:?}"
+        );
         assert!(key.len() <= MAX_KEY_BYTES);
         let segment = key.split('/').nth(2).unwrap();
-        assert!(segment.len() <= "region=".len() + MAX_PART_BYTES, "{segment}");
-        assert_eq!(t.parse_key("base/", "orders", Some(1), &key), Some((1, 0, 9)), "{key}");
+        assert!(
+            segment.len() <= "region=".len() + MAX_PART_BYTES,
+            "{segment}"
+        );
+        assert_eq!(
+            t.parse_key("base/", "orders", Some(1), &key),
+            Some((1, 0, 9)),
+            "{key}"
+        );
         assert!(seen.insert(segment.to_owned()), "{raw:?} collides");
     }
     // Cut and hashed: distinct long values stay apart, and the cut never splits an escape.
@@ -175,10 +216,14 @@ fn hostile_field_values_stay_confined() {
             .starts_with("orders/region=unknown/1/"));
     }
     let parts = t.parts(0, None, None);
-    assert!(t.render("", "o", 1, 0, 9, Some(&parts)).contains("region=unknown/"));
+    assert!(t
+        .render("", "o", 1, 0, 9, Some(&parts))
+        .contains("region=unknown/"));
     // Numbers and booleans as written.
     let parts = t.parts(0, None, Some(br#"{"region":42}"#));
-    assert!(t.render("", "o", 1, 0, 9, Some(&parts)).contains("region=42/"));
+    assert!(t
+        .render("", "o", 1, 0, 9, Some(&parts))
+        .contains("region=42/"));
 }
 
 #[test]
@@ -189,13 +234,13 @@ fn key_fields_and_nested_value_fields() {
         t.render("", "t", 0, 1, 2, Some(&parts)),
         "t/%2E%2E%2Fuser/0/00000000000000000001-00000000000000000002.json"
     );
-    let nested = with_field(
-        "{topic}/{field}-{partition}-{first}-{last}{ext}",
-        "key.a.b",
-    );
+    let nested = with_field("{topic}/{field}-{partition}-{first}-{last}{ext}", "key.a.b");
     let parts = nested.parts(0, Some(br#"{"a":{"b":"x-1"}}"#), None);
     let key = nested.render("", "t", 12, 1, 2, Some(&parts));
-    assert_eq!(key, "t/x-1-12-00000000000000000001-00000000000000000002.json");
+    assert_eq!(
+        key,
+        "t/x-1-12-00000000000000000001-00000000000000000002.json"
+    );
     // The field's '-' does not confuse the parser.
     assert_eq!(nested.parse_key("", "t", None, &key), Some((12, 1, 2)));
     assert_eq!(nested.parse_key("", "t", Some(12), &key), Some((12, 1, 2)));
@@ -233,7 +278,10 @@ fn other_keys_do_not_parse() {
         ours.replace(".json", ".json.tmp"),
         format!("{ours}/x"),
         ours.replace("dt=", "backup/dt="),
-        ours.replace("00000000000000000010-00000000000000000019", "00000000000000000019-00000000000000000010"),
+        ours.replace(
+            "00000000000000000010-00000000000000000019",
+            "00000000000000000019-00000000000000000010",
+        ),
     ] {
         assert_eq!(t.parse_key("p/", "orders", None, &key), None, "{key}");
     }
@@ -245,23 +293,95 @@ fn invalid_templates_name_their_key() {
         KeyTemplate::parse(text, zone, field, "none").unwrap_err()
     };
     let cases = [
-        (bad("{topic}/{partition}/{first}{ext}", "UTC", None), "key_template", "{last}"),
-        (bad("{topic}/{partition}/{last}{ext}", "UTC", None), "key_template", "{first}"),
-        (bad("{topic}/{first}-{last}", "UTC", None), "key_template", "{partition}"),
-        (bad("{topic}/{partition}/{first}-{last}-{first}", "UTC", None), "key_template", "exactly once"),
-        (bad("{topic}/{partition}/{first}-{last}{day}", "UTC", None), "key_template", "unknown variable {day}"),
-        (bad("{partition}/{topic}/{first}-{last}", "UTC", None), "key_template", "{topic}/"),
-        (bad("x/{topic}/{partition}/{first}-{last}", "UTC", None), "key_template", "{topic}/"),
-        (bad("{topic}/../{partition}/{first}-{last}", "UTC", None), "key_template", ".."),
-        (bad("{topic}//{partition}/{first}-{last}", "UTC", None), "key_template", "empty"),
-        (bad("{topic}/{partition}/{first}-{last}/", "UTC", None), "key_template", "empty"),
-        (bad("{topic}/{partition}\\{first}-{last}", "UTC", None), "key_template", "'\\'"),
-        (bad("{topic}/{partition}/{first}-{last", "UTC", None), "key_template", "'{'"),
-        (bad("{topic}/{partition}/{first}-{last}}", "UTC", None), "key_template", "'}'"),
-        (bad("{topic}/{field}/{partition}/{first}-{last}", "UTC", None), "key_template", "key_field"),
-        (bad(DEFAULT_TEMPLATE, "UTC", Some("value.x")), "key_field", "{field}"),
-        (bad("{topic}/{field}/{partition}/{first}-{last}", "UTC", Some("body.x")), "key_field", "key.<name>"),
-        (bad(HOURLY, "Europe/Berlin", None), "key_time_zone", "+08:00"),
+        (
+            bad("{topic}/{partition}/{first}{ext}", "UTC", None),
+            "key_template",
+            "{last}",
+        ),
+        (
+            bad("{topic}/{partition}/{last}{ext}", "UTC", None),
+            "key_template",
+            "{first}",
+        ),
+        (
+            bad("{topic}/{first}-{last}", "UTC", None),
+            "key_template",
+            "{partition}",
+        ),
+        (
+            bad("{topic}/{partition}/{first}-{last}-{first}", "UTC", None),
+            "key_template",
+            "exactly once",
+        ),
+        (
+            bad("{topic}/{partition}/{first}-{last}{day}", "UTC", None),
+            "key_template",
+            "unknown variable {day}",
+        ),
+        (
+            bad("{partition}/{topic}/{first}-{last}", "UTC", None),
+            "key_template",
+            "{topic}/",
+        ),
+        (
+            bad("x/{topic}/{partition}/{first}-{last}", "UTC", None),
+            "key_template",
+            "{topic}/",
+        ),
+        (
+            bad("{topic}/../{partition}/{first}-{last}", "UTC", None),
+            "key_template",
+            "..",
+        ),
+        (
+            bad("{topic}//{partition}/{first}-{last}", "UTC", None),
+            "key_template",
+            "empty",
+        ),
+        (
+            bad("{topic}/{partition}/{first}-{last}/", "UTC", None),
+            "key_template",
+            "empty",
+        ),
+        (
+            bad("{topic}/{partition}\\{first}-{last}", "UTC", None),
+            "key_template",
+            "'\\'",
+        ),
+        (
+            bad("{topic}/{partition}/{first}-{last", "UTC", None),
+            "key_template",
+            "'{'",
+        ),
+        (
+            bad("{topic}/{partition}/{first}-{last}}", "UTC", None),
+            "key_template",
+            "'}'",
+        ),
+        (
+            bad("{topic}/{field}/{partition}/{first}-{last}", "UTC", None),
+            "key_template",
+            "key_field",
+        ),
+        (
+            bad(DEFAULT_TEMPLATE, "UTC", Some("value.x")),
+            "key_field",
+            "{field}",
+        ),
+        (
+            bad(
+                "{topic}/{field}/{partition}/{first}-{last}",
+                "UTC",
+                Some("body.x"),
+            ),
+            "key_field",
+            "key.<name>",
+        ),
+        (
+            bad(HOURLY, "Europe/Berlin", None),
+            "key_time_zone",
+            "+08:00",
+        ),
         (bad(HOURLY, "+15:00", None), "key_time_zone", "UTC"),
     ];
     for (error, key, words) in cases {
@@ -275,15 +395,28 @@ fn the_worst_case_key_is_checked_at_config_time() {
     let t = template(HOURLY);
     assert!(t.check_length("").is_ok());
     assert!(t.check_length(&"p/".repeat(256)).is_ok());
-    let long = format!("{{topic}}/{}/{{partition}}/{{first}}-{{last}}{{ext}}", "x".repeat(800));
+    let long = format!(
+        "{{topic}}/{}/{{partition}}/{{first}}-{{last}}{{ext}}",
+        "x".repeat(800)
+    );
     let error = template(&long).check_length("").unwrap_err();
     assert_eq!(error.key, "key_template");
     assert!(error.message.contains("1023"), "{}", error.message);
     // Whatever the values, a key that passes stays within the limit.
-    let t = with_field("{topic}/{field}/{field}/{partition}/{first}-{last}{ext}", "key");
+    let t = with_field(
+        "{topic}/{field}/{field}/{partition}/{first}-{last}{ext}",
+        "key",
+    );
     let prefix = "p/".repeat(200);
     assert!(t.check_length(&prefix).is_ok());
     let parts = t.parts(0, Some("/".repeat(5000).as_bytes()), None);
-    let key = t.render(&prefix, &"t".repeat(249), i32::MAX, i64::MAX, i64::MAX, Some(&parts));
+    let key = t.render(
+        &prefix,
+        &"t".repeat(249),
+        i32::MAX,
+        i64::MAX,
+        i64::MAX,
+        Some(&parts),
+    );
     assert!(key.len() <= MAX_KEY_BYTES, "{}", key.len());
 }
