@@ -154,7 +154,7 @@ fn every_format_reads_back_every_field_with_an_independent_reader() {
     let records: Vec<TestRecord> = (0..RECORDS).map(record).collect();
     // One record per batch: tansu reports a partition's end by batches otherwise, and
     // `reconcile` compares with it (tests/README.md).
-    let produced = stack.produce_with(&topic, &records, headers, true);
+    let produced = stack.produce_with(&topic, &records, headers, true, None);
     assert_eq!(produced.len(), RECORDS);
     // What the broker holds, headers included, read independently of the connector.
     let broker: BTreeMap<(i32, i64), Consumed> = stack

@@ -167,7 +167,7 @@ fn hourly_json_with_gzip_and_a_dead_letter_queue() {
     assert_format_key(&run, "format.type", r#"type = "jsonl""#);
     assert_format_key(&run, "format.compression", r#"compression = "gzip""#);
     assert!(run.stdout.contains(
-        r#"key_template = "{topic}/year={yyyy}/month={MM}/day={dd}/hour={HH}/{partition}/{first_offset}-{last_offset}""#
+        r#"key_template = "{topic}/year={yyyy}/month={MM}/day={dd}/hour={HH}/{partition}/{first}-{last}{ext}""#
     ));
     for note in [
         "partition.duration.ms = 3600000",
@@ -223,9 +223,19 @@ fn oss_parquet_bare_config_with_overrides_and_secrets() {
         "format.parquet_compression",
         r#"parquet_compression = "snappy""#,
     );
-    assert!(run
-        .stdout
-        .contains("year={yyyy}/month={MM}/day={dd}/{partition}"));
+    // The real template syntax, uncommented, with Confluent's zone (no daylight saving).
+    assert!(
+        run.stdout.contains(
+            r#"key_template = "{topic}/year={yyyy}/month={MM}/day={dd}/{partition}/{first}-{last}{ext}""#
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(r#"key_time_zone = "Asia/Shanghai""#),
+        "{}",
+        run.stdout
+    );
     let unmapped = not_mapped(&run);
     for key in [
         "topics",

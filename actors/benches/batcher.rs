@@ -10,6 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_oss_sink_actors::batcher::{Batcher, BatcherContext};
 use kafka_oss_sink_actors::buffer_pool::BufferPool;
 use kafka_oss_sink_actors::kafka::OffsetStore;
+use kafka_oss_sink_actors::key_template::KeyTemplate;
 use kafka_oss_sink_actors::messages::{Records, ReportFailure, SealedObject};
 use kafka_oss_sink_actors::metrics::PartitionMetrics;
 use kafka_oss_sink_actors::record::RecordChunk;
@@ -55,7 +56,22 @@ fn chunk(first_offset: i64, value: &[u8]) -> RecordChunk {
 fn bench_batcher(c: &mut Criterion) {
     let mut group = c.benchmark_group("batcher");
     group.throughput(Throughput::Elements(CHUNK as u64));
-    for (name, size) in [("100B", 100usize), ("1KiB", 1024)] {
+    // The default key template, and one with the record timestamp's hour (its per-record cost:
+    // the hour of each record; all records are in one hour, so no extra seals).
+    let hourly = || {
+        KeyTemplate::parse(
+            "{topic}/{yyyy}{MM}{dd}{HH}/{partition}/{first}-{last}{ext}",
+            "+08:00",
+            None,
+            "none",
+        )
+        .expect("valid")
+    };
+    for (name, size, template) in [
+        ("100B", 100usize, KeyTemplate::default()),
+        ("1KiB", 1024, KeyTemplate::default()),
+        ("100B hourly template", 100, hourly()),
+    ] {
         let value: Vec<u8> = (0..size).map(|i| b"abcdefghij"[i % 10]).collect();
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
@@ -74,6 +90,7 @@ fn bench_batcher(c: &mut Criterion) {
                         topic: Arc::from("bench-topic"),
                         connector: Arc::from("c"),
                         key_prefix: Arc::from("bench/"),
+                        key_template: Arc::new(template.clone()),
                         policy: RollPolicy {
                             max_records: 10_000,
                             max_bytes: 16 << 20,

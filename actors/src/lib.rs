@@ -56,6 +56,7 @@ pub mod encode;
 pub mod error;
 pub mod error_topics;
 pub mod kafka;
+pub mod key_template;
 pub mod memory;
 pub mod messages;
 pub mod metadata;

@@ -141,6 +141,7 @@ pub const SEAL_REASONS: &[&str] = &[
     "recovered",
     "caught_up",
     "memory",
+    "partition_boundary",
 ];
 
 /// Error codes pre-registered with zero in [`RETRIES`], so the series exist before the first retry.

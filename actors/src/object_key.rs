@@ -134,6 +134,9 @@ pub fn content_type(key: &str) -> &'static str {
     BodyFormat::of_key(key).map_or("application/json", |format| format.content_type())
 }
 
+/// The extension of the default format's objects (`{ext}` in a key template).
+pub const JSON_EXT: &str = ".json";
+
 /// Builds the key of the JSON array object holding offsets `first..=last` of
 /// `topic`/`partition`.
 pub fn object_key(prefix: &str, topic: &str, partition: i32, first: i64, last: i64) -> String {

@@ -258,6 +258,8 @@ pub struct SinkSettings {
     pub region: String,
     /// Prepended to every object key; empty or ending with `/`.
     pub key_prefix: String,
+    /// Where objects land under `key_prefix` (`sink.key_template`, validated).
+    pub key_template: crate::key_template::KeyTemplate,
     /// `true` for path-style addressing (local servers), `false` for virtual-hosted (OSS, AWS).
     pub path_style: bool,
     /// Objects larger than this go up as multipart uploads with parts of this size.

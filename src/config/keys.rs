@@ -134,6 +134,10 @@ pub(super) const KEYS: &[&Key] = &[
     &SINK_ENDPOINT,
     &SINK_REGION,
     &SINK_KEY_PREFIX,
+    &SINK_KEY_TEMPLATE,
+    &SINK_KEY_TIME_ZONE,
+    &SINK_KEY_FIELD,
+    &SINK_KEY_FIELD_DEFAULT,
     &SINK_ADDRESSING,
     &SINK_PART_SIZE_BYTES,
     &SINK_CHECKSUM,
@@ -293,6 +297,30 @@ pub(super) const SINK_REGION: Key = Key {
 pub(super) const SINK_KEY_PREFIX: Key = Key {
     path: "sink.key_prefix",
     kind: string(StrDefault::Fixed(""), &rules::KEY_PREFIX),
+};
+/// Where objects land under the prefix; checked with the three keys below and the prefix by
+/// `walk.rs` (`check_key_template`), which names the key at fault.
+pub(super) const SINK_KEY_TEMPLATE: Key = Key {
+    path: "sink.key_template",
+    kind: string(
+        StrDefault::Fixed(actors::key_template::DEFAULT_TEMPLATE),
+        &rules::NON_EMPTY,
+    ),
+};
+/// The time zone of the template's time parts.
+pub(super) const SINK_KEY_TIME_ZONE: Key = Key {
+    path: "sink.key_time_zone",
+    kind: string(StrDefault::Fixed("UTC"), &rules::NON_EMPTY),
+};
+/// The record field `{field}` renders; empty: none.
+pub(super) const SINK_KEY_FIELD: Key = Key {
+    path: "sink.key_field",
+    kind: string(StrDefault::Fixed(""), &rules::ANY),
+};
+/// `{field}` of a record that lacks the field.
+pub(super) const SINK_KEY_FIELD_DEFAULT: Key = Key {
+    path: "sink.key_field_default",
+    kind: string(StrDefault::Fixed("none"), &rules::NON_EMPTY),
 };
 /// Bucket in the host name (OSS, AWS) or in the path (local servers).
 pub(super) const SINK_ADDRESSING: Key = Key {

@@ -581,4 +581,38 @@ bukcet = "my-bucket"
         let all = ConfigErrors(errors).to_string();
         assert_eq!(all.lines().count(), 4, "one error per line:\n{all}");
     }
+
+    #[test]
+    fn key_templates_are_checked_with_the_key_at_fault_named() {
+        let with = |lines: &str| format!("{MINIMAL}{lines}\n");
+        let settings = parse_config(&with(
+            "key_template = \"{topic}/{yyyy}/{HH}/{partition}/{first}-{last}{ext}\"\nkey_time_zone = \"+08:00\"",
+        ))
+        .unwrap()
+        .into_settings(credentials());
+        let template = settings.sink.key_template;
+        assert!(template.is_partitioned());
+        let parts = template.parts(0, None, None);
+        assert_eq!(
+            template.render("", "t", 1, 0, 0, Some(&parts)),
+            "t/1970/08/1/00000000000000000000-00000000000000000000.json"
+        );
+        for (lines, key, words) in [
+            ("key_template = \"{topic}/{partition}/{first}{ext}\"", "sink.key_template", "{last}"),
+            ("key_template = \"{topic}/{partition}/{first}-{last}{hour}\"", "sink.key_template", "unknown variable {hour}"),
+            ("key_template = \"{topic}/{field}/{partition}/{first}-{last}\"", "sink.key_template", "key_field"),
+            ("key_field = \"value.region\"", "sink.key_field", "{field}"),
+            ("key_time_zone = \"America/New_York\"", "sink.key_time_zone", "+08:00"),
+            (
+                &format!("key_prefix = \"{}/\"\nkey_template = \"{{topic}}/{}/{{partition}}/{{first}}-{{last}}\"", "p".repeat(400), "x".repeat(360)),
+                "sink.key_template",
+                "1023",
+            ),
+        ] {
+            let errors = errors_of(&with(lines));
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].key, key, "{errors:?}");
+            assert!(errors[0].message.contains(words), "{errors:?}");
+        }
+    }
 }

@@ -63,6 +63,13 @@ pub(super) const NON_EMPTY: StrRule = StrRule {
     normalize: None,
 };
 
+/// Checked elsewhere (with the keys it depends on).
+pub(super) const ANY: StrRule = StrRule {
+    text: "must be a string",
+    valid: |_| true,
+    normalize: None,
+};
+
 pub(super) const KEY_PREFIX: StrRule = StrRule {
     text: "must be empty or end with '/', must not start with '/', \
            contain '\\', control characters or a \"..\" segment, and must be at most 512 bytes",

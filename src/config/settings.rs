@@ -67,6 +67,11 @@ fn sink(values: &Values, credentials: CredentialSource) -> SinkSettings {
         endpoint: values.optional_str(&SINK_ENDPOINT).map(str::to_owned),
         region: values.string(&SINK_REGION),
         key_prefix: values.string(&SINK_KEY_PREFIX),
+        // Validated by the walk.
+        // `{ext}` is the format's extension (`.json`, `.jsonl.zst`, `.parquet`, ...).
+        key_template: super::walk::key_template(values)
+            .unwrap_or_default()
+            .with_ext(actors::object_key::BodyFormat::of(&format(values)).extension()),
         path_style: values.choice(
             &SINK_ADDRESSING,
             &[("virtual_hosted", false), ("path", true)],

@@ -36,6 +36,7 @@ pub(super) fn walk(table: Table) -> Result<Values, Vec<ConfigError>> {
     walker.check_memory_holds_objects();
     walker.check_admin_token();
     walker.check_format();
+    walker.check_key_template();
     if walker.errors.is_empty() {
         Ok(walker.values)
     } else {
@@ -314,6 +315,23 @@ impl Walker {
         }
     }
 
+    /// `sink.key_template` with its time zone, field and the key prefix: its syntax, and the
+    /// longest key it can produce. The error names the key at fault. Skipped if one is invalid.
+    fn check_key_template(&mut self) {
+        if let Err(error) = key_template(&self.values) {
+            let key = [
+                &keys::SINK_KEY_TEMPLATE,
+                &keys::SINK_KEY_TIME_ZONE,
+                &keys::SINK_KEY_FIELD,
+                &keys::SINK_KEY_FIELD_DEFAULT,
+            ]
+            .into_iter()
+            .find(|key| key.name() == error.key)
+            .unwrap_or(&keys::SINK_KEY_TEMPLATE);
+            self.error(key, error.message);
+        }
+    }
+
     /// Reports the keys of `table` the section does not declare: credentials, or unknown keys
     /// with a suggestion.
     fn undeclared(&mut self, path: &str, declared: &[&'static Key], table: Table) {
@@ -348,6 +366,30 @@ impl Walker {
     fn invalid(&mut self, key: &Key, rule: &str, value: &Value) {
         self.error(key, format!("{rule}, got {}", describe(value)));
     }
+}
+
+/// The template the values describe (`Ok(default)` if a value it depends on is invalid: that is
+/// reported already).
+pub(super) fn key_template(
+    values: &Values,
+) -> Result<actors::key_template::KeyTemplate, actors::key_template::TemplateError> {
+    let str = |key| match values.get(key) {
+        Some(Setting::Str(value)) => Some(value.as_str()),
+        _ => None,
+    };
+    let (Some(template), Some(zone), Some(field), Some(default), Some(prefix)) = (
+        str(&keys::SINK_KEY_TEMPLATE),
+        str(&keys::SINK_KEY_TIME_ZONE),
+        str(&keys::SINK_KEY_FIELD),
+        str(&keys::SINK_KEY_FIELD_DEFAULT),
+        str(&keys::SINK_KEY_PREFIX),
+    ) else {
+        return Ok(Default::default());
+    };
+    let field = (!field.is_empty()).then_some(field);
+    let template = actors::key_template::KeyTemplate::parse(template, zone, field, default)?;
+    template.check_length(prefix)?;
+    Ok(template)
 }
 
 /// "did you mean" for an undeclared key `name`: a close key of the same section, else a key of

@@ -1,11 +1,9 @@
 //! Format and layout keys: `format.class` and its compression options, and the time-based
-//! partitioners, mapped to `[format]` and `sink.key_template` (both written as comments while
-//! the config lacks them, see [`super::Draft`]).
+//! partitioners, mapped to `[format]` (written as comments while the config lacks it, see
+//! [`super::Draft`]) and `sink.key_template` (with `sink.key_time_zone`, validated).
 
 use super::map::integer;
 use super::{ConnectConfig, Draft};
-
-const NEEDS_FORMAT: &str = "needs format support";
 
 /// `format.class` and the compression and header keys that go with it.
 pub(super) fn map_format(c: &mut ConnectConfig, d: &mut Draft) {
@@ -141,7 +139,7 @@ pub(super) fn map_partitioner(c: &mut ConnectConfig, d: &mut Draft) {
     };
     c.take("path.format");
     let template = match joda_to_template(&pattern) {
-        Ok(time) => format!("{{topic}}/{time}/{{partition}}/{{first_offset}}-{{last_offset}}"),
+        Ok(time) => format!("{{topic}}/{time}/{{partition}}/{{first}}-{{last}}{{ext}}"),
         Err(token) => {
             d.unmapped(
                 "path.format",
@@ -150,10 +148,44 @@ pub(super) fn map_partitioner(c: &mut ConnectConfig, d: &mut Draft) {
             return;
         }
     };
+    // Only a fixed offset maps (a zone with daylight saving has none).
+    let zone = match c.get("timezone").as_deref().map(str::trim) {
+        None | Some("" | "UTC" | "Etc/UTC" | "GMT" | "Z") => "UTC".to_owned(),
+        Some(other) => {
+            let offset = other
+                .strip_prefix("UTC")
+                .or(other.strip_prefix("GMT"))
+                .filter(|offset| !offset.is_empty())
+                .unwrap_or(other);
+            if actors::key_template::KeyTemplate::parse(&template, offset, None, "none").is_ok() {
+                offset.to_owned()
+            } else {
+                d.unmapped(
+                    "timezone",
+                    format!("`{other}`: sink.key_time_zone is UTC, a fixed offset such as +08:00 or a zone without daylight saving such as Asia/Shanghai; the layout is not mapped"),
+                );
+                return;
+            }
+        }
+    };
+    if let Err(error) = actors::key_template::KeyTemplate::parse(&template, &zone, None, "none") {
+        d.unmapped(
+            "path.format",
+            format!(
+                "`{pattern}` gives the key template `{template}`, which {}",
+                error.message
+            ),
+        );
+        return;
+    }
     let mut origin = format!("partitioner.class={kind}");
-    let mut notes = vec![format!(
-        "Time-based layout (planned key template; {NEEDS_FORMAT}) from Confluent's path.format `{pattern}`."
-    )];
+    let mut notes = vec![
+        format!("Time-based layout from Confluent's path.format `{pattern}`, by record timestamp; objects are sealed at each {{HH}}/{{dd}}... boundary."),
+        "Recovery lists the topic's folder at each assignment with time parts before {partition}; \"{topic}/{partition}/...\" lists only the partition's.".to_owned(),
+    ];
+    if zone != "UTC" {
+        d.set("sink", "key_time_zone", zone.clone().into(), "timezone");
+    }
     for key in [
         "partition.duration.ms",
         "timezone",

@@ -5,7 +5,7 @@
 //! Every key of the JSON ends up in one of three places: mapped to a key of the TOML (with the
 //! Connect key it came from as a trailing comment, and a note above it where the meaning or
 //! Confluent's default differs), written as a comment because the config does not have the key
-//! yet (`[format]`, `sink.key_template`: "needs format support"), or listed at the end under "Not
+//! yet (`[format]`: "needs format support"), or listed at the end under "Not
 //! mapped" with the reason. Values of keys that are not mapped are never printed: some are
 //! secrets (`aws.secret.access.key`, `sasl.jaas.config`).
 //!

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::objects::{judge, parse_key, ListedObject, Print, Verdict};
+use super::objects::{judge, parse_object_key, ListedObject, Print, Verdict};
 use super::ranges::Offsets;
 
 /// One partition's offsets on the broker and in the group.
@@ -48,6 +48,8 @@ pub struct Inputs {
     pub topic: String,
     /// `{key_prefix}{topic}/`: every object under it is judged.
     pub folder: String,
+    /// `sink.key_template`: how keys under `folder` are parsed.
+    pub template: actors::key_template::KeyTemplate,
     pub partitions: BTreeMap<i32, PartitionOffsets>,
     pub objects: Vec<ListedObject>,
     pub routed: Vec<Routed>,
@@ -176,12 +178,19 @@ pub fn compare(inputs: &Inputs) -> Report {
     };
     let mut by_partition: BTreeMap<i32, Vec<Judged<'_>>> = BTreeMap::new();
     for object in &inputs.objects {
-        let Some((partition, first, last)) = parse_key(&inputs.folder, &object.key) else {
+        let Some((partition, first, last)) =
+            parse_object_key(&inputs.template, &inputs.folder, &inputs.topic, &object.key)
+        else {
             report.foreign.push(Foreign {
                 key: object.key.clone(),
                 reason: format!(
-                    "its key is not {}{{partition}}/{{first offset:020}}-{{last offset:020}}.json",
-                    inputs.folder
+                    "its key is not {}{} (sink.key_template)",
+                    inputs.folder,
+                    inputs
+                        .template
+                        .text()
+                        .trim_start_matches("{prefix}")
+                        .trim_start_matches("{topic}/"),
                 ),
             });
             continue;

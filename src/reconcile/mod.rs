@@ -33,7 +33,7 @@ use actors::settings::PipelineSettings;
 use actors::store::{ObjectStore, S3Store};
 
 use compare::{Inputs, PartitionOffsets, Report};
-use objects::parse_key;
+use objects::parse_object_key;
 
 /// The command line's choices.
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,7 +102,9 @@ pub fn run(settings: &PipelineSettings, options: Options) -> Result<Outcome, Str
     let scans = if options.deep {
         let mut wanted: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
         for object in &objects {
-            if let Some((partition, first, last)) = parse_key(&folder, &object.key) {
+            if let Some((partition, first, last)) =
+                parse_object_key(&settings.sink.key_template, &folder, topic, &object.key)
+            {
                 wanted.entry(partition).or_default().extend([first, last]);
             }
         }
@@ -121,6 +123,7 @@ pub fn run(settings: &PipelineSettings, options: Options) -> Result<Outcome, Str
     let report: Report = compare::compare(&Inputs {
         topic: topic.to_owned(),
         folder: folder.clone(),
+        template: settings.sink.key_template.clone(),
         partitions,
         objects,
         routed,

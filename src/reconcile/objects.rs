@@ -122,6 +122,7 @@ impl Body {
 /// `{partition}/{first:020}-{last:020}{ext}` under the topic's folder, exactly as
 /// `actors::object_key::object_key` writes it: a canonical partition number, then what
 /// `object_key::parse_partition_key` accepts (no subfolder, 20 digits each, `0 <= first <= last`).
+#[cfg(test)]
 pub fn parse_key(folder: &str, key: &str) -> Option<(i32, i64, i64)> {
     let rest = key.strip_prefix(folder)?;
     let (partition, _) = rest.split_once('/')?;
@@ -137,6 +138,19 @@ pub fn parse_key(folder: &str, key: &str) -> Option<(i32, i64, i64)> {
     let partition: i32 = partition.parse().ok()?;
     let (first, last) = actors::object_key::parse_partition_key(&partition_prefix, key)?;
     Some((partition, first, last))
+}
+
+/// `(partition, first, last)` of a key `template` writes under `folder` (`{key_prefix}{topic}/`,
+/// every template begins with `{topic}/`): exactly the template's shape, as recovery parses it
+/// (`KeyTemplate::parse_key`); the default template is [`parse_key`]'s layout.
+pub fn parse_object_key(
+    template: &actors::key_template::KeyTemplate,
+    folder: &str,
+    topic: &str,
+    key: &str,
+) -> Option<(i32, i64, i64)> {
+    let prefix = folder.strip_suffix(&format!("{topic}/"))?;
+    template.parse_key(prefix, topic, None, key)
 }
 
 /// What reconcile makes of an object whose key parsed.

@@ -22,6 +22,26 @@ pub fn assert_bucket_once(
     produced: &BTreeMap<(i32, i64), Produced>,
     late: &BTreeSet<String>,
 ) -> BTreeMap<(i32, i64), Value> {
+    assert_bucket_once_keyed(
+        objects,
+        topic,
+        produced,
+        late,
+        &|key, partition, first, last| {
+            key.ends_with(&format!("{topic}/{partition}/{first:020}-{last:020}.json"))
+        },
+    )
+}
+
+/// Like [`assert_bucket_once`], with `key_names(key, partition, first, last)` deciding whether
+/// an object's key names its partition and offsets (a key template other than the default).
+pub fn assert_bucket_once_keyed(
+    objects: &[(String, Vec<Value>)],
+    topic: &str,
+    produced: &BTreeMap<(i32, i64), Produced>,
+    late: &BTreeSet<String>,
+    key_names: &dyn Fn(&str, i32, i64, i64) -> bool,
+) -> BTreeMap<(i32, i64), Value> {
     let mut seen: BTreeMap<(i32, i64), Value> = BTreeMap::new();
     let mut last_per_partition: BTreeMap<i32, i64> = BTreeMap::new();
     // Late objects last: a record they hold again is checked against its first copy.
@@ -33,7 +53,7 @@ pub fn assert_bucket_once(
         let partition = records[0]["partition"].as_i64().unwrap() as i32;
         let (first, last) = (offset(&records[0]), offset(&records[records.len() - 1]));
         assert!(
-            key.ends_with(&format!("{topic}/{partition}/{first:020}-{last:020}.json")),
+            key_names(key, partition, first, last),
             "key {key} does not name its partition and offsets {first}-{last}"
         );
         let is_late = late.contains(key);

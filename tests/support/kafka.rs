@@ -27,7 +27,7 @@ impl Stack {
         records: &[TestRecord],
         headers: impl Fn(usize) -> Vec<(String, Option<Vec<u8>>)>,
     ) -> BTreeMap<(i32, i64), Produced> {
-        self.produce_with(topic, records, headers, false)
+        self.produce_with(topic, records, headers, false, None)
     }
 
     /// Like [`Stack::produce`], one record per batch. tansu 0.6.0 answers a fetch that starts
@@ -39,7 +39,18 @@ impl Stack {
         topic: &str,
         records: &[TestRecord],
     ) -> BTreeMap<(i32, i64), Produced> {
-        self.produce_with(topic, records, |_| Vec::new(), true)
+        self.produce_with(topic, records, |_| Vec::new(), true, None)
+    }
+
+    /// Like [`Stack::produce_one_per_batch`], with `timestamp(index)` as each record's
+    /// timestamp (milliseconds since the epoch) instead of "now".
+    pub fn produce_one_per_batch_at(
+        &self,
+        topic: &str,
+        records: &[TestRecord],
+        timestamp: &dyn Fn(usize) -> i64,
+    ) -> BTreeMap<(i32, i64), Produced> {
+        self.produce_with(topic, records, |_| Vec::new(), true, Some(timestamp))
     }
 
     /// Like [`Stack::produce_with_headers`], one record per batch if `one_per_batch` (see
@@ -50,6 +61,7 @@ impl Stack {
         records: &[TestRecord],
         headers: impl Fn(usize) -> Vec<(String, Option<Vec<u8>>)>,
         one_per_batch: bool,
+        timestamp: Option<&dyn Fn(usize) -> i64>,
     ) -> BTreeMap<(i32, i64), Produced> {
         use rdkafka::message::{Header, OwnedHeaders};
         let producer: ThreadedProducer<Capture> = ClientConfig::new()
@@ -66,11 +78,15 @@ impl Stack {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
+        let timestamp_of = |index: usize| match timestamp {
+            Some(timestamp) => timestamp(index),
+            None => base_ts + index as i64,
+        };
         for (index, (partition, key, value)) in records.iter().enumerate() {
             let mut record: BaseRecord<'_, [u8], [u8], Box<usize>> =
                 BaseRecord::with_opaque_to(topic, Box::new(index))
                     .partition(*partition)
-                    .timestamp(base_ts + index as i64);
+                    .timestamp(timestamp_of(index));
             if let Some(key) = key {
                 record = record.key(key.as_slice());
             }
@@ -118,7 +134,7 @@ impl Stack {
                     Produced {
                         key: key.clone(),
                         value: value.clone(),
-                        timestamp: base_ts + index as i64,
+                        timestamp: timestamp_of(index),
                     },
                 )
             })

@@ -8,6 +8,7 @@
 //! trust or distrust an object blindly. Both are retried with backoff until the bucket answers;
 //! meanwhile the batcher takes no records, so its consumer stops reading and fetching pauses.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,7 +19,6 @@ use super::roll::SealReason;
 use super::{Batcher, Found};
 use crate::commit::UnitId;
 use crate::metadata::Fingerprint;
-use crate::object_key::{list_start_after, partition_prefix};
 use crate::record::{RecordChunk, RecordMeta};
 use crate::store::StoreError;
 use crate::supervisor::policy::{Failure, FailureKind};
@@ -207,17 +207,29 @@ impl Batcher {
             return;
         };
         let store = self.cx.store.clone();
-        let prefix = partition_prefix(&self.cx.key_prefix, &self.cx.topic, self.partition);
-        let start_after = list_start_after(
-            &self.cx.key_prefix,
-            &self.cx.topic,
+        // Under any key template: the template's fixed prefix for the partition, listed as a
+        // folder where the partition's objects are all directly in it, else recursively.
+        let template = self.cx.key_template.clone();
+        let (key_prefix, topic_name, partition) = (
+            self.cx.key_prefix.clone(),
+            self.cx.topic.clone(),
             self.partition,
-            first_offset,
         );
+        let prefix = template.listing_prefix(&key_prefix, &topic_name, partition);
+        let start_after = template.start_after(&key_prefix, &topic_name, partition, first_offset);
         // Beside the listing, not in its way: records are processed while it runs.
         self.orphans.start(
             store.clone(),
             prefix.clone(),
+            {
+                let (template, key_prefix, topic) =
+                    (template.clone(), key_prefix.clone(), topic_name.clone());
+                Arc::new(move |key: &str| {
+                    template
+                        .parse_key(&key_prefix, &topic, Some(partition), key)
+                        .map(|(_, first, last)| (first, last))
+                })
+            },
             self.cx.topic.clone(),
             self.partition,
             self.cx.cancel.clone(),
@@ -236,9 +248,18 @@ impl Batcher {
             }
             let mut delay = FIRST_RETRY_DELAY;
             loop {
-                match store.list_folder(&prefix, Some(&start_after)).await {
+                let listed = if template.lists_folder() {
+                    store.list_folder(&prefix, start_after.as_deref()).await
+                } else {
+                    store.list(&prefix, start_after.as_deref()).await
+                };
+                match listed {
                     Ok(keys) => {
-                        return Recovery::from_keys(&prefix, keys.iter().map(String::as_str))
+                        return Recovery::from_parsed(keys.iter().map(String::as_str), |key| {
+                            template
+                                .parse_key(&key_prefix, &topic_name, Some(partition), key)
+                                .map(|(_, first, last)| (first, last))
+                        })
                     }
                     Err(error) => {
                         retrying(&error, "list", &prefix, &topic, partition, delay);

@@ -45,6 +45,7 @@ use crate::commit::{CommitTracker, UnitId};
 use crate::encode::{ObjectEncoder, RecordError};
 use crate::error::ErrorCode;
 use crate::kafka::OffsetStore;
+use crate::key_template::{KeyParts, KeyTemplate};
 use crate::memory::{Charge, Kind, MemoryBudget};
 use crate::messages::{
     CancelFlag, CaughtUp, Drain, DrainReport, Records, ReportFailure, SealedObject, Stop,
@@ -52,7 +53,7 @@ use crate::messages::{
 };
 use crate::metadata::ObjectMetadata;
 use crate::metrics::PartitionMetrics;
-use crate::object_key::{object_key_with, BodyFormat};
+use crate::object_key::BodyFormat;
 use crate::record::RecordChunk;
 use crate::settings::{FormatSettings, RollPolicy};
 use crate::status::StatusBoard;
@@ -73,6 +74,8 @@ pub struct BatcherContext {
     /// The connector's name, in every object's metadata.
     pub connector: Arc<str>,
     pub key_prefix: Arc<str>,
+    /// Where objects land under `key_prefix` (`sink.key_template`).
+    pub key_template: Arc<KeyTemplate>,
     pub policy: RollPolicy,
     /// Values larger than this are written as `null` with `overflowFlag` (and dead-lettered).
     pub max_value_bytes: Option<usize>,
@@ -105,6 +108,9 @@ struct OpenObject {
     last_seen: i64,
     /// Offsets of this unit that went to the dead-letter topic instead of the object.
     routed: Vec<i64>,
+    /// The key parts of its records (a partitioned template only): a record with other parts
+    /// seals it ([`SealReason::PartitionBoundary`]).
+    parts: Option<KeyParts>,
 }
 
 /// Whether the partition goes on.
@@ -225,6 +231,7 @@ impl Batcher {
                 unit,
                 last_seen: -1,
                 routed: Vec::new(),
+                parts: None,
             });
             let timer = ctx.run_later(self.cx.policy.max_interval, |actor, ctx| {
                 actor.interval_timer = None;
@@ -249,6 +256,7 @@ impl Batcher {
             unit,
             last_seen,
             routed,
+            parts,
         } = open;
         let object = match encoder.fingerprints() {
             None => None,
@@ -290,13 +298,13 @@ impl Batcher {
                     body_format: body_format.label().to_owned(),
                 };
                 let object = SealedObject {
-                    key: object_key_with(
+                    key: self.cx.key_template.render(
                         &self.cx.key_prefix,
                         &self.cx.topic,
                         self.partition,
                         first,
                         last,
-                        body_format.extension(),
+                        parts.as_ref(),
                     ),
                     body,
                     topic: self.cx.topic.clone(),

@@ -27,7 +27,9 @@ use tracing::{debug, info, warn};
 
 use crate::messages::CancelFlag;
 use crate::metrics;
-use crate::object_key::parse_partition_key;
+/// The offsets of one of the partition's object keys; `None` for any other key (under the key
+/// template, see [`crate::key_template::KeyTemplate::parse_key`]).
+pub(crate) type KeyParser = Arc<dyn Fn(&str) -> Option<(i64, i64)> + Send + Sync>;
 use crate::store::{IncompleteUpload, SharedStore, StoreError};
 
 /// Attempts of each request before the sweep gives up until the next assignment.
@@ -72,6 +74,7 @@ impl OrphanSweep {
         &mut self,
         store: SharedStore,
         partition_prefix: String,
+        parse: KeyParser,
         topic: Arc<str>,
         partition: i32,
         cancel: CancelFlag,
@@ -84,6 +87,7 @@ impl OrphanSweep {
             sweep(
                 &store,
                 &partition_prefix,
+                &*parse,
                 &topic,
                 partition,
                 assigned_at,
@@ -108,6 +112,7 @@ pub(super) struct Swept {
 pub(super) async fn sweep(
     store: &SharedStore,
     partition_prefix: &str,
+    parse: &(dyn Fn(&str) -> Option<(i64, i64)> + Send + Sync),
     topic: &str,
     partition: i32,
     assigned_at: SystemTime,
@@ -127,7 +132,7 @@ pub(super) async fn sweep(
             return swept;
         }
     };
-    for orphan in orphans(partition_prefix, uploads, assigned_at) {
+    for orphan in orphans(parse, uploads, assigned_at) {
         if cancel.is_cancelled() {
             // The partition has (or will have) another owner, whose sweep this is now.
             swept.incomplete = true;
@@ -155,13 +160,13 @@ pub(super) async fn sweep(
 /// the connector's), created before the assignment began. Uploads the store gave no creation
 /// time for are left alone.
 pub(super) fn orphans(
-    partition_prefix: &str,
+    parse: &(dyn Fn(&str) -> Option<(i64, i64)> + Send + Sync),
     uploads: Vec<IncompleteUpload>,
     assigned_at: SystemTime,
 ) -> Vec<IncompleteUpload> {
     uploads
         .into_iter()
-        .filter(|upload| parse_partition_key(partition_prefix, &upload.key).is_some())
+        .filter(|upload| parse(&upload.key).is_some())
         .filter(|upload| upload.initiated.is_some_and(|at| at < assigned_at))
         .collect()
 }
@@ -244,6 +249,10 @@ mod tests {
         partition_prefix("p/", "t", 3)
     }
 
+    fn parse(key: &str) -> Option<(i64, i64)> {
+        crate::object_key::parse_partition_key(&prefix(), key)
+    }
+
     fn upload(key: &str, initiated: Option<SystemTime>) -> IncompleteUpload {
         IncompleteUpload {
             key: key.into(),
@@ -266,7 +275,7 @@ mod tests {
             upload(&format!("{}backup/x.json", prefix()), Some(at(10))),
             upload(&format!("{}notes.txt", prefix()), Some(at(10))),
         ];
-        let orphans = orphans(&prefix(), uploads, at(20));
+        let orphans = orphans(&parse, uploads, at(20));
         assert_eq!(orphans, [upload(&ours, Some(at(10)))]);
     }
 
@@ -274,6 +283,7 @@ mod tests {
         sweep(
             &store,
             &prefix(),
+            &parse,
             "t",
             3,
             assigned_at,
@@ -365,7 +375,7 @@ mod tests {
         let cancel = CancelFlag::default();
         cancel.cancel();
         let store: SharedStore = memory.clone();
-        let swept = sweep(&store, &prefix(), "t", 3, at(20), &cancel).await;
+        let swept = sweep(&store, &prefix(), &parse, "t", 3, at(20), &cancel).await;
         assert_eq!(swept.aborted, 0);
         assert_eq!(memory.uploads().len(), 1);
     }

@@ -39,7 +39,27 @@ impl Batcher {
                     break;
                 }
             }
+            // Only for a template with time or field parts: the default costs one branch.
+            let parts = self.cx.key_template.is_partitioned().then(|| {
+                self.cx.key_template.parts(
+                    record.timestamp,
+                    chunk.bytes(&record.key),
+                    chunk.bytes(&record.value),
+                )
+            });
+            if parts.is_some() {
+                let boundary = self
+                    .open
+                    .as_ref()
+                    .is_some_and(|open| open.encoder.records() > 0 && open.parts != parts);
+                if boundary {
+                    sealed.extend(self.seal(SealReason::PartitionBoundary, ctx));
+                }
+            }
             let open = self.open_object(ctx);
+            if parts.is_some() && open.encoder.records() == 0 {
+                open.parts = parts;
+            }
             let unit = open.unit;
             let encoder = &mut open.encoder;
             let (len_before, records_before, last_before) =
@@ -84,8 +104,10 @@ impl Batcher {
                     // The dead-letter acknowledgement belongs to the record's new unit.
                     self.tracker.acknowledged(unit);
                 }
+                let parts = open.parts.clone();
                 sealed.extend(self.seal(SealReason::Bytes, ctx));
                 let next = self.open_object(ctx);
+                next.parts = parts;
                 next.encoder
                     .push_limited(&chunk, record, max_value_bytes)
                     .expect("the record was just encoded once");

@@ -33,10 +33,19 @@ impl Recovery {
     /// From the keys listed under `partition_prefix`; keys that are not object keys of this
     /// partition (another shape, a subfolder) are ignored: they can never collide with ours.
     pub fn from_keys<'a>(partition_prefix: &str, keys: impl IntoIterator<Item = &'a str>) -> Self {
+        Recovery::from_parsed(keys, |key| parse_partition_key(partition_prefix, key))
+    }
+
+    /// From listed keys, with `parse` giving the offsets of the partition's object keys (`None`
+    /// for any other key; see [`crate::key_template::KeyTemplate::parse_key`]).
+    pub fn from_parsed<'a>(
+        keys: impl IntoIterator<Item = &'a str>,
+        parse: impl Fn(&str) -> Option<(i64, i64)>,
+    ) -> Self {
         let mut candidates: Vec<Candidate> = keys
             .into_iter()
             .filter_map(|key| {
-                let (first, last) = parse_partition_key(partition_prefix, key)?;
+                let (first, last) = parse(key)?;
                 Some(Candidate {
                     first,
                     last,

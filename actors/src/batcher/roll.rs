@@ -19,6 +19,9 @@ pub enum SealReason {
     CaughtUp,
     /// The memory budget is used up: the largest open objects are sealed early.
     Memory,
+    /// The next record belongs to another time bucket or field value of the key template: an
+    /// object never spans two.
+    PartitionBoundary,
 }
 
 impl SealReason {
@@ -34,6 +37,7 @@ impl SealReason {
             SealReason::Recovered => "recovered",
             SealReason::CaughtUp => "caught_up",
             SealReason::Memory => "memory",
+            SealReason::PartitionBoundary => "partition_boundary",
         }
     }
 }

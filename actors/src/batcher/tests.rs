@@ -109,6 +109,16 @@ fn start_with(
     store: Arc<MemoryStore>,
     shared: crate::store::SharedStore,
 ) -> Harness {
+    start_templated(policy, supervisor, store, shared, KeyTemplate::default())
+}
+
+fn start_templated(
+    policy: RollPolicy,
+    supervisor: FakeSupervisor,
+    store: Arc<MemoryStore>,
+    shared: crate::store::SharedStore,
+    key_template: KeyTemplate,
+) -> Harness {
     let offsets = Arc::new(RecordedOffsets::default());
     let reports = supervisor.reports.clone();
     let supervisor = supervisor.start();
@@ -130,6 +140,7 @@ fn start_with(
         topic: Arc::from(TOPIC),
         connector: Arc::from("c"),
         key_prefix: Arc::from("kafka/"),
+        key_template: Arc::new(key_template),
         policy,
         max_value_bytes: Some(50),
         format: Default::default(),
@@ -690,4 +701,81 @@ async fn an_object_waits_for_its_dead_letter_acknowledgements() {
     }
     assert_eq!(drain(&harness).await.committable, Some(6));
     assert_eq!(offsets_in(&store), vec![0, 1, 3, 4, 5]);
+}
+
+/// Under a time-partitioned template, an object never spans two hours (sealed at the boundary,
+/// also when records go back to an earlier hour), and recovery by listing finds the objects in
+/// their hour folders: a restart from offset 0 writes nothing again.
+#[actix::test]
+async fn a_time_template_seals_at_each_hour_and_recovery_finds_its_objects() {
+    const HOUR: i64 = 3_600_000;
+    let at = 1_709_200_800_000; // 2024-02-29T10:00Z
+    let template = || {
+        KeyTemplate::parse(
+            "{topic}/dt={yyyy}-{MM}-{dd}/{HH}/{partition}/{first}-{last}{ext}",
+            "UTC",
+            None,
+            "none",
+        )
+        .unwrap()
+    };
+    let records = || {
+        let mut chunk = RecordChunk::default();
+        for offset in 0..20 {
+            let hour = match offset {
+                0..10 => 0,
+                10..15 => 1,
+                _ => 0,
+            };
+            let value = format!("v{offset}");
+            chunk.push(
+                offset,
+                at + hour * HOUR + offset,
+                Some(b"k"),
+                Some(value.as_bytes()),
+            );
+        }
+        chunk
+    };
+    let supervisor = || FakeSupervisor {
+        answer: Disposition::Hold { resumable: true },
+        reports: Arc::default(),
+        dead_letter: Ok(()),
+        later: None,
+    };
+    let store = Arc::new(MemoryStore::new("b"));
+    let harness = start_templated(
+        policy(100),
+        supervisor(),
+        store.clone(),
+        store.clone(),
+        template(),
+    );
+    harness.batcher.send(Records(records())).await.unwrap();
+    assert_eq!(drain(&harness).await.committable, Some(20));
+    let keys = store.keys();
+    assert_eq!(
+        keys,
+        vec![
+            "kafka/orders/dt=2024-02-29/10/3/00000000000000000000-00000000000000000009.json",
+            "kafka/orders/dt=2024-02-29/10/3/00000000000000000015-00000000000000000019.json",
+            "kafka/orders/dt=2024-02-29/11/3/00000000000000000010-00000000000000000014.json",
+        ]
+    );
+    assert_eq!(offsets_in(&store), (0..20).collect::<Vec<_>>());
+    let boundary = harness.batcher.send(Stop).await;
+    assert!(boundary.is_ok());
+
+    // Uploaded, not committed: a new owner reads from 0 again and finds all three objects.
+    let again = start_templated(
+        policy(7),
+        supervisor(),
+        store.clone(),
+        store.clone(),
+        template(),
+    );
+    again.batcher.send(Records(records())).await.unwrap();
+    assert_eq!(drain(&again).await.committable, Some(20));
+    assert_eq!(store.keys(), keys, "nothing written again");
+    assert!(again.reports.lock().unwrap().is_empty());
 }

@@ -76,6 +76,7 @@ pub(crate) fn settings(
             endpoint: None,
             region: "us-east-1".to_owned(),
             key_prefix: PREFIX.to_owned(),
+            key_template: Default::default(),
             path_style: true,
             part_size: 16 << 20,
             checksum: ChecksumMode::WhenRequired,

@@ -103,6 +103,7 @@ pub fn wire(
             topic: Arc::from(settings.source.topic.as_str()),
             connector: Arc::from(settings.connector_name.as_str()),
             key_prefix: Arc::from(settings.sink.key_prefix.as_str()),
+            key_template: Arc::new(settings.sink.key_template.clone()),
             policy: settings.batching,
             max_value_bytes: settings.failure.max_value_bytes,
             format: settings.format,

@@ -435,6 +435,7 @@ async fn the_s3_client_sends_the_token_as_x_amz_security_token() {
         endpoint: Some(fake.url.clone()),
         region: "us-east-1".into(),
         key_prefix: String::new(),
+        key_template: Default::default(),
         path_style: true,
         part_size: 8 << 20,
         checksum: ChecksumMode::WhenRequired,

@@ -107,6 +107,7 @@ fn settings(endpoint: String) -> SinkSettings {
         endpoint: Some(endpoint),
         region: "us-east-1".into(),
         key_prefix: String::new(),
+        key_template: Default::default(),
         path_style: true,
         part_size: 8 << 20,
         checksum: ChecksumMode::WhenRequired,
