@@ -1057,6 +1057,7 @@ fn uploads_carry_conditional_create_and_metadata_and_no_aws_chunked_framing() {
         assert_eq!(meta("kos-first-offset"), first.to_string());
         assert_eq!(meta("kos-last-offset"), last.to_string());
         assert_eq!(meta("kos-connector"), rig.name);
+        assert_eq!(meta("kos-body-format"), "json_array");
         // The consumer group generation of the member that wrote it: known once the member
         // joined, so never -1 for an object of an assigned partition.
         let generation: i32 = meta("kos-generation").parse().expect("a generation number");
