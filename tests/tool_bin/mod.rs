@@ -36,8 +36,13 @@ pub fn tool(name: &str) -> PathBuf {
     path
 }
 
-/// A file at or under `path` modified after `time`.
+/// A file at or under `path` modified after `time`. Unit-test files (`tests.rs`, `*_tests.rs`)
+/// are not part of a binary: cargo does not rebuild it when only they change.
 fn newer_than(path: &Path, time: SystemTime) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    if name == "tests.rs" || name.ends_with("_tests.rs") {
+        return None;
+    }
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_dir() {
         return std::fs::read_dir(path)
