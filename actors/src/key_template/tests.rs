@@ -1,3 +1,4 @@
+use super::time::days_from_civil;
 use super::*;
 
 const HOURLY: &str =
