@@ -20,15 +20,16 @@ pub(super) fn pipeline(
     credentials: CredentialSource,
     redacted_config: String,
 ) -> PipelineSettings {
+    let format = format(values);
     PipelineSettings {
         connector_name: values.string(&NAME),
         source: source(values),
-        sink: sink(values, credentials),
+        sink: sink(values, credentials, &format),
         batching: batching(values),
         memory_max_bytes: values.size(&MEMORY_MAX_BYTES),
         drain_timeout: values.millis(&DRAIN_TIMEOUT_MS),
         failure: failure(values),
-        format: format(values),
+        format,
         resources: resources(values),
         redacted_config,
     }
@@ -61,7 +62,7 @@ pub(super) fn source(values: &Values) -> SourceSettings {
 }
 
 /// `[sink]`, with the credentials' source (`[sink.credentials]`, resolved against the environment).
-fn sink(values: &Values, credentials: CredentialSource) -> SinkSettings {
+fn sink(values: &Values, credentials: CredentialSource, format: &FormatSettings) -> SinkSettings {
     SinkSettings {
         bucket: values.string(&SINK_BUCKET),
         endpoint: values.optional_str(&SINK_ENDPOINT).map(str::to_owned),
@@ -71,7 +72,7 @@ fn sink(values: &Values, credentials: CredentialSource) -> SinkSettings {
         // `{ext}` is the format's extension (`.json`, `.jsonl.zst`, `.parquet`, ...).
         key_template: super::walk::key_template(values)
             .unwrap_or_default()
-            .with_ext(actors::object_key::BodyFormat::of(&format(values)).extension()),
+            .with_ext(actors::object_key::BodyFormat::of(format).extension()),
         path_style: values.choice(
             &SINK_ADDRESSING,
             &[("virtual_hosted", false), ("path", true)],
