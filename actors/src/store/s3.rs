@@ -641,4 +641,4 @@ pub async fn list_objects_in(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -419,7 +419,7 @@ async fn rrsa_assumes_the_role_with_the_oidc_token() {
 /// (OSS's S3 API rejects `x-oss-security-token`), and a changed file's pair on the next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_s3_client_sends_the_token_as_x_amz_security_token() {
-    use crate::settings::{ChecksumMode, ConditionalCreate, SinkSettings};
+    use crate::settings::SinkSettings;
     use crate::store::{ObjectStore, S3Store};
 
     let dir = temp_dir("s3");
@@ -431,22 +431,8 @@ async fn the_s3_client_sends_the_token_as_x_amz_security_token() {
     .unwrap();
     let fake = Fake::start(|_| (200, String::new()));
     let settings = SinkSettings {
-        bucket: "b".into(),
-        endpoint: Some(fake.url.clone()),
-        region: "us-east-1".into(),
-        key_prefix: String::new(),
-        key_template: Default::default(),
-        path_style: true,
-        part_size: 8 << 20,
-        checksum: ChecksumMode::WhenRequired,
-        conditional_create: ConditionalCreate::IfNoneMatch,
-        sign_payload: true,
-        upload_concurrency: 1,
-        request_timeout: Duration::from_secs(5),
-        retry_initial_backoff: Duration::from_millis(10),
-        retry_max_backoff: Duration::from_millis(10),
-        max_upload_attempts: Some(1),
         credentials: CredentialSource::File { path: path.clone() },
+        ..crate::store::s3::tests::settings(fake.url.clone())
     };
     let store = S3Store::new(&settings);
     store.probe().await.unwrap();

@@ -101,7 +101,8 @@ fn timeouts_name_the_limit() {
     );
 }
 
-fn settings(endpoint: String) -> SinkSettings {
+/// Settings for an S3 store at `endpoint` (also the credentials tests').
+pub(crate) fn settings(endpoint: String) -> SinkSettings {
     SinkSettings {
         bucket: "b".into(),
         endpoint: Some(endpoint),
