@@ -14,7 +14,9 @@
 
 use super::rules::{self, StrRule};
 
+mod credentials;
 mod format;
+pub(super) use credentials::*;
 pub(super) use format::*;
 
 /// One key of the file.
@@ -388,50 +390,6 @@ pub(super) const SINK_RETRY_MAX_BACKOFF_MS: Key = Key {
 pub(super) const SINK_MAX_UPLOAD_ATTEMPTS: Key = Key {
     path: "sink.max_upload_attempts",
     kind: int(10, 0, 1_000_000),
-};
-
-// ---------------------------------------------------------------------------------------------
-// [sink.credentials]: where the object store's AccessKey pair comes from (never the file itself).
-
-/// Where the object store's credentials come from; the secrets themselves are never in this file.
-pub(super) const SINK_CREDENTIALS: Key = Key {
-    path: "sink.credentials",
-    kind: optional_section(),
-};
-/// `auto`: the environment's AccessKey pair if set, else `file` if set, else the ECS RAM role if
-/// `ALIBABA_CLOUD_ECS_METADATA` is set, else RRSA if its three variables are set.
-pub(super) const SINK_CREDENTIALS_SOURCE: Key = Key {
-    path: "sink.credentials.source",
-    kind: Kind::Choice {
-        options: &["auto", "env", "file", "ecs_ram_role", "rrsa"],
-        default: "auto",
-    },
-};
-/// The credentials file (JSON), re-read when it changes.
-pub(super) const SINK_CREDENTIALS_FILE: Key = Key {
-    path: "sink.credentials.file",
-    kind: string(
-        StrDefault::Unset {
-            meaning: "no credentials file",
-        },
-        &rules::NON_EMPTY,
-    ),
-};
-/// The ECS metadata service (`ecs_ram_role`).
-pub(super) const SINK_CREDENTIALS_METADATA_URL: Key = Key {
-    path: "sink.credentials.metadata_url",
-    kind: string(
-        StrDefault::Fixed("http://100.100.100.200"),
-        &rules::ENDPOINT_URL,
-    ),
-};
-/// The STS endpoint RRSA calls `AssumeRoleWithOIDC` at (`rrsa`).
-pub(super) const SINK_CREDENTIALS_STS_ENDPOINT: Key = Key {
-    path: "sink.credentials.sts_endpoint",
-    kind: string(
-        StrDefault::Fixed("https://sts.aliyuncs.com"),
-        &rules::ENDPOINT_URL,
-    ),
 };
 
 // ---------------------------------------------------------------------------------------------
