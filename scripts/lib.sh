@@ -125,9 +125,20 @@ install_python_readers() {
   (
     flock 9
     log "installing pyarrow and zstandard into $KOS_CACHE/py-readers (once)"
-    python3 -m venv "$KOS_CACHE/py-readers"
-    "$KOS_CACHE/py-readers/bin/pip" install -q 'pyarrow>=15' 'zstandard>=0.22'
+    if python3 -m venv "$KOS_CACHE/py-readers" >/dev/null 2>&1; then
+      "$KOS_CACHE/py-readers/bin/pip" install -q 'pyarrow>=15' 'zstandard>=0.22'
+    elif [ ! -d "$KOS_CACHE/py-readers-lib/pyarrow" ]; then
+      # A Python without the venv module (Debian without python3-venv): pip's --target instead,
+      # put on PYTHONPATH below. If that fails too, the format tests fail saying what is missing.
+      rm -rf "$KOS_CACHE/py-readers"
+      log "python3 -m venv is not available: installing into $KOS_CACHE/py-readers-lib instead"
+      python3 -m pip install -q --target "$KOS_CACHE/py-readers-lib" 'pyarrow>=15' 'zstandard>=0.22' \
+        || log "could not install pyarrow and zstandard: the format tests will say so"
+    fi
   ) 9>"$KOS_CACHE/install.lock"
+  if [ -d "$KOS_CACHE/py-readers-lib" ]; then
+    export PYTHONPATH="$KOS_CACHE/py-readers-lib${PYTHONPATH:+:$PYTHONPATH}"
+  fi
 }
 
 # wait_port HOST PORT SECONDS: waits until something accepts connections.
