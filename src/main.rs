@@ -223,6 +223,10 @@ fn reconcile(path: &std::path::Path, options: reconcile::Options) -> ExitCode {
             return Exit::Invalid.into();
         }
     };
+    if let Some(problem) = config.missing_kafka_secret() {
+        eprintln!("error: {problem}");
+        return Exit::Invalid.into();
+    }
     let settings = config.into_settings(credentials);
     match reconcile::run(&settings, options) {
         Ok(outcome) => {
@@ -294,6 +298,10 @@ fn send_one(
         Ok(config) => config,
         Err(exit) => return exit,
     };
+    if let Some(problem) = config.missing_kafka_secret() {
+        eprintln!("error: {problem}");
+        return Exit::Invalid.into();
+    }
     match send::send(
         &config,
         partition,
@@ -327,6 +335,9 @@ fn check(path: &std::path::Path, probe: bool) -> ExitCode {
         problems.extend(errors.0.iter().map(ToString::to_string));
     }
     if let Err(error) = &credentials {
+        problems.push(error.to_string());
+    }
+    if let Some(error) = parsed.as_ref().ok().and_then(|c| c.missing_kafka_secret()) {
         problems.push(error.to_string());
     }
     match parsed {
@@ -395,6 +406,10 @@ fn run(path: &std::path::Path, log_format: LogFormat) -> ExitCode {
             return Exit::Invalid.into();
         }
     };
+    if let Some(problem) = config.missing_kafka_secret() {
+        error!(code = %ErrorCode::ConfigCredentials, "{problem}");
+        return Exit::Invalid.into();
+    }
     info!(
         name = config.name(),
         group = config.group_id(),

@@ -23,6 +23,8 @@ const KEY_SECRET: &str = "fixture-key-secret-value";
 /// Substrings of every secret value used in the fixtures.
 const SECRET_MARKERS: &[&str] = &[
     "Sup3rS3cret",
+    "SecretValue",
+    "BEGIN PRIVATE KEY",
     "pass-value",
     "secret-value",
     KEY_ID,

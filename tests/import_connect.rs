@@ -44,6 +44,7 @@ fn import(name: &str) -> Run {
         .arg(&path)
         .env("OSS_ACCESS_KEY_ID", "import-test-id")
         .env("OSS_ACCESS_KEY_SECRET", "import-test-secret")
+        .env("KAFKA_SASL_PASSWORD", "import-test-kafka-password")
         .output()
         .unwrap();
     assert!(
@@ -233,6 +234,12 @@ fn oss_parquet_bare_config_with_overrides_and_secrets() {
     );
     assert!(
         run.stdout.contains(r#"key_time_zone = "Asia/Shanghai""#),
+        "{}",
+        run.stdout
+    );
+    // The JAAS line's user name is copied, its password is not (the environment's).
+    assert!(
+        run.stdout.contains(r#""sasl.username" = "connector""#),
         "{}",
         run.stdout
     );

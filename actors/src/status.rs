@@ -224,6 +224,15 @@ impl StatusBoard {
         }
     }
 
+    /// The last broker error recorded (it stays after the broker recovered).
+    pub fn broker_error(&self) -> Option<ErrorInfo> {
+        self.0
+            .broker_error
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The pipeline failed (the connector, not one partition): it drains and the process exits.
     pub fn set_failed(&self, reason: &str) {
         *self.0.failure.write().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());

@@ -108,7 +108,7 @@ pub(super) fn in_file_message(section: &str) -> String {
     if section == "source" {
         format!(
             "{IN_FILE_MESSAGE}; Kafka SASL settings go in `source.properties` \
-             (e.g. \"sasl.username\", \"sasl.password\")"
+             (\"sasl.username\"), the password in KAFKA_SASL_PASSWORD"
         )
     } else if section == "sink.credentials" {
         format!(

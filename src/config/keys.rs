@@ -130,6 +130,7 @@ pub(super) const KEYS: &[&Key] = &[
     &SOURCE_CONCURRENCY,
     &SOURCE_GROUP_ID,
     &SOURCE_ASSIGNMENT_STRATEGY,
+    &SOURCE_SECRETS_DIR,
     &SOURCE_PROPERTIES,
     &SINK,
     &SINK_BUCKET,
@@ -260,6 +261,18 @@ pub(super) const SOURCE_ASSIGNMENT_STRATEGY: Key = Key {
         options: &["cooperative-sticky", "range", "roundrobin"],
         default: "cooperative-sticky",
     },
+};
+/// A directory holding the Kafka clients' secrets, one file per librdkafka property, named
+/// after it (`sasl.password`): what a mounted Kubernetes Secret or systemd's `LoadCredential=`
+/// looks like. The environment's `KAFKA_SASL_PASSWORD` (...) are the other source.
+pub(super) const SOURCE_SECRETS_DIR: Key = Key {
+    path: "source.secrets_dir",
+    kind: string(
+        StrDefault::Unset {
+            meaning: "the Kafka secrets (sasl.password, ...) come from the environment only (KAFKA_SASL_PASSWORD, ...)",
+        },
+        &rules::NON_EMPTY,
+    ),
 };
 /// librdkafka consumer properties, passed through as strings (SASL/SSL settings go here).
 pub(super) const SOURCE_PROPERTIES: Key = Key {

@@ -22,6 +22,7 @@ mod credentials;
 mod error;
 #[cfg(test)]
 mod format_tests;
+mod kafka_secrets;
 mod keys;
 mod properties;
 mod render;
@@ -44,6 +45,9 @@ use values::Values;
 pub struct ConnectorConfig {
     /// Every key's effective value (`Debug` shows no property value).
     values: Values,
+    /// The Kafka clients' secret properties, from the environment or `source.secrets_dir`
+    /// ([`kafka_secrets`]; `Debug` shows their names only). Empty from [`parse_config`].
+    kafka_secrets: actors::settings::ClientProperties,
 }
 
 impl ConnectorConfig {
@@ -67,9 +71,31 @@ impl ConnectorConfig {
         self.values.str(&keys::SOURCE_BOOTSTRAP_SERVERS)
     }
 
-    /// The Kafka side as the pipeline sees it.
+    /// The Kafka side as the pipeline sees it, secrets included.
     pub fn source_settings(&self) -> SourceSettings {
-        settings::source(&self.values)
+        let mut source = settings::source(&self.values);
+        source
+            .client_properties
+            .0
+            .extend(self.kafka_secrets.0.clone());
+        source
+    }
+
+    /// A SASL mechanism that needs a password (PLAIN, SCRAM) is configured without the user
+    /// name or the password. The commands that talk to Kafka refuse to start then.
+    pub fn missing_kafka_secret(&self) -> Option<ConfigError> {
+        kafka_secrets::missing(&self.values, &self.kafka_secrets)
+    }
+
+    /// Reads the Kafka clients' secrets from the environment (`get`) and `source.secrets_dir`
+    /// ([`kafka_secrets`]). [`load_config`] does it with the process's environment.
+    pub fn with_kafka_secrets(
+        mut self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        self.kafka_secrets = kafka_secrets::resolve(&self.values, get, kafka_secrets::read_file)
+            .map_err(ConfigErrors)?;
+        Ok(self)
     }
 
     /// Where the admin server listens; `None` when `admin.enabled = false`.
@@ -94,7 +120,13 @@ impl ConnectorConfig {
 
     /// The pipeline settings, with the credentials' source from [`ConnectorConfig::credentials`].
     pub fn into_settings(self, credentials: CredentialSource) -> PipelineSettings {
-        settings::pipeline(&self.values, credentials, self.to_redacted_toml())
+        let mut settings = settings::pipeline(&self.values, credentials, self.to_redacted_toml());
+        settings
+            .source
+            .client_properties
+            .0
+            .extend(self.kafka_secrets.0);
+        settings
     }
 
     /// The effective config as TOML, every key present (defaults filled in). Values of
@@ -105,7 +137,16 @@ impl ConnectorConfig {
     }
 }
 
-/// Reads and validates the config file at `path`.
+/// The environment variable a secret librdkafka property (`sasl.password`, ...) is read from;
+/// `None` for a property that is not one of them.
+pub fn secret_variable_of(property: &str) -> Option<String> {
+    properties::SECRET_PROPERTIES
+        .contains(&property)
+        .then(|| properties::secret_variable(property))
+}
+
+/// Reads and validates the config file at `path`, and reads the Kafka clients' secrets from the
+/// environment and `source.secrets_dir` ([`ConnectorConfig::with_kafka_secrets`]).
 pub fn load_config(path: &Path) -> Result<ConnectorConfig, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
@@ -113,7 +154,7 @@ pub fn load_config(path: &Path) -> Result<ConnectorConfig, ConfigErrors> {
             format!("cannot read config file {}: {e}", path.display()),
         )])
     })?;
-    parse_config(&text)
+    parse_config(&text)?.with_kafka_secrets(|name| std::env::var(name).ok())
 }
 
 /// Parses and validates a config file, reporting every problem at once.
@@ -121,7 +162,10 @@ pub fn parse_config(text: &str) -> Result<ConnectorConfig, ConfigErrors> {
     let table = toml::from_str::<toml::Table>(text)
         .map_err(|e| ConfigErrors(vec![syntax_error(text, &e)]))?;
     walk::walk(table)
-        .map(|values| ConnectorConfig { values })
+        .map(|values| ConnectorConfig {
+            values,
+            kafka_secrets: Default::default(),
+        })
         .map_err(ConfigErrors)
 }
 

@@ -2,8 +2,10 @@
 //!
 //! The pass-through exists for what the connector does not model itself (SASL/SSL, fetch
 //! tuning). Properties the connector sets, because its offset handling or its metrics depend on
-//! them, are refused with the key to use instead. Values are never echoed in errors: they may be
-//! secrets (`sasl.password`).
+//! them, are refused with the key to use instead. So are the secret ones ([`SECRET_PROPERTIES`]):
+//! a config file gets copied, committed and written to the config topic, so they come from the
+//! environment or `source.secrets_dir` ([`super::kafka_secrets`]). Values are never echoed in
+//! errors.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +39,21 @@ const RESERVED_PROPERTIES: &[(&str, &str)] = &[
         "the connector reads librdkafka statistics every second for its lag metrics and /readyz",
     ),
 ];
+
+/// librdkafka properties whose value is a secret: never read from the file.
+pub(crate) const SECRET_PROPERTIES: &[&str] = &[
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+];
+
+/// The environment variable a secret property is read from: `KAFKA_` and the property in upper
+/// case, dots as underscores (`sasl.password` → `KAFKA_SASL_PASSWORD`).
+pub(crate) fn secret_variable(property: &str) -> String {
+    format!("KAFKA_{}", property.to_ascii_uppercase().replace('.', "_"))
+}
 
 /// Reads the properties table at `path`, recording one error per bad property (in name order).
 /// Bare dotted keys (`sasl.password = "x"`, which TOML reads as nested tables) mean the same as
@@ -75,6 +92,17 @@ pub(super) fn parse(
             errors.push(ConfigError::new(
                 key,
                 format!("reserved librdkafka property: {instead}"),
+            ));
+            continue;
+        }
+        if SECRET_PROPERTIES.contains(&name.as_str()) {
+            errors.push(ConfigError::new(
+                key,
+                format!(
+                    "secrets are not read from the config file; set {} in the environment, or \
+                     put it in a file named `{name}` in the directory `source.secrets_dir` names",
+                    secret_variable(&name)
+                ),
             ));
             continue;
         }

@@ -218,11 +218,12 @@ fn load_config_names_an_unreadable_path() {
 
 #[test]
 fn debug_output_never_contains_secrets() {
-    let text = MINIMAL.replace(
-        "[sink]",
-        "[source.properties]\n\"sasl.password\" = \"kafka-pass-value\"\n[sink]",
-    );
-    let config = parse_config(&text).unwrap();
+    let config = parse_config(MINIMAL)
+        .unwrap()
+        .with_kafka_secrets(|name| {
+            (name == "KAFKA_SASL_PASSWORD").then(|| "kafka-pass-value".into())
+        })
+        .unwrap();
     let config_debug = format!("{config:?}");
     assert!(!config_debug.contains("kafka-pass-value"), "{config_debug}");
     assert!(config_debug.contains("sasl.password"));
@@ -346,9 +347,9 @@ bootstrap_servers = "k:9092"
 topic = "t"
 group_id = "weird \"group\" \\ name"
 [source.properties]
-"sasl.password" = "kafka-pass-value"
-"ssl.key.password" = "ssl-pass-value"
-"sasl.oauthbearer.client.secret" = "oauth-secret-value"
+"ssl.key.location" = "/etc/kafka/ssl-key-path-value"
+"sasl.kerberos.keytab" = "/etc/kafka/keytab-path-value"
+"sasl.oauthbearer.token.endpoint.url" = "https://sts.example/oauth-token-value"
 "security.protocol" = "SASL_SSL"
 "fetch.wait.max.ms" = 10
 [sink]
@@ -360,13 +361,24 @@ retry_initial_backoff_ms = 50
 [batching]
 max_interval_ms = 1000
 "#;
-    let config = parse_config(text).unwrap();
+    let config = parse_config(text)
+        .unwrap()
+        .with_kafka_secrets(|name| {
+            (name == "KAFKA_SASL_PASSWORD").then(|| "kafka-pass-value".into())
+        })
+        .unwrap();
     let rendered = config.to_redacted_toml();
-    for secret in ["kafka-pass-value", "ssl-pass-value", "oauth-secret-value"] {
+    for secret in [
+        "kafka-pass-value",
+        "ssl-key-path-value",
+        "keytab-path-value",
+        "oauth-token-value",
+    ] {
         assert!(!rendered.contains(secret), "{rendered}");
     }
+    assert!(!rendered.contains("\"sasl.password\""), "{rendered}");
     assert!(
-        rendered.contains("\"sasl.password\" = \"***\""),
+        rendered.contains("\"ssl.key.location\" = \"***\""),
         "{rendered}"
     );
     assert!(
@@ -381,11 +393,15 @@ max_interval_ms = 1000
         reparsed.into_settings(credentials()),
     );
     assert_eq!(
-        format!("{a:?}"),
+        format!("{a:?}").replace("\"sasl.password\", ", ""),
         format!("{b:?}"),
-        "same settings apart from redacted values"
+        "same settings apart from redacted values and the secret from the environment"
     );
-    assert_eq!(b.source.client_properties.0["sasl.password"], "***");
+    assert_eq!(
+        a.source.client_properties.0["sasl.password"],
+        "kafka-pass-value"
+    );
+    assert_eq!(b.source.client_properties.0["ssl.key.location"], "***");
     assert_eq!(b.source.group_id, "weird \"group\" \\ name");
 
     // Without an endpoint and properties, too.

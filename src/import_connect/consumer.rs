@@ -62,10 +62,6 @@ const NOT_MAPPED: &[(&str, &str)] = &[
         "values are read as bytes and written as UTF-8 text",
     ),
     (
-        "sasl.jaas.config",
-        "holds a secret, not copied: set \"sasl.username\" in [source.properties] and the password as config/README.md says",
-    ),
-    (
         "ssl.truststore.location",
         "a Java key store: give librdkafka the CA as a PEM file in \"ssl.ca.location\"",
     ),
@@ -107,14 +103,33 @@ pub(super) fn map(config: &mut ConnectConfig, draft: &mut Draft) {
                     "not one of Kafka's range, round-robin or cooperative-sticky assignors",
                 ),
             },
+            // `...LoginModule required username="u" password="p";`: the user name is copied,
+            // the password never (it goes in the environment).
+            "sasl.jaas.config" => {
+                let reason = "its password is not copied: set KAFKA_SASL_PASSWORD in the \
+                              environment (config/README.md, \"Kafka secrets\")";
+                match jaas_username(&value) {
+                    Some(user) => {
+                        draft
+                            .set("source.properties", "sasl.username", user.into(), &key)
+                            .note("The user name of sasl.jaas.config; its password is not copied: set KAFKA_SASL_PASSWORD in the environment.");
+                        draft.unmapped(&key, reason);
+                    }
+                    None => draft.unmapped(
+                        &key,
+                        format!("{reason}; no username= found in it: set \"sasl.username\" in [source.properties]"),
+                    ),
+                }
+            }
             _ => {
                 if let Some((_, reason)) = NOT_MAPPED.iter().find(|(p, _)| *p == property) {
                     draft.unmapped(&key, *reason);
                 } else if is_secret(property) {
-                    draft.unmapped(
-                        &key,
-                        "a secret, not copied: give it to the connector as config/README.md says for [source.properties]",
-                    );
+                    let reason = match crate::config::secret_variable_of(property) {
+                        Some(variable) => format!("a secret, not copied: set {variable} in the environment (config/README.md, \"Kafka secrets\")"),
+                        None => "a secret of the Java client that librdkafka does not read; not copied".to_owned(),
+                    };
+                    draft.unmapped(&key, &reason);
                 } else if SAME_NAME.contains(&property) {
                     if property == "max.poll.interval.ms" {
                         fit_drain(&value, draft);
@@ -136,6 +151,14 @@ pub(super) fn map(config: &mut ConnectConfig, draft: &mut Draft) {
             }
         }
     }
+}
+
+/// The `username` option of a JAAS login module line (`username="connector"`), if any.
+fn jaas_username(jaas: &str) -> Option<String> {
+    let start = jaas.find("username=")? + "username=".len();
+    let rest = jaas[start..].strip_prefix('"')?;
+    let user = &rest[..rest.find('"')?];
+    (!user.is_empty()).then(|| user.to_owned())
 }
 
 /// The assignor of a Java `partition.assignment.strategy` list: the cooperative one when the

@@ -10,7 +10,8 @@
 //! - [`s3_proxy`]: the [`S3Proxy`], a fault-injecting front for the stack's s3s-fs;
 //! - [`prometheus`]: HTTP GETs and the Prometheus text exposition;
 //! - [`python`]: the independent reader of the format tests (`scripts/read-objects.py`);
-//! - [`grafana`]: the shipped dashboard's queries and the metric names they use.
+//! - [`grafana`]: the shipped dashboard's queries and the metric names they use;
+//! - [`tls`]: a test CA and a TLS terminator in front of tansu (the Kafka TLS test).
 //!
 //! The server binaries come from `TANSU_BIN` / `S3S_FS_BIN` (set by `scripts/test`), or from the
 //! cache `scripts/lib.sh` installs into. A missing binary fails the test with a message saying
@@ -29,6 +30,7 @@ pub mod python;
 pub mod reconcile;
 pub mod s3_proxy;
 pub mod stack;
+pub mod tls;
 
 use std::net::TcpListener;
 

@@ -67,6 +67,9 @@ pub struct Stack {
     /// [`Stack::start_broker`] starts tansu with `--authentication` (SASL/SCRAM-SHA-512 for the
     /// users of [`Stack::create_user`]; tests/README.md).
     pub authentication: bool,
+    /// [`Stack::start_broker`] makes tansu advertise this port instead of its own: a
+    /// [`TlsFront`](super::tls::TlsFront)'s, so that clients reach the broker through it.
+    pub advertised_port: Option<u16>,
     /// Runs the async S3 and Kafka admin calls of the helpers.
     pub(super) runtime: tokio::runtime::Runtime,
 }
@@ -113,6 +116,7 @@ impl Stack {
             secret,
             sqlite: false,
             authentication: false,
+            advertised_port: None,
             runtime,
         }
     }
@@ -137,7 +141,13 @@ impl Stack {
         } else {
             "memory://tansu/"
         };
-        let mut broker = spawn_tansu_on(&self.dir, self.kafka_port, storage, self.authentication);
+        let mut broker = spawn_tansu_on(
+            &self.dir,
+            self.kafka_port,
+            self.advertised_port.unwrap_or(self.kafka_port),
+            storage,
+            self.authentication,
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.kafka_port)).is_err() {
             if let Ok(Some(status)) = broker.try_wait() {
@@ -257,10 +267,17 @@ fn spawn_tansu(dir: &Path) -> (Child, u16) {
     (broker, kafka_port)
 }
 
-/// tansu on `port` with `storage` (a relative `sqlite://` path is taken from `dir`), appending
-/// to `broker.log`.
-fn spawn_tansu_on(dir: &Path, port: u16, storage: &str, authentication: bool) -> Child {
+/// tansu on `port`, advertising `advertised`, with `storage` (a relative `sqlite://` path is
+/// taken from `dir`), appending to `broker.log`.
+fn spawn_tansu_on(
+    dir: &Path,
+    port: u16,
+    advertised: u16,
+    storage: &str,
+    authentication: bool,
+) -> Child {
     let listener = format!("tcp://127.0.0.1:{port}");
+    let advertised = format!("tcp://127.0.0.1:{advertised}");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -268,7 +285,7 @@ fn spawn_tansu_on(dir: &Path, port: u16, storage: &str, authentication: bool) ->
         .unwrap();
     Command::new(tansu_bin(storage))
         .args(["broker", "--listener-url", &listener])
-        .args(["--advertised-listener-url", &listener])
+        .args(["--advertised-listener-url", &advertised])
         .args(["--storage-engine", storage])
         .args(authentication.then_some("--authentication"))
         .current_dir(dir)

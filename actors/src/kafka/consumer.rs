@@ -77,7 +77,10 @@ pub fn create_consumer_within(
 
     let metadata = consumer
         .fetch_metadata(Some(&source.topic), Duration::from_secs(15))
-        .map_err(|error| KafkaSetupError::metadata(source, error))?;
+        .map_err(|error| {
+            let reported = status.broker_error().map(|info| info.message);
+            KafkaSetupError::metadata(source, error, reported)
+        })?;
     status.set_broker(Ok(()));
     let found = metadata.topics().iter().any(|topic| {
         topic.name() == source.topic && topic.error().is_none() && !topic.partitions().is_empty()
@@ -93,18 +96,59 @@ pub fn create_consumer_within(
 
 /// The topic's partition count, from a short-lived client's metadata.
 fn partition_count(source: &SourceSettings) -> Result<usize, KafkaSetupError> {
-    let client: BaseConsumer = super::consumer_base_config(source)
-        .create()
+    let client: BaseConsumer<SetupContext> = super::consumer_base_config(source)
+        .create_with_context(SetupContext::default())
         .map_err(KafkaSetupError::Client)?;
     let metadata = client
         .fetch_metadata(Some(&source.topic), Duration::from_secs(15))
-        .map_err(|error| KafkaSetupError::metadata(source, error))?;
+        .map_err(|error| {
+            // The client's error events wait in its queue until served.
+            let _ = client.poll(Duration::from_millis(100));
+            let reported = client.context().last_error();
+            KafkaSetupError::metadata(source, error, reported)
+        })?;
     Ok(metadata
         .topics()
         .iter()
         .find(|topic| topic.name() == source.topic)
         .map_or(1, |topic| topic.partitions().len().max(1)))
 }
+
+/// The context of the short-lived start-up client: remembers the last error librdkafka
+/// reported, because a failed request only says "transport failure" while the error callback
+/// says why (a broker certificate that could not be verified, a refused connection).
+#[derive(Default)]
+struct SetupContext {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl SetupContext {
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl rdkafka::ClientContext for SetupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as Level;
+        match level {
+            Level::Emerg | Level::Alert | Level::Critical | Level::Error | Level::Warning => {
+                warn!(target: "librdkafka", facility = fac, "{message}")
+            }
+            _ => tracing::debug!(target: "librdkafka", facility = fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        warn!(code = %crate::error::ErrorCode::KafkaUnavailable, %error, "kafka client error: {reason}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for SetupContext {}
 
 /// Connects the consumer to the supervisor and subscribes.
 pub fn subscribe(

@@ -78,11 +78,14 @@ pub const REVOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs
 pub enum KafkaSetupError {
     #[error("kafka client configuration rejected: {0}")]
     Client(#[source] KafkaError),
-    #[error("cannot read metadata of topic `{topic}` from {servers}: {error}{hint}")]
+    #[error("cannot read metadata of topic `{topic}` from {servers}: {error}{reported}{hint}")]
     Metadata {
         topic: String,
         servers: String,
         error: Box<KafkaError>,
+        /// The last error librdkafka reported while trying (`; the client reported: ...`), which
+        /// says what a transport failure was: refused TLS certificate, connection refused, ...
+        reported: String,
         /// What else the failure may mean, given the client's settings (or empty).
         hint: String,
     },
@@ -96,8 +99,12 @@ impl KafkaSetupError {
     /// A failed metadata request. With SASL configured, it may be a refused authentication:
     /// some brokers (tansu) close the connection instead of answering the SASL handshake with
     /// an error, which librdkafka reports as a transport failure. Names the user, never the
-    /// password.
-    pub fn metadata(source: &crate::settings::SourceSettings, error: KafkaError) -> Self {
+    /// password. `reported`: the last error the client reported while trying, if any.
+    pub fn metadata(
+        source: &crate::settings::SourceSettings,
+        error: KafkaError,
+        reported: Option<String>,
+    ) -> Self {
         let properties = &source.client_properties.0;
         let protocol = properties
             .get("security.protocol")
@@ -108,7 +115,8 @@ impl KafkaSetupError {
                 format!(
                 "; with SASL (`security.protocol` {protocol}, `sasl.mechanism` {}, user `{}`) a \
                  refused user or password can also end like this: check `sasl.username` and \
-                 `sasl.password`",
+                 the password (KAFKA_SASL_PASSWORD, or the file `sasl.password` in \
+                 `source.secrets_dir`)",
                 properties.get("sasl.mechanism").map_or("GSSAPI", String::as_str),
                 properties.get("sasl.username").map_or("", String::as_str),
             )
@@ -119,6 +127,9 @@ impl KafkaSetupError {
             topic: source.topic.clone(),
             servers: source.bootstrap_servers.clone(),
             error: Box::new(error),
+            reported: reported
+                .map(|reason| format!("; the client reported: {reason}"))
+                .unwrap_or_default(),
             hint,
         }
     }
