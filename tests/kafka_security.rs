@@ -164,6 +164,14 @@ fn sasl_over_tls_with_the_password_from_a_secrets_directory_and_an_untrusted_bro
             ca.ca_pem.display().to_string()
         ),
     );
+    let name = std::fs::read_to_string(&config).unwrap();
+    let name = name
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("name = ")
+        .trim_matches('"')
+        .to_owned();
     let mut connector = stack.connector(&config, None);
     let objects = stack.wait_for_records(
         bucket,
@@ -171,6 +179,21 @@ fn sasl_over_tls_with_the_password_from_a_secrets_directory_and_an_untrusted_bro
         produced.len(),
         Duration::from_secs(60),
     );
+    // Nothing the admin address serves holds the password: the effective config names the
+    // secrets directory only.
+    for path in [
+        format!("/connectors/{name}/config"),
+        format!("/connectors/{name}/status"),
+        "/status".to_owned(),
+        "/metrics".to_owned(),
+    ] {
+        let (status, body) = connector.admin_get(&path);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(!body.contains(&password), "{path} shows the SASL password");
+        if path.ends_with("/config") {
+            assert!(body.contains("kafka-secrets"), "{path}: {body}");
+        }
+    }
     connector.stop();
     support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
     let logs = connector.logs();
