@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{unique, Stack, TestRecord, ACCESS_KEY_ID};
+use support::{records_with_bad_values, unique, Stack, ACCESS_KEY_ID};
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -82,17 +82,7 @@ fn a_crash_during_the_dead_letter_produce_loses_nothing() {
     let (topic, bucket, name) = (unique("dlq-crash"), "dlq-crash", unique("dlq-crash"));
     stack.create_topic(&topic, 1);
     stack.create_bucket(bucket);
-    let records: Vec<TestRecord> = (0..20)
-        .map(|index| {
-            let value = if index == 5 {
-                b"bad \xff value".to_vec()
-            } else {
-                format!("value {index}").into_bytes()
-            };
-            (0, Some(format!("k{index}").into_bytes()), Some(value))
-        })
-        .collect();
-    stack.produce_one_per_batch(&topic, &records);
+    stack.produce_one_per_batch(&topic, &records_with_bad_values(20, &[5]));
     let config = stack.config(
         &name,
         &topic,

@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::exactly_once;
 use support::s3_proxy::{Fault, Operation, When};
-use support::{free_port, set_sink_endpoint, unique, Connector, Produced, Stack, TestRecord};
+use support::{
+    free_port, records_with_bad_values, set_sink_endpoint, unique, Connector, Produced, Stack,
+    TestRecord,
+};
 
 /// How many copies of each `(partition, offset)` the bucket holds under `prefix`; objects must
 /// hold their offsets in order.
@@ -359,17 +362,7 @@ fn a_failed_partition_assigned_back_to_its_member_is_read_again() {
     let (topic, bucket, name) = (unique("refail"), "refail-bucket", unique("refail"));
     stack.create_topic(&topic, 1);
     stack.create_bucket(bucket);
-    let records: Vec<TestRecord> = (0..50)
-        .map(|i| {
-            let value = if i == 20 {
-                b"bad \xff".to_vec()
-            } else {
-                format!("v{i}").into_bytes()
-            };
-            (0, Some(format!("k{i}").into_bytes()), Some(value))
-        })
-        .collect();
-    stack.produce_one_per_batch(&topic, &records);
+    stack.produce_one_per_batch(&topic, &records_with_bad_values(50, &[20]));
     let config = stack.config(
         &name,
         &topic,

@@ -13,6 +13,22 @@ use super::{unique, Stack};
 /// `(partition, key, value)` of a record to produce.
 pub type TestRecord = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// `count` records for partition 0, keyed `k<i>` and valued `v<i>`, except at the indexes in
+/// `bad`: a value that is not UTF-8 (`bad \xff`), which the JSON format cannot write, so the
+/// failure policy acts on it.
+pub fn records_with_bad_values(count: usize, bad: &[usize]) -> Vec<TestRecord> {
+    (0..count)
+        .map(|i| {
+            let value = if bad.contains(&i) {
+                b"bad \xff".to_vec()
+            } else {
+                format!("v{i}").into_bytes()
+            };
+            (0, Some(format!("k{i}").into_bytes()), Some(value))
+        })
+        .collect()
+}
+
 impl Stack {
     /// Produces records (in order) and returns them keyed by the `(partition, offset)` the
     /// broker assigned, read from the delivery reports.
