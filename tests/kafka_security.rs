@@ -1,7 +1,8 @@
 //! The connector against a broker that requires SASL authentication, over plaintext and over
 //! TLS (issue 14): tansu 0.6.0 with `--authentication` and a user created with `tansu user
-//! create`, which stores SCRAM credentials; of librdkafka's mechanisms it accepts SCRAM-SHA-512
-//! (PLAIN and SCRAM-SHA-256 get "no shared mechanism": tests/README.md, "Broker quirks"). The
+//! create`, which stores SCRAM credentials for one mechanism per user: SCRAM-SHA-512 and
+//! SCRAM-SHA-256 are tested (PLAIN is not offered by tansu 0.6.0: tests/README.md, "Broker
+//! quirks"). The
 //! user is created, and the records produced, before the broker restarts with authentication
 //! (sqlite storage keeps them): the test support's own clients do not authenticate. TLS goes
 //! through the test support's terminator with a CA made in the test (tansu 0.6.0 ignores its
@@ -18,21 +19,27 @@ use std::time::Duration;
 use support::tls::{TestCa, TlsFront};
 use support::{unique, Produced, Stack, TestRecord};
 
+/// The SCRAM-SHA-512 user, and the SCRAM-SHA-256 one (tansu stores one mechanism per user).
 const USER: &str = "sink-user";
+const USER_256: &str = "sink-user-256";
 
 /// SASL/SCRAM-SHA-512 over `protocol`, the user name in the file (the password is not).
 fn with_sasl(config: &Path, protocol: &str, extra: &str) {
+    with_mechanism(config, protocol, "SCRAM-SHA-512", USER, extra);
+}
+
+fn with_mechanism(config: &Path, protocol: &str, mechanism: &str, user: &str, extra: &str) {
     let text = std::fs::read_to_string(config).unwrap().replace(
         "[source.properties]\n",
         &format!(
-            "[source.properties]\n\"security.protocol\" = \"{protocol}\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"{USER}\"\n{extra}"
+            "[source.properties]\n\"security.protocol\" = \"{protocol}\"\n\"sasl.mechanism\" = \"{mechanism}\"\n\"sasl.username\" = \"{user}\"\n{extra}"
         ),
     );
     std::fs::write(config, text).unwrap();
 }
 
-/// 40 records over 2 partitions, one per batch, then the SASL user; the broker restarts with
-/// authentication (advertising `advertised` if set).
+/// 40 records over 2 partitions, one per batch, then the SASL users (both with `password`); the
+/// broker restarts with authentication (advertising `advertised` if set).
 fn prepare(
     stack: &mut Stack,
     topic: &str,
@@ -52,7 +59,8 @@ fn prepare(
         })
         .collect();
     let produced = stack.produce_one_per_batch(topic, &records);
-    stack.create_user(USER, password);
+    stack.create_user(USER, password, "scram512");
+    stack.create_user(USER_256, password, "scram256");
     stack.stop_broker();
     stack.authentication = true;
     stack.advertised_port = advertised;
@@ -61,7 +69,7 @@ fn prepare(
 }
 
 #[test]
-fn sasl_scram_copies_the_topic_and_a_wrong_password_is_a_clear_error_that_prints_no_secret() {
+fn sasl_scram_512_and_256_copy_the_topic_and_a_wrong_or_missing_password_is_a_clear_error() {
     let mut stack = Stack::start_sqlite();
     let (topic, bucket) = (unique("sasl"), "sasl-bucket");
     let password = format!("pw-{}", unique("scram"));
@@ -89,6 +97,33 @@ fn sasl_scram_copies_the_topic_and_a_wrong_password_is_a_clear_error_that_prints
     support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
     let logs = connector.logs();
     assert!(!logs.contains(&password), "the SASL password is in the log");
+
+    // SCRAM-SHA-256, into a bucket of its own.
+    let bucket_256 = "sasl-256-bucket";
+    stack.create_bucket(bucket_256);
+    let config_256 = stack.config(
+        &unique("sasl-256"),
+        &topic,
+        bucket_256,
+        "max_records = 10\nmax_interval_ms = 300",
+        "",
+    );
+    with_mechanism(&config_256, "SASL_PLAINTEXT", "SCRAM-SHA-256", USER_256, "");
+    let mut connector_256 = stack.connector_with_env(
+        &config_256,
+        None,
+        &[],
+        &[("KAFKA_SASL_PASSWORD", &password)],
+    );
+    let objects = stack.wait_for_records(
+        bucket_256,
+        &format!("e2e/{topic}/"),
+        produced.len(),
+        Duration::from_secs(60),
+    );
+    connector_256.stop();
+    support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
+    assert!(!connector_256.logs().contains(&password));
 
     // No password at all: refused before anything connects, naming the variable.
     let mut missing = stack.connector(&config, None);

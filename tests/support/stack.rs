@@ -175,11 +175,12 @@ impl Stack {
         wait_port(self.s3_port, "s3s-fs");
     }
 
-    /// Creates a SASL user (tansu stores SCRAM credentials for it). On a broker without
-    /// `--authentication`: the admin commands cannot authenticate.
-    pub fn create_user(&self, name: &str, password: &str) {
+    /// Creates a SASL user (tansu stores SCRAM credentials for it, for `mechanism`: `"scram512"`
+    /// or `"scram256"`). On a broker without `--authentication`: the admin commands cannot
+    /// authenticate.
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
         let status = Command::new(tansu_bin("memory://"))
-            .args(["user", "create", name, password])
+            .args(["user", "create", name, password, "--mechanism", mechanism])
             .args(["--broker", &format!("tcp://127.0.0.1:{}", self.kafka_port)])
             .stdout(Stdio::null())
             .status()
