@@ -257,7 +257,7 @@ fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backof
 }
 
 /// Between 50% and 100% of `backoff`, so that uploaders that failed together do not retry together.
-fn jitter(backoff: Duration) -> Duration {
+pub(crate) fn jitter(backoff: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.subsec_nanos())

@@ -29,6 +29,7 @@ pub(crate) mod orphans;
 mod process;
 pub mod recovery;
 pub mod roll;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +57,7 @@ use crate::metrics::PartitionMetrics;
 use crate::object_key::BodyFormat;
 use crate::record::RecordChunk;
 use crate::settings::{FormatSettings, RollPolicy};
+use crate::staging::{StreamSettings, Streamer};
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
 use crate::supervisor::policy::Failure;
@@ -98,6 +100,9 @@ pub struct BatcherContext {
     pub in_flight: UploadsInFlight,
     /// The process's memory budget: open objects and sealed ones are charged to it.
     pub memory: MemoryBudget,
+    /// Open objects past the part size stream out part by part (`crate::staging`); `None`:
+    /// objects are uploaded whole (Parquet, and tests that need no streaming).
+    pub stream: Option<StreamSettings>,
 }
 
 /// The object being built and the commit unit it belongs to.
@@ -111,6 +116,8 @@ struct OpenObject {
     /// The key parts of its records (a partitioned template only): a record with other parts
     /// seals it ([`SealReason::PartitionBoundary`]).
     parts: Option<KeyParts>,
+    /// Its staging upload, once a part was cut (an object past the part size).
+    streamer: Option<Streamer>,
 }
 
 /// Whether the partition goes on.
@@ -232,6 +239,7 @@ impl Batcher {
                 last_seen: -1,
                 routed: Vec::new(),
                 parts: None,
+                streamer: None,
             });
             let timer = ctx.run_later(self.cx.policy.max_interval, |actor, ctx| {
                 actor.interval_timer = None;
@@ -257,7 +265,9 @@ impl Batcher {
             last_seen,
             routed,
             parts,
+            streamer,
         } = open;
+        let staged = streamer.and_then(Streamer::finish);
         let object = match encoder.fingerprints() {
             None => None,
             Some((first_record, last_record)) => {
@@ -320,6 +330,7 @@ impl Batcher {
                     reply: ctx.address().recipient(),
                     cancel: self.cx.cancel.clone(),
                     memory,
+                    staged,
                 };
                 if self.refused_units.contains(&unit) {
                     self.drop_object(object, "a record it covers is in no topic");
