@@ -183,6 +183,12 @@ pub enum UploadOutcome {
         object: Box<SealedObject>,
         error: StoreError,
     },
+    /// A streamed object cannot be finished (a part refused, its staging upload aborted): its
+    /// records are no longer in memory (`crate::staging`).
+    Lost {
+        object: Box<SealedObject>,
+        error: StoreError,
+    },
     /// The key is taken by an object with other records: nothing was written.
     Foreign {
         object: Box<SealedObject>,

@@ -508,6 +508,7 @@ impl Handler<UploadOutcome> for Batcher {
             }
             UploadOutcome::Failed { object, error } => self.upload_failed(*object, error, ctx),
             UploadOutcome::Foreign { object, reason } => self.upload_foreign(*object, reason, ctx),
+            UploadOutcome::Lost { object, error } => self.upload_lost(*object, error, ctx),
         }
         self.report_buffered();
         self.answer_drain_waiters();
