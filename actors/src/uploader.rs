@@ -538,6 +538,7 @@ mod tests {
                 reply: self.reply.clone(),
                 cancel: Default::default(),
                 memory: crate::memory::Charge::none(),
+                staged: None,
             }
         }
     }
@@ -556,6 +557,7 @@ mod tests {
             }
             UploadOutcome::Failed { error, .. } => panic!("not stored: {error}"),
             UploadOutcome::Foreign { reason, .. } => panic!("not stored: {reason}"),
+            UploadOutcome::Lost { error, .. } => panic!("not stored: {error}"),
         }
     }
 
