@@ -31,6 +31,8 @@ pub mod recovery;
 pub mod roll;
 mod stream;
 #[cfg(test)]
+mod stream_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};

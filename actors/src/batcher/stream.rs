@@ -14,6 +14,11 @@ use crate::staging::{staging_key, Streamer};
 /// being filled is not reallocated.
 const PART_SLACK: usize = 1 << 20;
 
+/// The slack for `part_size`: a quarter of it, at most [`PART_SLACK`].
+fn slack(part_size: usize) -> usize {
+    (part_size / 4).min(PART_SLACK)
+}
+
 impl Batcher {
     /// Cuts a part of the open object if it holds one; waits for the previous part first.
     pub(super) fn stream_if_full(&mut self, ctx: &mut Context<Self>) {
@@ -72,7 +77,7 @@ impl Batcher {
         let Some(streamer) = open.streamer.as_mut() else {
             return;
         };
-        let Some(part) = open.encoder.take_part(settings.part_size + PART_SLACK) else {
+        let Some(part) = open.encoder.take_part(settings.part_size + slack(settings.part_size)) else {
             return;
         };
         let memory = self.cx.memory.charge(Kind::Uploading, part.len());
