@@ -204,7 +204,9 @@ impl Walker {
     }
 
     /// `memory.max_bytes` must hold a few of the largest objects (or multipart parts): an object
-    /// larger than the budget's buffer share could never be built. Skipped if a value is invalid.
+    /// larger than the budget's buffer share could never be built. The JSON formats stream an
+    /// object larger than the part size out part by part, so there the largest thing held is
+    /// the smaller of the two; Parquet holds its whole object. Skipped if a value is invalid.
     fn check_memory_holds_objects(&mut self) {
         let int = |key| match self.values.get(key) {
             Some(Setting::Int(value)) => Some(*value),
@@ -217,17 +219,26 @@ impl Walker {
         ) else {
             return;
         };
-        let (largest, key) = if object >= part {
-            (object, &keys::BATCHING_MAX_BYTES)
-        } else {
-            (part, &keys::SINK_PART_SIZE_BYTES)
+        let streams = !matches!(
+            self.values.get(&keys::FORMAT_TYPE),
+            Some(Setting::Str(kind)) if kind == "parquet"
+        );
+        let (largest, key) = match (streams, object >= part) {
+            // Streamed: parts of `part` bytes leave while the object grows.
+            (true, true) | (false, false) => (part, &keys::SINK_PART_SIZE_BYTES),
+            (true, false) | (false, true) => (object, &keys::BATCHING_MAX_BYTES),
         };
         let needed = largest.saturating_mul(keys::MEMORY_MIN_OBJECTS);
         if budget < needed {
+            let held = if streams && object >= part {
+                "the parts being filled and uploaded of objects streamed part by part, and the \
+                 objects sealed"
+            } else {
+                "the objects being filled, sealed and uploaded"
+            };
             let message = format!(
                 "must be at least {needed} ({} x `{}`, {largest}): three quarters of the budget \
-                 hold the objects being filled, sealed and uploaded; raise it or lower `{}`, got \
-                 {budget}",
+                 hold {held}; raise it or lower `{}`, got {budget}",
                 keys::MEMORY_MIN_OBJECTS,
                 key.path,
                 key.path
