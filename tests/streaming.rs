@@ -1,0 +1,147 @@
+//! Streamed objects against a real broker and S3 server (s3s-fs): an object larger than the
+//! part size goes to a staging upload part by part while it grows, and is created under its
+//! key from the staging object (UploadPartCopy, conditional CompleteMultipartUpload) at seal.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use support::exactly_once::assert_bucket_once;
+use support::{set_sink_keys, unique, Stack, TestRecord};
+
+const RECORDS: usize = 40_000;
+const VALUE_BYTES: usize = 1024;
+const PART: u64 = 5 << 20;
+/// Four parts: the least `memory.max_bytes` may be when objects stream.
+const BUDGET: u64 = 4 * PART;
+
+/// Sum of a metric's samples (every label set).
+fn sum(samples: &[(String, BTreeMap<String, String>, f64)], name: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, _, _)| n == name)
+        .map(|(_, _, value)| value)
+        .sum()
+}
+
+/// Peak resident memory of `pid` (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/<pid>/status");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// A backlog of about 44 MB of JSON in one partition, objects of up to 64 MiB, parts of 5 MiB and
+/// a 20 MiB memory budget: the object, twice the budget, streams out in parts and is created
+/// from its staging object; every record is stored exactly once, the object and upload metrics
+/// count it once, peak RSS stays bounded, and no staging object or incomplete upload remains.
+#[test]
+fn an_object_larger_than_the_memory_budget_streams_out_in_parts_exactly_once() {
+    let stack = Stack::start();
+    let (topic, bucket, name) = (unique("stream"), "stream-bucket", unique("stream"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let records: Vec<TestRecord> = (0..RECORDS)
+        .map(|index| {
+            let value = format!("{index:08}-{}", "s".repeat(VALUE_BYTES - 9));
+            (
+                0,
+                Some(format!("k{index}").into_bytes()),
+                Some(value.into_bytes()),
+            )
+        })
+        .collect();
+    let produced = stack.produce(&topic, &records);
+    drop(records);
+
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        // Sealed by the interval once the backlog is read (it is read in a few seconds).
+        "max_bytes = 67108864\nmax_interval_ms = 12000",
+        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
+    );
+    set_sink_keys(&config, &format!("part_size_bytes = {PART}"));
+    let mut connector = stack.connector(&config, None);
+    connector.wait_admin(Duration::from_secs(30));
+
+    let expected = produced.len() as f64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let samples = loop {
+        let samples = connector.scrape();
+        if sum(&samples, "kafka_oss_sink_written_records_total") >= expected {
+            break samples;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not stored in time: {} of {expected} records\n{}",
+            sum(&samples, "kafka_oss_sink_written_records_total"),
+            connector.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let peak = peak_rss(connector.pid());
+    connector.stop();
+
+    let prefix = format!("e2e/{topic}/");
+    let sizes = stack.object_sizes(bucket, &prefix);
+    let largest = sizes.iter().map(|(_, size, _)| *size as u64).max().unwrap();
+    let parts = sum(&samples, "kafka_oss_sink_parts_streamed_total");
+    let copied = sum(&samples, "kafka_oss_sink_objects_copied_total");
+    eprintln!(
+        "objects {sizes:?}, {parts} parts streamed, {copied} objects copied, peak RSS {} MiB",
+        peak >> 20
+    );
+    assert!(
+        largest > 2 * BUDGET,
+        "objects larger than the memory budget: {sizes:?}"
+    );
+    assert!(parts >= (largest / PART) as f64, "{parts} parts streamed");
+    assert!(copied >= 1.0, "{copied} objects created from staging");
+    // The object and upload metrics count each object once, under its key.
+    assert_eq!(
+        sum(&samples, "kafka_oss_sink_written_objects_total"),
+        sizes.len() as f64
+    );
+    assert_eq!(
+        sum(&samples, "kafka_oss_sink_written_bytes_total"),
+        sizes.iter().map(|(_, size, _)| *size as f64).sum::<f64>()
+    );
+    // The budget plus the process itself (a debug build, librdkafka); the object alone is more
+    // than twice the budget.
+    assert!(
+        peak < BUDGET + (112 << 20),
+        "peak RSS {} MiB with a {} MiB budget",
+        peak >> 20,
+        BUDGET >> 20
+    );
+
+    // Exactly once, committed to the end.
+    let objects = stack.objects(bucket, &prefix);
+    assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
+    let committed = stack.committed(&format!("connect-{name}"), &topic, 1);
+    assert_eq!(committed, BTreeMap::from([(0, RECORDS as i64)]));
+
+    // No staging object, no incomplete upload.
+    let client = stack.s3();
+    let (staging, uploads) = stack.block_on(async {
+        let staging = actors::store::list_objects(&client, bucket, "e2e/.staging/", None)
+            .await
+            .unwrap();
+        let uploads = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        (staging, uploads.uploads.unwrap_or_default())
+    });
+    assert!(staging.is_empty(), "staging objects left: {staging:?}");
+    assert!(uploads.is_empty(), "incomplete uploads left: {uploads:?}");
+}
