@@ -64,7 +64,7 @@ fn an_object_larger_than_the_memory_budget_streams_out_in_parts_exactly_once() {
         &topic,
         bucket,
         // Sealed by the interval once the backlog is read (it is read in a few seconds).
-        "max_bytes = 67108864\nmax_interval_ms = 12000",
+        "max_bytes = 67108864\nmax_records = 1000000\nmax_interval_ms = 12000",
         &format!("[memory]\nmax_bytes = {BUDGET}\n"),
     );
     set_sink_keys(&config, &format!("part_size_bytes = {PART}"));
@@ -75,7 +75,11 @@ fn an_object_larger_than_the_memory_budget_streams_out_in_parts_exactly_once() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let samples = loop {
         let samples = connector.scrape();
-        if sum(&samples, "kafka_oss_sink_written_records_total") >= expected {
+        // The copy counter's series is new when the object is stored: a scrape may render it
+        // only after the records counter.
+        if sum(&samples, "kafka_oss_sink_written_records_total") >= expected
+            && sum(&samples, "kafka_oss_sink_objects_copied_total") >= 1.0
+        {
             break samples;
         }
         assert!(
@@ -102,7 +106,12 @@ fn an_object_larger_than_the_memory_budget_streams_out_in_parts_exactly_once() {
         largest > 2 * BUDGET,
         "objects larger than the memory budget: {sizes:?}"
     );
-    assert!(parts >= (largest / PART) as f64, "{parts} parts streamed");
+    // Parts of 5 to 6 MiB (cut at the end of a chunk of up to 1 MiB), the rest sent at seal.
+    let most = PART + (1 << 20);
+    assert!(
+        parts >= (largest / most) as f64 && parts * PART as f64 <= largest as f64,
+        "{parts} parts streamed"
+    );
     assert!(copied >= 1.0, "{copied} objects created from staging");
     // The object and upload metrics count each object once, under its key.
     assert_eq!(
@@ -128,20 +137,21 @@ fn an_object_larger_than_the_memory_budget_streams_out_in_parts_exactly_once() {
     let committed = stack.committed(&format!("connect-{name}"), &topic, 1);
     assert_eq!(committed, BTreeMap::from([(0, RECORDS as i64)]));
 
-    // No staging object, no incomplete upload.
+    // No staging object, no incomplete upload (s3s-fs 0.14 does not implement
+    // ListMultipartUploads: it keeps `.upload-<id>.json` in its directory until the upload is
+    // completed or aborted).
     let client = stack.s3();
-    let (staging, uploads) = stack.block_on(async {
-        let staging = actors::store::list_objects(&client, bucket, "e2e/.staging/", None)
+    let staging = stack.block_on(async {
+        actors::store::list_objects(&client, bucket, "e2e/.staging/", None)
             .await
-            .unwrap();
-        let uploads = client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap();
-        (staging, uploads.uploads.unwrap_or_default())
+            .unwrap()
     });
     assert!(staging.is_empty(), "staging objects left: {staging:?}");
+    let uploads: Vec<String> = std::fs::read_dir(stack.s3_root())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".upload-") && name.ends_with(".json"))
+        .collect();
     assert!(uploads.is_empty(), "incomplete uploads left: {uploads:?}");
 }
