@@ -137,6 +137,8 @@ pub(super) async fn sweep(
             swept.incomplete = true;
             refused(&error, Refused::List, topic, partition);
             metrics::record_orphans_aborted(topic, partition, 0);
+            // Staging objects are objects: listed and deleted without ListMultipartUploads.
+            sweep_staging_objects(store, staging_prefix, topic, partition, assigned_at, cancel, &mut swept).await;
             return swept;
         }
     };
@@ -169,9 +171,7 @@ pub(super) async fn sweep(
         }
     }
     metrics::record_orphans_aborted(topic, partition, swept.aborted as u64);
-    if !swept.incomplete {
-        sweep_staging_objects(store, staging_prefix, topic, partition, assigned_at, cancel, &mut swept).await;
-    }
+    sweep_staging_objects(store, staging_prefix, topic, partition, assigned_at, cancel, &mut swept).await;
     swept
 }
 
@@ -448,6 +448,52 @@ mod tests {
             4 + u64::from(ATTEMPTS)
         );
         assert_eq!(memory.uploads().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn stale_staging_objects_and_uploads_are_removed_and_live_ones_kept() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let staging = |first| staging::staging_key("p/", "t", 3, first);
+        // Left by an earlier writer: a completed staging object and an incomplete upload.
+        let (stale_object, stale_upload) = (staging(0), staging(10));
+        memory.insert(&stale_object, bytes::Bytes::from_static(b"[{"));
+        memory.begin_upload(&stale_upload, at(10));
+        // Another partition's staging object: not this sweep's.
+        let other = staging::staging_key("p/", "t", 30, 0);
+        memory.insert(&other, bytes::Bytes::from_static(b"[{"));
+        std::thread::sleep(Duration::from_millis(2));
+        let assigned_at = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(2));
+        // Made since the assignment began: kept.
+        let newer = staging(20);
+        memory.insert(&newer, bytes::Bytes::from_static(b"[{"));
+        let swept = run(memory.clone(), assigned_at).await;
+        assert_eq!(
+            swept,
+            Swept {
+                aborted: 1,
+                deleted: 1,
+                incomplete: false
+            }
+        );
+        assert_eq!(memory.keys(), [newer.clone(), other.clone()]);
+        assert!(memory.uploads().is_empty());
+
+        // A store without ListMultipartUploads still gets its staging objects deleted.
+        memory.insert(&stale_object, bytes::Bytes::from_static(b"[{"));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        faulty.fail_always(
+            Operation::ListUploads,
+            StoreError::Rejected {
+                bucket: "b".into(),
+                status: 501,
+                code: "NotImplemented".into(),
+                message: String::new(),
+            },
+        );
+        let swept = run(faulty, SystemTime::now()).await;
+        assert_eq!(swept.deleted, 2, "{swept:?}");
+        assert_eq!(memory.keys(), [other]);
     }
 
     #[tokio::test]
