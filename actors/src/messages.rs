@@ -148,7 +148,11 @@ pub struct SealedObject {
 impl SealedObject {
     /// The object's size in the bucket: its streamed parts and its body.
     pub fn size(&self) -> usize {
-        self.body.len() + self.staged.as_ref().map_or(0, |staged| staged.bytes as usize)
+        self.body.len()
+            + self
+                .staged
+                .as_ref()
+                .map_or(0, |staged| staged.bytes as usize)
     }
 }
 

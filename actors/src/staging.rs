@@ -424,10 +424,16 @@ mod tests {
         let one = staging_key("p/", "t", 3, 42);
         let two = staging_key("p/", "t", 3, 42);
         assert_ne!(one, two);
-        assert!(one.starts_with("p/.staging/t/3/00000000000000000042-"), "{one}");
+        assert!(
+            one.starts_with("p/.staging/t/3/00000000000000000042-"),
+            "{one}"
+        );
         let at = created(&one).expect("a staging key");
         assert!(at >= before && at <= SystemTime::now() + Duration::from_millis(1));
-        assert_eq!(created("p/t/3/00000000000000000042-00000000000000000050.json"), None);
+        assert_eq!(
+            created("p/t/3/00000000000000000042-00000000000000000050.json"),
+            None
+        );
         let template = crate::key_template::KeyTemplate::default();
         assert_eq!(template.parse_key("p/", "t", Some(3), &one), None);
         assert_eq!(template.parse_key("p/", ".staging", None, &one), None);

@@ -29,9 +29,9 @@ use actix::prelude::*;
 use tracing::{debug, error, info, warn};
 
 use crate::messages::{CancelFlag, SealedObject, UploadOutcome};
-use crate::staging::{self, Attempts, Retry, Staged, StagedObject, StreamError};
 use crate::metadata::ObjectMetadata;
 use crate::metrics;
+use crate::staging::{self, Attempts, Retry, Staged, StagedObject, StreamError};
 use crate::status::StatusBoard;
 use crate::store::{ObjectStore, SharedStore, StoreError, UploadedPart};
 
@@ -289,9 +289,12 @@ async fn finish_staged(
     let metadata = object.metadata.to_pairs();
     let mut backoff = finishing.retry.initial_backoff;
     loop {
-        let created = staging::retried("create the object from its staging object", key, finishing, || {
-            store.copy_create(key, length, &object.key, &metadata)
-        })
+        let created = staging::retried(
+            "create the object from its staging object",
+            key,
+            finishing,
+            || store.copy_create(key, length, &object.key, &metadata),
+        )
         .await;
         match created {
             Ok(_etag) => return Ok(()),

@@ -138,7 +138,16 @@ pub(super) async fn sweep(
             refused(&error, Refused::List, topic, partition);
             metrics::record_orphans_aborted(topic, partition, 0);
             // Staging objects are objects: listed and deleted without ListMultipartUploads.
-            sweep_staging_objects(store, staging_prefix, topic, partition, assigned_at, cancel, &mut swept).await;
+            sweep_staging_objects(
+                store,
+                staging_prefix,
+                topic,
+                partition,
+                assigned_at,
+                cancel,
+                &mut swept,
+            )
+            .await;
             return swept;
         }
     };
@@ -171,7 +180,16 @@ pub(super) async fn sweep(
         }
     }
     metrics::record_orphans_aborted(topic, partition, swept.aborted as u64);
-    sweep_staging_objects(store, staging_prefix, topic, partition, assigned_at, cancel, &mut swept).await;
+    sweep_staging_objects(
+        store,
+        staging_prefix,
+        topic,
+        partition,
+        assigned_at,
+        cancel,
+        &mut swept,
+    )
+    .await;
     swept
 }
 

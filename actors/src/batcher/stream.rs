@@ -77,7 +77,10 @@ impl Batcher {
         let Some(streamer) = open.streamer.as_mut() else {
             return;
         };
-        let Some(part) = open.encoder.take_part(settings.part_size + slack(settings.part_size)) else {
+        let Some(part) = open
+            .encoder
+            .take_part(settings.part_size + slack(settings.part_size))
+        else {
             return;
         };
         let memory = self.cx.memory.charge(Kind::Uploading, part.len());

@@ -198,7 +198,10 @@ async fn a_refused_part_fails_the_partition_and_commits_nothing_of_its_object() 
     feed(&harness.batcher, 100).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while store.keys().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the first object is stored");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first object is stored"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let refused = StoreError::Rejected {

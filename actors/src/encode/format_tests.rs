@@ -455,6 +455,9 @@ fn parts_taken_while_encoding_make_the_same_body_in_every_streaming_format() {
         }
         streamed.extend_from_slice(&encoder.finish());
         assert!(parts > 3, "{format:?}: {parts} parts");
-        assert!(streamed == whole[..], "{format:?}: parts differ from the whole body");
+        assert!(
+            streamed == whole[..],
+            "{format:?}: parts differ from the whole body"
+        );
     }
 }

@@ -253,7 +253,9 @@ impl ObjectStore for FaultyStore {
     }
 
     fn create_upload<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<String, StoreError>> {
-        self.fault(Operation::CreateUpload, move || self.inner.create_upload(key))
+        self.fault(Operation::CreateUpload, move || {
+            self.inner.create_upload(key)
+        })
     }
 
     fn upload_part<'a>(
