@@ -1,6 +1,7 @@
 //! Streamed objects: an open object larger than the part size goes to the bucket part by part
 //! while it grows, so that a partition's big object holds about two parts in memory, not
-//! `batching.max_bytes`.
+//! `batching.max_bytes`. Only the JSON formats (Parquet writes its footer from the whole
+//! object), and only where objects may be [`STREAM_MIN_PARTS`] parts or more ([`streams`]).
 //!
 //! An object's key carries its last offset, known only at seal, and a multipart upload's key is
 //! fixed when it is created. So the parts go to a *staging* upload under a key of its own,
@@ -42,6 +43,18 @@ use crate::memory::Charge;
 use crate::messages::CancelFlag;
 use crate::metrics;
 use crate::store::{SharedStore, StoreError, UploadedPart};
+
+/// Objects stream only where `batching.max_bytes` is at least this many parts: a streamed object
+/// costs the store a server-side copy and a few more requests, worth it only when it saves
+/// several parts of memory.
+pub const STREAM_MIN_PARTS: usize = 4;
+
+/// Whether objects of `format` stream out in parts (JSON formats, objects of at least
+/// [`STREAM_MIN_PARTS`] parts).
+pub fn streams(format: crate::settings::FormatKind, max_bytes: usize, part_size: usize) -> bool {
+    format != crate::settings::FormatKind::Parquet
+        && max_bytes >= part_size.saturating_mul(STREAM_MIN_PARTS)
+}
 
 /// How parts are streamed and retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -462,7 +462,7 @@ fn key_templates_are_checked_with_the_key_at_fault_named() {
 }
 
 #[test]
-fn the_memory_budget_holds_four_parts_when_objects_stream_and_four_objects_otherwise() {
+fn the_memory_budget_holds_four_parts_where_objects_stream_and_four_objects_otherwise() {
     let config = |format: &str, object: usize, budget: usize| {
         format!(
             "{MINIMAL}part_size_bytes = {}\n\n[batching]\nmax_bytes = {object}\n\n\
@@ -479,8 +479,20 @@ fn the_memory_budget_holds_four_parts_when_objects_stream_and_four_objects_other
         message.contains("memory.max_bytes") && message.contains("x `sink.part_size_bytes`"),
         "{message}"
     );
-    // Objects smaller than a part: four objects.
-    parse_config(&config("json_array", 4 << 20, 16 << 20)).unwrap();
+    // Objects of fewer than four parts are uploaded whole: four of the larger of object and part.
+    parse_config(&config("json_array", 15 << 20, 60 << 20)).unwrap();
+    let errors = errors_of(&config("json_array", 15 << 20, 59 << 20));
+    assert!(
+        errors[0].to_string().contains("x `batching.max_bytes`"),
+        "{}",
+        errors[0]
+    );
+    let errors = errors_of(&config("json_array", 4 << 20, 16 << 20));
+    assert!(
+        errors[0].to_string().contains("x `sink.part_size_bytes`"),
+        "{}",
+        errors[0]
+    );
     // Parquet is uploaded whole: four objects.
     let errors = errors_of(&config("parquet", 64 << 20, 128 << 20));
     let message = errors[0].to_string();

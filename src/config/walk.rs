@@ -204,9 +204,10 @@ impl Walker {
     }
 
     /// `memory.max_bytes` must hold a few of the largest objects (or multipart parts): an object
-    /// larger than the budget's buffer share could never be built. The JSON formats stream an
-    /// object larger than the part size out part by part, so there the largest thing held is
-    /// the smaller of the two; Parquet holds its whole object. Skipped if a value is invalid.
+    /// larger than the budget's buffer share could never be built. Where objects stream out
+    /// part by part (the JSON formats with `batching.max_bytes` of at least
+    /// `STREAM_MIN_PARTS` parts), a part is the largest thing held. Skipped if a value is
+    /// invalid.
     fn check_memory_holds_objects(&mut self) {
         let int = |key| match self.values.get(key) {
             Some(Setting::Int(value)) => Some(*value),
@@ -219,18 +220,20 @@ impl Walker {
         ) else {
             return;
         };
-        let streams = !matches!(
+        let parquet = matches!(
             self.values.get(&keys::FORMAT_TYPE),
             Some(Setting::Str(kind)) if kind == "parquet"
         );
-        let (largest, key) = match (streams, object >= part) {
-            // Streamed: parts of `part` bytes leave while the object grows.
-            (true, true) | (false, false) => (part, &keys::SINK_PART_SIZE_BYTES),
-            (true, false) | (false, true) => (object, &keys::BATCHING_MAX_BYTES),
+        let streams = !parquet
+            && object >= part.saturating_mul(actors::staging::STREAM_MIN_PARTS as i64);
+        let (largest, key) = if streams || part > object {
+            (part, &keys::SINK_PART_SIZE_BYTES)
+        } else {
+            (object, &keys::BATCHING_MAX_BYTES)
         };
         let needed = largest.saturating_mul(keys::MEMORY_MIN_OBJECTS);
         if budget < needed {
-            let held = if streams && object >= part {
+            let held = if streams {
                 "the parts being filled and uploaded of objects streamed part by part, and the \
                  objects sealed"
             } else {

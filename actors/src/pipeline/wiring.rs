@@ -13,7 +13,7 @@ use crate::error::State;
 use crate::error_topics::ErrorTopicProducer;
 use crate::kafka::{SinkConsumer, StatusChange, StatusTopic};
 use crate::memory::MemoryBudget;
-use crate::settings::{FormatKind, PipelineSettings};
+use crate::settings::PipelineSettings;
 use crate::staging::{Retry, StreamSettings};
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
@@ -28,9 +28,15 @@ pub struct Wired {
     pub arbiters: Vec<Arbiter>,
 }
 
-/// How open objects past the part size stream out (`crate::staging`): every format but Parquet.
+/// How open objects past the part size stream out (`crate::staging`): the JSON formats, where
+/// objects may be several parts.
 fn stream_settings(settings: &PipelineSettings) -> Option<StreamSettings> {
-    (settings.format.kind != FormatKind::Parquet).then_some(StreamSettings {
+    let streams = crate::staging::streams(
+        settings.format.kind,
+        settings.batching.max_bytes,
+        settings.sink.part_size,
+    );
+    streams.then_some(StreamSettings {
         part_size: settings.sink.part_size,
         retry: Retry {
             initial_backoff: settings.sink.retry_initial_backoff,
