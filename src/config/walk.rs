@@ -224,8 +224,8 @@ impl Walker {
             self.values.get(&keys::FORMAT_TYPE),
             Some(Setting::Str(kind)) if kind == "parquet"
         );
-        let streams = !parquet
-            && object >= part.saturating_mul(actors::staging::STREAM_MIN_PARTS as i64);
+        let streams =
+            !parquet && object >= part.saturating_mul(actors::staging::STREAM_MIN_PARTS as i64);
         let (largest, key) = if streams || part > object {
             (part, &keys::SINK_PART_SIZE_BYTES)
         } else {

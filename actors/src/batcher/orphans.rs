@@ -72,6 +72,7 @@ impl OrphanSweep {
 
     /// Starts the sweep of `partition_prefix` and of the partition's staging folder
     /// (`staging_prefix`), once per assignment.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         &mut self,
         store: SharedStore,
