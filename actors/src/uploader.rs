@@ -297,7 +297,11 @@ async fn finish_staged(
         )
         .await;
         match created {
-            Ok(_etag) => return Ok(()),
+            Ok(_etag) => {
+                // Crash tests: the object is stored, its offsets are not committed yet.
+                fail::fail_point!("after-upload");
+                return Ok(());
+            }
             Err(StreamError::Lost(StoreError::AlreadyExists { .. })) => {
                 match already_there(store, object).await {
                     Ok(true) => {

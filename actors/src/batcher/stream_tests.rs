@@ -262,3 +262,72 @@ async fn a_staging_upload_aborted_under_the_writer_fails_the_partition() {
     assert_eq!(harness.offsets.last(), None);
     assert!(store.keys().is_empty(), "{:?}", store.keys());
 }
+
+/// A batcher writing objects of 1,000 records (cut by count, about 110 KB: a streamed part and
+/// the rest), fed 3,000 records; the key of the second object is taken, after the recovery
+/// listing, by an object with the metadata of its records (`shift` 0) or of others.
+async fn with_a_taken_key(shift: i64) -> (Harness, Arc<FaultyStore>) {
+    let store = Arc::new(MemoryStore::new("b"));
+    let faulty = Arc::new(FaultyStore::new(store.clone(), 1));
+    let supervisor = FakeSupervisor {
+        answer: Disposition::Hold { resumable: false },
+        reports: Arc::default(),
+        dead_letter: Ok(()),
+        later: None,
+    };
+    let mut policy = policy(8 << 20);
+    policy.max_records = 1000;
+    let harness = start_full(
+        policy,
+        supervisor,
+        store.clone(),
+        faulty.clone(),
+        KeyTemplate::default(),
+        Some(settings()),
+        MemoryBudget::unlimited(),
+    );
+    // Listed (empty) with the first records; the key is taken only afterwards, as by a
+    // writer that stored the same object meanwhile (or another one).
+    feed(&harness.batcher, 1).await;
+    let key = crate::object_key::object_key("kafka/", TOPIC, PARTITION, 1000, 1999);
+    store.insert_with_metadata(
+        &key,
+        bytes::Bytes::from_static(b"[]"),
+        super::tests::stored_metadata(1000, 1999, shift),
+    );
+    for index in 1..30 {
+        harness
+            .batcher
+            .send(Records(chunk(index * CHUNK, CHUNK, None)))
+            .await
+            .unwrap();
+    }
+    (harness, faulty)
+}
+
+#[actix::test]
+async fn a_streamed_object_whose_key_holds_the_same_records_counts_as_stored() {
+    let (harness, faulty) = with_a_taken_key(0).await;
+    assert_eq!(drain(&harness).await.committable, Some(30 * CHUNK));
+    assert!(harness.reports.lock().unwrap().is_empty());
+    let key = crate::object_key::object_key("kafka/", TOPIC, PARTITION, 1000, 1999);
+    // Not overwritten; its staging object deleted like the others'.
+    assert_eq!(harness.store.object(&key).as_deref(), Some(&b"[]"[..]));
+    assert_eq!(staging_left(&harness.store), Vec::<String>::new());
+    assert_eq!(faulty.calls(Operation::CopyCreate), 3);
+    assert_eq!(faulty.calls(Operation::Delete), 3);
+}
+
+#[actix::test]
+async fn a_streamed_object_whose_key_holds_other_records_stops_the_partition() {
+    let (harness, _faulty) = with_a_taken_key(7).await;
+    let report = drain(&harness).await;
+    let reports = harness.reports.lock().unwrap().clone();
+    assert!(
+        matches!(&reports[..], [failure] if matches!(failure.kind, FailureKind::ForeignObject { .. })),
+        "{reports:?}"
+    );
+    assert_eq!(report.committable, Some(1000));
+    assert_eq!(staging_left(&harness.store), Vec::<String>::new());
+    assert!(harness.store.uploads().is_empty());
+}

@@ -267,7 +267,11 @@ async fn objects_are_cut_by_count_and_the_commit_follows_the_stored_prefix() {
 
 /// What the batcher writes as the metadata of an object holding `first..=last` of [`chunk`]'s
 /// records, with the first record's timestamp moved by `shift` (a recreated topic).
-fn stored_metadata(first: i64, last: i64, shift: i64) -> std::collections::HashMap<String, String> {
+pub(super) fn stored_metadata(
+    first: i64,
+    last: i64,
+    shift: i64,
+) -> std::collections::HashMap<String, String> {
     let fingerprint = |offset: i64, shift| {
         Fingerprint::of(
             1_700_000_000_000 + shift,
