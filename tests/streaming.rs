@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use support::exactly_once::assert_bucket_once;
-use support::{set_sink_keys, unique, Stack, TestRecord};
+use support::s3_proxy::{Conditional, Operation};
+use support::{set_sink_endpoint, set_sink_keys, unique, Stack, TestRecord};
 
 const RECORDS: usize = 40_000;
 const VALUE_BYTES: usize = 1024;
@@ -270,4 +271,102 @@ fn a_crash_between_the_staging_object_and_the_object_loses_nothing_and_leaves_no
         &produced,
         &BTreeSet::new(),
     );
+}
+
+/// Against a store that behaves like OSS's S3 API (`If-None-Match` answered 501, an existing key
+/// refused by `x-oss-forbid-overwrite`, emulated by the proxy), with
+/// `conditional_create = "oss_forbid_overwrite"`: the object is created from its staging object
+/// with OSS's header on CreateMultipartUpload and CompleteMultipartUpload, never
+/// `If-None-Match`; the staging upload carries neither (its key is unique); every record is
+/// stored once and nothing is left under the staging folder.
+#[test]
+fn a_streamed_object_is_created_with_oss_conditional_header() {
+    let stack = Stack::start();
+    let proxy = stack.s3_proxy();
+    proxy.set_conditional(Conditional::Oss);
+    let (topic, bucket, name) = (unique("stream-oss"), "stream-oss", unique("stream-oss"));
+    stack.create_topic(&topic, 1);
+    stack.create_bucket(bucket);
+    let records: Vec<TestRecord> = (0..20_000)
+        .map(|index| {
+            let value = format!("{index:08}-{}", "o".repeat(VALUE_BYTES - 9));
+            (
+                0,
+                Some(format!("k{index}").into_bytes()),
+                Some(value.into_bytes()),
+            )
+        })
+        .collect();
+    let produced = stack.produce(&topic, &records);
+    drop(records);
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_bytes = 67108864\nmax_records = 1000000\nmax_interval_ms = 4000",
+        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
+    );
+    set_sink_keys(
+        &config,
+        &format!("part_size_bytes = {PART}\nconditional_create = \"oss_forbid_overwrite\""),
+    );
+    set_sink_endpoint(&config, &proxy.endpoint());
+    let mut connector = stack.connector(&config, None);
+    let prefix = format!("e2e/{topic}/");
+    let objects = stack.wait_for_records(bucket, &prefix, produced.len(), Duration::from_secs(60));
+    connector.stop();
+    assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
+
+    let requests = proxy.requests();
+    let of = |operation: Operation, object: bool| -> Vec<_> {
+        requests
+            .iter()
+            .filter(|request| request.operation == operation)
+            .filter(|request| {
+                request
+                    .key
+                    .as_deref()
+                    .is_some_and(|key| key.starts_with(&prefix) == object)
+            })
+            .collect()
+    };
+    let copies: Vec<_> = requests
+        .iter()
+        .filter(|request| request.query.contains("x-id=UploadPartCopy"))
+        .collect();
+    assert!(
+        !copies.is_empty(),
+        "the object is copied from its staging object"
+    );
+    for request in of(Operation::CompleteMultipartUpload, true)
+        .into_iter()
+        .chain(of(Operation::CreateMultipartUpload, true))
+    {
+        assert_eq!(
+            request.header("x-oss-forbid-overwrite"),
+            Some("true"),
+            "{request:?}"
+        );
+    }
+    assert!(!of(Operation::CompleteMultipartUpload, true).is_empty());
+    let staging = of(Operation::UploadPart, false);
+    assert!(staging.len() >= 2, "parts streamed: {}", staging.len());
+    // (The start-up probe's own requests, under another key, test the header on purpose.)
+    let ours = |request: &&support::s3_proxy::Request| {
+        request.key.as_deref().is_some_and(|key| {
+            key.starts_with(&prefix) || key.starts_with(&format!("e2e/.staging/{topic}/"))
+        })
+    };
+    for request in requests.iter().filter(ours) {
+        assert!(request.header("if-none-match").is_none(), "{request:?}");
+        assert_eq!(request.injected, None, "{request:?}");
+    }
+    for request in of(Operation::CompleteMultipartUpload, false) {
+        assert_eq!(
+            request.header("x-oss-forbid-overwrite"),
+            None,
+            "{request:?}"
+        );
+    }
+    assert!(staging_objects(&stack, bucket).is_empty());
 }
