@@ -42,6 +42,7 @@ use tracing::{debug, error, warn};
 use crate::memory::Charge;
 use crate::messages::CancelFlag;
 use crate::metrics;
+use crate::status::StatusBoard;
 use crate::store::{SharedStore, StoreError, UploadedPart};
 
 /// Objects stream only where `batching.max_bytes` is at least this many parts: a streamed object
@@ -183,6 +184,7 @@ impl Streamer {
         retry: Retry,
         topic: Arc<str>,
         partition: i32,
+        status: StatusBoard,
     ) -> Self {
         let key = LiveKey::new(key);
         let (parts, receiver) = mpsc::unbounded_channel();
@@ -194,6 +196,7 @@ impl Streamer {
             retry,
             topic,
             partition,
+            status,
         };
         actix::spawn(task.run(receiver, done_sender));
         Streamer {
@@ -265,6 +268,7 @@ struct Task {
     retry: Retry,
     topic: Arc<str>,
     partition: i32,
+    status: StatusBoard,
 }
 
 impl Task {
@@ -367,7 +371,10 @@ where
         let result = call().await;
         drop(in_flight);
         let error = match result {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                task.status().set_bucket(Ok(()));
+                return Ok(value);
+            }
             Err(error) => error,
         };
         let final_now = error.is_upload_gone()
@@ -381,6 +388,8 @@ where
             });
         }
         metrics::record_retry(error.code());
+        task.status()
+            .set_bucket(Err((error.code(), error.to_string())));
         if !error.is_infrastructure() {
             refusals += 1;
             if retry.max_attempts.is_some_and(|max| refusals >= max) {
@@ -410,6 +419,8 @@ pub(crate) trait Attempts {
     fn cancel(&self) -> &CancelFlag;
     fn topic(&self) -> &str;
     fn partition(&self) -> i32;
+    /// Where the bucket's state is reported (`/readyz`, the status topic).
+    fn status(&self) -> &StatusBoard;
 }
 
 impl Attempts for Task {
@@ -424,6 +435,9 @@ impl Attempts for Task {
     }
     fn partition(&self) -> i32 {
         self.partition
+    }
+    fn status(&self) -> &StatusBoard {
+        &self.status
     }
 }
 

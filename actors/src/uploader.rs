@@ -103,7 +103,7 @@ impl StreamHandler<SealedObject> for Uploader {
                             max_backoff: max,
                             max_attempts: attempts,
                         };
-                        let uploaded = upload_staged(&*store, &object, staged, retry).await;
+                        let uploaded = upload_staged(&*store, &object, staged, retry, &status).await;
                         if uploaded.is_ok() {
                             metrics::record_object_copied(&object.topic, object.partition);
                         }
@@ -179,6 +179,7 @@ enum Refusal {
 struct Finishing<'a> {
     retry: Retry,
     object: &'a SealedObject,
+    status: &'a StatusBoard,
 }
 
 impl Attempts for Finishing<'_> {
@@ -193,6 +194,9 @@ impl Attempts for Finishing<'_> {
     }
     fn partition(&self) -> i32 {
         self.object.partition
+    }
+    fn status(&self) -> &StatusBoard {
+        self.status
     }
 }
 
@@ -212,6 +216,7 @@ async fn upload_staged(
     object: &SealedObject,
     staged: StagedObject,
     retry: Retry,
+    status: &StatusBoard,
 ) -> Result<Duration, Refusal> {
     let started = Instant::now();
     let live = staged.key.clone();
@@ -227,7 +232,11 @@ async fn upload_staged(
             }))
         }
     };
-    let finishing = Finishing { retry, object };
+    let finishing = Finishing {
+        retry,
+        object,
+        status,
+    };
     let mut completed = false;
     let result = finish_staged(store, object, &finishing, key, &parts, &mut completed).await;
     match &result {

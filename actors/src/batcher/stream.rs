@@ -44,6 +44,7 @@ impl Batcher {
                 settings.retry,
                 self.cx.topic.clone(),
                 self.partition,
+                self.status.clone(),
             )
         });
         let unit = open.unit;
