@@ -21,6 +21,13 @@
 //! - Never overwrites: uploads are conditional creates. A taken key is compared with the object
 //!   by its metadata: identical means it was stored before (a retry whose answer was lost, a
 //!   restart), anything else goes back as `UploadOutcome::Foreign`.
+//! - A streamed object (`crate::staging`: its first parts are in a staging upload already) is
+//!   finished here: the uploader waits for its parts, sends its body as the last part,
+//!   completes the staging upload, creates the object from the staging object (the same
+//!   conditional create and taken-key check) and deletes the staging object. If it cannot be
+//!   finished (a part refused, the staging upload aborted), it goes back as
+//!   `UploadOutcome::Lost`: its records are no longer in memory, so the failure policy does not
+//!   apply, the partition stops.
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};

@@ -14,7 +14,12 @@
 //!   (the driver thread commits stored offsets). Charges its open object and each sealed
 //!   object to the memory budget (`batcher/memory.rs`).
 //! - Seals an object by the rules in [`roll`]; skips what is already in the bucket by
-//!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left (`orphans`).
+//!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left, and deletes their
+//!   staging objects (`orphans`).
+//! - Streams an open object larger than the part size to a staging upload, part by part, while
+//!   it grows (`stream`, `crate::staging`): it cuts the next part only once the previous one is
+//!   stored, taking no records meanwhile. A streamed object that cannot be finished comes back
+//!   as `UploadOutcome::Lost` and stops the partition (its records are read again on restart).
 //!
 //! A record routed to an error topic stays in its unit until the broker acknowledged it, so the
 //! commit never passes a record that is in neither the bucket nor an error topic. A held
