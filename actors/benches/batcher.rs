@@ -108,6 +108,7 @@ fn bench_batcher(c: &mut Criterion) {
                         cancel: Default::default(),
                         in_flight: Default::default(),
                         memory: kafka_oss_sink_actors::memory::MemoryBudget::unlimited(),
+                        stream: None,
                     };
                     let batcher = Batcher::new(
                         context,

@@ -315,7 +315,55 @@ impl ObjectEncoder {
     /// buffer's whole capacity (touched by its earlier objects). A fresh buffer's capacity beyond
     /// its length is not resident until written.
     pub fn resident_bytes(&self) -> usize {
-        self.len().max(self.reused)
+        let resident = match &self.body {
+            Body::Json(body) => body.resident(),
+            Body::Parquet(body) => body.len(),
+        };
+        resident.max(self.reused)
+    }
+
+    /// Whether parts of the body can be streamed out while it grows ([`Self::take_part`]): the
+    /// JSON formats, whose bytes are final once written. Parquet writes its footer from the
+    /// whole object and is uploaded whole.
+    pub fn streams(&self) -> bool {
+        matches!(self.body, Body::Json(_))
+    }
+
+    /// Body bytes written so far that [`Self::take_part`] would take (0 for Parquet).
+    pub fn streamable_bytes(&self) -> usize {
+        match &self.body {
+            Body::Json(body) => body.streamable(),
+            Body::Parquet(_) => 0,
+        }
+    }
+
+    /// Takes the body bytes written so far out as one part of a streamed object (JSON formats;
+    /// `None` for Parquet or when there is none). The buffer is replaced by one of `capacity`
+    /// (pooled if the encoder's buffers are). Only between pushes: the record pushed last cannot
+    /// be taken back ([`Self::pop_last`]) once its bytes are out.
+    pub fn take_part(&mut self, capacity: usize) -> Option<Bytes> {
+        let Body::Json(body) = &mut self.body else {
+            return None;
+        };
+        if body.streamable() == 0 {
+            return None;
+        }
+        let fresh = match &self.pool {
+            Some(pool) => {
+                let (buf, reused) = pool.take_tracked(capacity);
+                self.reused = if reused { buf.capacity() } else { 0 };
+                buf
+            }
+            None => {
+                self.reused = 0;
+                Vec::with_capacity(capacity)
+            }
+        };
+        let part = body.take_part(fresh);
+        Some(match &self.pool {
+            Some(pool) => pool.freeze(part),
+            None => Bytes::from(part),
+        })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -66,6 +66,7 @@ pub mod partition_consumer;
 pub mod pipeline;
 pub mod record;
 pub mod settings;
+pub mod staging;
 pub mod status;
 pub mod store;
 pub mod supervisor;

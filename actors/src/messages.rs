@@ -140,6 +140,20 @@ pub struct SealedObject {
     pub cancel: CancelFlag,
     /// The body's bytes in the memory budget (sealed, then uploading), released with the object.
     pub memory: crate::memory::Charge,
+    /// A streamed object (`crate::staging`): its first parts are in its staging upload, and
+    /// `body` is the rest.
+    pub staged: Option<crate::staging::StagedObject>,
+}
+
+impl SealedObject {
+    /// The object's size in the bucket: its streamed parts and its body.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .staged
+                .as_ref()
+                .map_or(0, |staged| staged.bytes as usize)
+    }
 }
 
 impl std::fmt::Debug for SealedObject {
@@ -147,7 +161,7 @@ impl std::fmt::Debug for SealedObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SealedObject")
             .field("key", &self.key)
-            .field("bytes", &self.body.len())
+            .field("bytes", &self.size())
             .field("records", &self.records)
             .finish()
     }
@@ -170,6 +184,12 @@ pub enum UploadOutcome {
     },
     /// The bucket refused the object after the upload attempts were spent.
     Failed {
+        object: Box<SealedObject>,
+        error: StoreError,
+    },
+    /// A streamed object cannot be finished (a part refused, its staging upload aborted): its
+    /// records are no longer in memory (`crate::staging`).
+    Lost {
         object: Box<SealedObject>,
         error: StoreError,
     },

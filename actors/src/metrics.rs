@@ -46,6 +46,10 @@ pub const RESIDENT_MEMORY: &str = "kafka_oss_sink_resident_memory_bytes";
 pub const STORE_CAPABILITY: &str = "kafka_oss_sink_store_capability";
 /// Incomplete multipart uploads of earlier owners aborted when the partition was assigned.
 pub const ORPHANED_UPLOADS_ABORTED: &str = "kafka_oss_sink_orphaned_uploads_aborted_total";
+/// Parts of open objects streamed to their staging upload (objects larger than the part size).
+pub const PARTS_STREAMED: &str = "kafka_oss_sink_parts_streamed_total";
+/// Streamed objects created from their staging object by a server-side copy.
+pub const OBJECTS_COPIED: &str = "kafka_oss_sink_objects_copied_total";
 
 /// The [`STORE_CAPABILITY`] check of listing incomplete multipart uploads: set by the start-up
 /// probe and again whenever a partition's sweep lists them (or is refused).
@@ -85,6 +89,8 @@ pub const ALL: &[(&str, &str)] = &[
     (RESIDENT_MEMORY, "gauge"),
     (STORE_CAPABILITY, "gauge"),
     (ORPHANED_UPLOADS_ABORTED, "counter"),
+    (PARTS_STREAMED, "counter"),
+    (OBJECTS_COPIED, "counter"),
     (MEMORY_BUDGET, "gauge"),
     (MEMORY_USED, "gauge"),
     (MEMORY_PAUSED_PARTITIONS, "gauge"),
@@ -252,6 +258,16 @@ pub fn describe() {
         Unit::Count,
         "Incomplete multipart uploads of earlier owners of the partition aborted at its assignment"
     );
+    describe_counter!(
+        PARTS_STREAMED,
+        Unit::Count,
+        "Parts of open objects larger than the part size uploaded while the object grows"
+    );
+    describe_counter!(
+        OBJECTS_COPIED,
+        Unit::Count,
+        "Streamed objects created from their staging object by a server-side copy"
+    );
     describe_gauge!(
         MEMORY_BUDGET,
         Unit::Bytes,
@@ -297,6 +313,26 @@ pub fn record_orphans_aborted(topic: &str, partition: i32, aborted: u64) {
         "partition" => partition.to_string(),
     )
     .increment(aborted);
+}
+
+/// Counts one part streamed for a partition.
+pub fn record_part_streamed(topic: &str, partition: i32) {
+    metrics::counter!(
+        PARTS_STREAMED,
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string(),
+    )
+    .increment(1);
+}
+
+/// Counts one streamed object finished by a server-side copy.
+pub fn record_object_copied(topic: &str, partition: i32) {
+    metrics::counter!(
+        OBJECTS_COPIED,
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string(),
+    )
+    .increment(1);
 }
 
 /// Counts one retry of an operation that failed with `code`.

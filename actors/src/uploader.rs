@@ -21,6 +21,13 @@
 //! - Never overwrites: uploads are conditional creates. A taken key is compared with the object
 //!   by its metadata: identical means it was stored before (a retry whose answer was lost, a
 //!   restart), anything else goes back as `UploadOutcome::Foreign`.
+//! - A streamed object (`crate::staging`: its first parts are in a staging upload already) is
+//!   finished here: the uploader waits for its parts, sends its body as the last part,
+//!   completes the staging upload, creates the object from the staging object (the same
+//!   conditional create and taken-key check) and deletes the staging object. If it cannot be
+//!   finished (a part refused, the staging upload aborted), it goes back as
+//!   `UploadOutcome::Lost`: its records are no longer in memory, so the failure policy does not
+//!   apply, the partition stops.
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -28,11 +35,12 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tracing::{debug, error, info, warn};
 
-use crate::messages::{SealedObject, UploadOutcome};
+use crate::messages::{CancelFlag, SealedObject, UploadOutcome};
 use crate::metadata::ObjectMetadata;
 use crate::metrics;
+use crate::staging::{self, Attempts, Retry, Staged, StagedObject, StreamError};
 use crate::status::StatusBoard;
-use crate::store::{ObjectStore, SharedStore, StoreError};
+use crate::store::{ObjectStore, SharedStore, StoreError, UploadedPart};
 
 pub struct Uploader {
     id: usize,
@@ -92,15 +100,33 @@ impl StreamHandler<SealedObject> for Uploader {
                     debug!(uploader = id, topic = %object.topic, partition = object.partition, key = %object.key, "upload abandoned: the partition's assignment ended");
                     return;
                 }
-                match upload_with_retries(&*store, &object, initial, max, attempts, &status).await {
+                // Streamed parts and body: the object's size in the bucket.
+                let size = object.size();
+                let uploaded = match object.staged.take() {
+                    None => upload_with_retries(&*store, &object, initial, max, attempts, &status).await,
+                    Some(staged) => {
+                        let retry = Retry {
+                            initial_backoff: initial,
+                            max_backoff: max,
+                            max_attempts: attempts,
+                        };
+                        let uploaded = upload_staged(&*store, &object, staged, retry, &status).await;
+                        if uploaded.is_ok() {
+                            metrics::record_object_copied(&object.topic, object.partition);
+                        }
+                        uploaded
+                    }
+                };
+                match uploaded {
                     Ok(took) => {
+                        status.set_bucket(Ok(()));
                         object.metrics.stored(
                             object.records,
-                            object.body.len(),
+                            size,
                             took,
                             object.oldest_timestamp,
                         );
-                        debug!(uploader = id, topic = %object.topic, partition = object.partition, key = %object.key, bytes = object.body.len(), "object stored");
+                        debug!(uploader = id, topic = %object.topic, partition = object.partition, key = %object.key, bytes = size, "object stored");
                         reply.do_send(UploadOutcome::Stored {
                             unit: object.unit,
                             bytes: object.body.len(),
@@ -115,6 +141,16 @@ impl StreamHandler<SealedObject> for Uploader {
                         object: Box::new(object),
                         error,
                     }),
+                    Err(Refusal::Lost(error)) => {
+                        error!(code = %error.code(), topic = %object.topic, partition = object.partition,
+                            key = %object.key, first_offset = object.first_offset,
+                            "streamed object cannot be finished, its records are no longer in memory: \
+                             the partition stops and they are read again after a restart: {error}");
+                        reply.do_send(UploadOutcome::Lost {
+                            object: Box::new(object),
+                            error,
+                        })
+                    }
                     Err(Refusal::Foreign(reason)) => {
                         error!(code = %crate::error::ErrorCode::BucketForeignObject, topic = %object.topic,
                             partition = object.partition, key = %object.key, "not uploaded: the key is taken by another object: {reason}");
@@ -142,6 +178,166 @@ enum Refusal {
     Foreign(String),
     /// The partition's assignment ended: no further attempt.
     Abandoned,
+    /// A streamed object's parts cannot be completed into it (`crate::staging`).
+    Lost(StoreError),
+}
+
+/// What [`staging::retried`] needs of a streamed object being finished.
+struct Finishing<'a> {
+    retry: Retry,
+    object: &'a SealedObject,
+    status: &'a StatusBoard,
+}
+
+impl Attempts for Finishing<'_> {
+    fn retry(&self) -> Retry {
+        self.retry
+    }
+    fn cancel(&self) -> &CancelFlag {
+        &self.object.cancel
+    }
+    fn topic(&self) -> &str {
+        &self.object.topic
+    }
+    fn partition(&self) -> i32 {
+        self.object.partition
+    }
+    fn status(&self) -> &StatusBoard {
+        self.status
+    }
+}
+
+fn refusal(error: StreamError) -> Refusal {
+    match error {
+        StreamError::Abandoned => Refusal::Abandoned,
+        StreamError::Lost(error) => Refusal::Lost(error),
+    }
+}
+
+/// Finishes a streamed object (`crate::staging`): waits for its parts, uploads its body as the
+/// last part, completes the staging upload, creates the object from the staging object (a
+/// conditional create, like [`upload_with_retries`]) and deletes the staging object. Returns
+/// how long it took from the wait on.
+async fn upload_staged(
+    store: &dyn ObjectStore,
+    object: &SealedObject,
+    staged: StagedObject,
+    retry: Retry,
+    status: &StatusBoard,
+) -> Result<Duration, Refusal> {
+    let started = Instant::now();
+    let live = staged.key.clone();
+    let key = live.key();
+    let parts = match staged.done.await {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(error)) => return Err(refusal(error)),
+        Err(_) if object.cancel.is_cancelled() => return Err(Refusal::Abandoned),
+        Err(_) => {
+            return Err(Refusal::Lost(StoreError::Transient {
+                bucket: store.bucket().to_owned(),
+                detail: "the task streaming the object's parts ended".to_owned(),
+            }))
+        }
+    };
+    let finishing = Finishing {
+        retry,
+        object,
+        status,
+    };
+    let mut completed = false;
+    let result = finish_staged(store, object, &finishing, key, &parts, &mut completed).await;
+    match &result {
+        Ok(()) => {
+            // The object is stored: a staging object left behind is only billed, and the next
+            // assignment's sweep deletes it.
+            for _ in 0..3 {
+                if store.delete(key).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(jitter(retry.initial_backoff)).await;
+            }
+        }
+        // Best effort; otherwise the next assignment's sweep does it.
+        Err(_) if completed => {
+            let _ = store.delete(key).await;
+        }
+        Err(_) => {
+            let _ = store.abort_upload(key, &parts.upload_id).await;
+        }
+    }
+    result.map(|()| started.elapsed())
+}
+
+async fn finish_staged(
+    store: &dyn ObjectStore,
+    object: &SealedObject,
+    finishing: &Finishing<'_>,
+    key: &str,
+    staged: &Staged,
+    completed: &mut bool,
+) -> Result<(), Refusal> {
+    let upload_id = staged.upload_id.as_str();
+    let mut parts = staged.parts.clone();
+    if !object.body.is_empty() {
+        let number = parts.len() as i32 + 1;
+        let etag = staging::retried("upload the last part", key, finishing, || {
+            store.upload_part(key, upload_id, number, object.body.clone())
+        })
+        .await
+        .map_err(refusal)?;
+        parts.push(UploadedPart { number, etag });
+    }
+    let complete = staging::retried("complete the staging upload", key, finishing, || {
+        store.complete_upload(key, upload_id, &parts)
+    })
+    .await;
+    match complete {
+        Ok(()) => {}
+        // Completed by an attempt whose answer was lost: the staging object is there.
+        Err(StreamError::Lost(error))
+            if error.is_upload_gone() && matches!(store.head(key).await, Ok(Some(_))) => {}
+        Err(error) => return Err(refusal(error)),
+    }
+    *completed = true;
+    // Crash tests: the staging object is complete, the object is not created yet.
+    fail::fail_point!("after-staging-complete");
+    let length = staged.bytes + object.body.len() as u64;
+    let metadata = object.metadata.to_pairs();
+    let mut backoff = finishing.retry.initial_backoff;
+    loop {
+        let created = staging::retried(
+            "create the object from its staging object",
+            key,
+            finishing,
+            || store.copy_create(key, length, &object.key, &metadata),
+        )
+        .await;
+        match created {
+            Ok(_etag) => {
+                // Crash tests: the object is stored, its offsets are not committed yet.
+                fail::fail_point!("after-upload");
+                return Ok(());
+            }
+            Err(StreamError::Lost(StoreError::AlreadyExists { .. })) => {
+                match already_there(store, object).await {
+                    Ok(true) => {
+                        info!(topic = %object.topic, partition = object.partition, key = %object.key,
+                            "object already in the bucket with the same records (stored before a retry or a restart)");
+                        return Ok(());
+                    }
+                    // Gone since, or the read failed: create it again after the backoff.
+                    Ok(false) | Err(Refusal::Failed(_)) => {}
+                    Err(refusal) => return Err(refusal),
+                }
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(finishing.retry.max_backoff);
+                if object.cancel.is_cancelled() {
+                    return Err(Refusal::Abandoned);
+                }
+            }
+            Err(error) => return Err(refusal(error)),
+        }
+    }
 }
 
 /// Puts the object until the store accepts it (or already holds it), or refuses it for itself
@@ -257,7 +453,7 @@ fn log_failure(failure: &StoreError, object: &SealedObject, attempt: u32, backof
 }
 
 /// Between 50% and 100% of `backoff`, so that uploaders that failed together do not retry together.
-fn jitter(backoff: Duration) -> Duration {
+pub(crate) fn jitter(backoff: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.subsec_nanos())
@@ -365,6 +561,7 @@ mod tests {
                 reply: self.reply.clone(),
                 cancel: Default::default(),
                 memory: crate::memory::Charge::none(),
+                staged: None,
             }
         }
     }
@@ -383,6 +580,7 @@ mod tests {
             }
             UploadOutcome::Failed { error, .. } => panic!("not stored: {error}"),
             UploadOutcome::Foreign { reason, .. } => panic!("not stored: {reason}"),
+            UploadOutcome::Lost { error, .. } => panic!("not stored: {error}"),
         }
     }
 

@@ -451,7 +451,9 @@ pub(super) const MEMORY_MAX_BYTES: Key = Key {
 };
 /// `memory.max_bytes` must hold this many of the largest object (`batching.max_bytes`) or part
 /// (`sink.part_size_bytes`): the buffer share (three quarters) then holds an object being
-/// uploaded, one sealed and one filling.
+/// uploaded, one sealed and one filling. Where objects stream out part by part (the JSON formats
+/// with `batching.max_bytes` of at least `actors::staging::STREAM_MIN_PARTS` parts), this many
+/// parts.
 pub(super) const MEMORY_MIN_OBJECTS: i64 = 4;
 
 // ---------------------------------------------------------------------------------------------

@@ -476,3 +476,42 @@ fn key_templates_are_checked_with_the_key_at_fault_named() {
         assert!(errors[0].message.contains(words), "{errors:?}");
     }
 }
+
+#[test]
+fn the_memory_budget_holds_four_parts_where_objects_stream_and_four_objects_otherwise() {
+    let config = |format: &str, object: usize, budget: usize| {
+        format!(
+            "{MINIMAL}part_size_bytes = {}\n\n[batching]\nmax_bytes = {object}\n\n\
+             [format]\ntype = \"{format}\"\n\n[memory]\nmax_bytes = {budget}\n",
+            5 << 20
+        )
+    };
+    // JSON objects of 64 MiB stream out in parts of 5 MiB: four parts are enough.
+    parse_config(&config("json_array", 64 << 20, 20 << 20)).unwrap();
+    parse_config(&config("jsonl", 64 << 20, 20 << 20)).unwrap();
+    let errors = errors_of(&config("jsonl", 64 << 20, (20 << 20) - 1));
+    let message = errors[0].to_string();
+    assert!(
+        message.contains("memory.max_bytes") && message.contains("x `sink.part_size_bytes`"),
+        "{message}"
+    );
+    // Objects of fewer than four parts are uploaded whole: four of the larger of object and part.
+    parse_config(&config("json_array", 15 << 20, 60 << 20)).unwrap();
+    let errors = errors_of(&config("json_array", 15 << 20, 59 << 20));
+    assert!(
+        errors[0].to_string().contains("x `batching.max_bytes`"),
+        "{}",
+        errors[0]
+    );
+    let errors = errors_of(&config("json_array", 4 << 20, 16 << 20));
+    assert!(
+        errors[0].to_string().contains("x `sink.part_size_bytes`"),
+        "{}",
+        errors[0]
+    );
+    // Parquet is uploaded whole: four objects.
+    let errors = errors_of(&config("parquet", 64 << 20, 128 << 20));
+    let message = errors[0].to_string();
+    assert!(message.contains("x `batching.max_bytes`"), "{message}");
+    parse_config(&config("parquet", 64 << 20, 256 << 20)).unwrap();
+}

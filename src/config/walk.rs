@@ -204,7 +204,10 @@ impl Walker {
     }
 
     /// `memory.max_bytes` must hold a few of the largest objects (or multipart parts): an object
-    /// larger than the budget's buffer share could never be built. Skipped if a value is invalid.
+    /// larger than the budget's buffer share could never be built. Where objects stream out
+    /// part by part (the JSON formats with `batching.max_bytes` of at least
+    /// `STREAM_MIN_PARTS` parts), a part is the largest thing held. Skipped if a value is
+    /// invalid.
     fn check_memory_holds_objects(&mut self) {
         let int = |key| match self.values.get(key) {
             Some(Setting::Int(value)) => Some(*value),
@@ -217,17 +220,28 @@ impl Walker {
         ) else {
             return;
         };
-        let (largest, key) = if object >= part {
-            (object, &keys::BATCHING_MAX_BYTES)
-        } else {
+        let parquet = matches!(
+            self.values.get(&keys::FORMAT_TYPE),
+            Some(Setting::Str(kind)) if kind == "parquet"
+        );
+        let streams =
+            !parquet && object >= part.saturating_mul(actors::staging::STREAM_MIN_PARTS as i64);
+        let (largest, key) = if streams || part > object {
             (part, &keys::SINK_PART_SIZE_BYTES)
+        } else {
+            (object, &keys::BATCHING_MAX_BYTES)
         };
         let needed = largest.saturating_mul(keys::MEMORY_MIN_OBJECTS);
         if budget < needed {
+            let held = if streams {
+                "the parts being filled and uploaded of objects streamed part by part, and the \
+                 objects sealed"
+            } else {
+                "the objects being filled, sealed and uploaded"
+            };
             let message = format!(
                 "must be at least {needed} ({} x `{}`, {largest}): three quarters of the budget \
-                 hold the objects being filled, sealed and uploaded; raise it or lower `{}`, got \
-                 {budget}",
+                 hold {held}; raise it or lower `{}`, got {budget}",
                 keys::MEMORY_MIN_OBJECTS,
                 key.path,
                 key.path

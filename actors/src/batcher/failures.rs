@@ -202,6 +202,38 @@ impl Batcher {
         }));
     }
 
+    /// A streamed object cannot be finished and its records are no longer in memory: the
+    /// partition stops (the supervisor fails it, not resumable in-process), nothing is
+    /// committed from its first offset on, and a restart reads its records again.
+    pub(super) fn upload_lost(
+        &mut self,
+        object: SealedObject,
+        error: StoreError,
+        ctx: &mut Context<Self>,
+    ) {
+        let failure = self.failure(
+            object.first_offset,
+            FailureKind::StreamLost {
+                key: object.key.clone(),
+                error,
+            },
+            false,
+        );
+        let request = self.cx.supervisor.send(ReportFailure {
+            failure,
+            records: RecordChunk::default(),
+            unit: object.unit,
+            reply: ctx.address().recipient(),
+        });
+        self.drop_object(object, "its streamed parts cannot be completed into it");
+        if self.mode == Mode::Running {
+            self.mode = Mode::Held { bad_record: None };
+        }
+        ctx.wait(request.into_actor(self).map(|_answer, actor, _ctx| {
+            actor.answer_drain_waiters();
+        }));
+    }
+
     fn hold_object(&mut self, object: SealedObject) {
         self.pending -= 1;
         self.held_objects.push(object);

@@ -221,6 +221,7 @@ impl Batcher {
         self.orphans.start(
             store.clone(),
             prefix.clone(),
+            crate::staging::staging_prefix(&key_prefix, &topic_name, partition),
             {
                 let (template, key_prefix, topic) =
                     (template.clone(), key_prefix.clone(), topic_name.clone());

@@ -14,7 +14,12 @@
 //!   (the driver thread commits stored offsets). Charges its open object and each sealed
 //!   object to the memory budget (`batcher/memory.rs`).
 //! - Seals an object by the rules in [`roll`]; skips what is already in the bucket by
-//!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left (`orphans`).
+//!   [`recovery`]; aborts the incomplete multipart uploads earlier owners left, and deletes their
+//!   staging objects (`orphans`).
+//! - Streams an open object larger than the part size to a staging upload, part by part, while
+//!   it grows (`stream`, `crate::staging`): it cuts the next part only once the previous one is
+//!   stored, taking no records meanwhile. A streamed object that cannot be finished comes back
+//!   as `UploadOutcome::Lost` and stops the partition (its records are read again on restart).
 //!
 //! A record routed to an error topic stays in its unit until the broker acknowledged it, so the
 //! commit never passes a record that is in neither the bucket nor an error topic. A held
@@ -29,6 +34,9 @@ pub(crate) mod orphans;
 mod process;
 pub mod recovery;
 pub mod roll;
+mod stream;
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +64,7 @@ use crate::metrics::PartitionMetrics;
 use crate::object_key::BodyFormat;
 use crate::record::RecordChunk;
 use crate::settings::{FormatSettings, RollPolicy};
+use crate::staging::{StreamSettings, Streamer};
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
 use crate::supervisor::policy::Failure;
@@ -98,6 +107,9 @@ pub struct BatcherContext {
     pub in_flight: UploadsInFlight,
     /// The process's memory budget: open objects and sealed ones are charged to it.
     pub memory: MemoryBudget,
+    /// Open objects past the part size stream out part by part (`crate::staging`); `None`:
+    /// objects are uploaded whole (Parquet, and tests that need no streaming).
+    pub stream: Option<StreamSettings>,
 }
 
 /// The object being built and the commit unit it belongs to.
@@ -111,6 +123,8 @@ struct OpenObject {
     /// The key parts of its records (a partitioned template only): a record with other parts
     /// seals it ([`SealReason::PartitionBoundary`]).
     parts: Option<KeyParts>,
+    /// Its staging upload, once a part was cut (an object past the part size).
+    streamer: Option<Streamer>,
 }
 
 /// Whether the partition goes on.
@@ -232,6 +246,7 @@ impl Batcher {
                 last_seen: -1,
                 routed: Vec::new(),
                 parts: None,
+                streamer: None,
             });
             let timer = ctx.run_later(self.cx.policy.max_interval, |actor, ctx| {
                 actor.interval_timer = None;
@@ -257,7 +272,9 @@ impl Batcher {
             last_seen,
             routed,
             parts,
+            streamer,
         } = open;
+        let staged = streamer.and_then(Streamer::finish);
         let object = match encoder.fingerprints() {
             None => None,
             Some((first_record, last_record)) => {
@@ -320,6 +337,7 @@ impl Batcher {
                     reply: ctx.address().recipient(),
                     cancel: self.cx.cancel.clone(),
                     memory,
+                    staged,
                 };
                 if self.refused_units.contains(&unit) {
                     self.drop_object(object, "a record it covers is in no topic");
@@ -497,6 +515,7 @@ impl Handler<UploadOutcome> for Batcher {
             }
             UploadOutcome::Failed { object, error } => self.upload_failed(*object, error, ctx),
             UploadOutcome::Foreign { object, reason } => self.upload_foreign(*object, reason, ctx),
+            UploadOutcome::Lost { object, error } => self.upload_lost(*object, error, ctx),
         }
         self.report_buffered();
         self.answer_drain_waiters();

@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::messages::CancelFlag;
 use crate::metrics;
+use crate::staging;
 /// The offsets of one of the partition's object keys; `None` for any other key (under the key
 /// template, see [`crate::key_template::KeyTemplate::parse_key`]).
 pub(crate) type KeyParser = Arc<dyn Fn(&str) -> Option<(i64, i64)> + Send + Sync>;
@@ -69,11 +70,14 @@ impl OrphanSweep {
         }
     }
 
-    /// Starts the sweep of `partition_prefix`, once per assignment.
+    /// Starts the sweep of `partition_prefix` and of the partition's staging folder
+    /// (`staging_prefix`), once per assignment.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         &mut self,
         store: SharedStore,
         partition_prefix: String,
+        staging_prefix: String,
         parse: KeyParser,
         topic: Arc<str>,
         partition: i32,
@@ -87,6 +91,7 @@ impl OrphanSweep {
             sweep(
                 &store,
                 &partition_prefix,
+                &staging_prefix,
                 &*parse,
                 &topic,
                 partition,
@@ -101,17 +106,21 @@ impl OrphanSweep {
 /// What a sweep did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Swept {
-    /// Orphans aborted.
+    /// Orphans aborted (of objects and of staging objects).
     pub aborted: usize,
+    /// Staging objects deleted.
+    pub deleted: usize,
     /// The store could not list (or abort) uploads, or stayed unavailable.
     pub incomplete: bool,
 }
 
-/// Lists and aborts the partition's orphans; counts them in
-/// `kafka_oss_sink_orphaned_uploads_aborted_total`.
+/// Lists and aborts the partition's orphans, then sweeps its staging folder; counts the aborted
+/// uploads in `kafka_oss_sink_orphaned_uploads_aborted_total`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn sweep(
     store: &SharedStore,
     partition_prefix: &str,
+    staging_prefix: &str,
     parse: &(dyn Fn(&str) -> Option<(i64, i64)> + Send + Sync),
     topic: &str,
     partition: i32,
@@ -129,10 +138,29 @@ pub(super) async fn sweep(
             swept.incomplete = true;
             refused(&error, Refused::List, topic, partition);
             metrics::record_orphans_aborted(topic, partition, 0);
+            // Staging objects are objects: listed and deleted without ListMultipartUploads.
+            sweep_staging_objects(
+                store,
+                staging_prefix,
+                topic,
+                partition,
+                assigned_at,
+                cancel,
+                &mut swept,
+            )
+            .await;
             return swept;
         }
     };
-    for orphan in orphans(parse, uploads, assigned_at) {
+    let mut uploads = orphans(parse, uploads, assigned_at);
+    match retried(|| store.list_uploads(staging_prefix)).await {
+        Ok(staging) => uploads.extend(staging_orphans(staging, assigned_at)),
+        Err(error) => {
+            swept.incomplete = true;
+            refused(&error, Refused::List, topic, partition);
+        }
+    }
+    for orphan in uploads {
         if cancel.is_cancelled() {
             // The partition has (or will have) another owner, whose sweep this is now.
             swept.incomplete = true;
@@ -153,7 +181,72 @@ pub(super) async fn sweep(
         }
     }
     metrics::record_orphans_aborted(topic, partition, swept.aborted as u64);
+    sweep_staging_objects(
+        store,
+        staging_prefix,
+        topic,
+        partition,
+        assigned_at,
+        cancel,
+        &mut swept,
+    )
+    .await;
     swept
+}
+
+/// Deletes the partition's staging objects (`crate::staging`) made before the assignment and
+/// not this process's: an earlier writer completed them and crashed (or was fenced) before it
+/// created the object from them, or before it deleted them.
+async fn sweep_staging_objects(
+    store: &SharedStore,
+    staging_prefix: &str,
+    topic: &str,
+    partition: i32,
+    assigned_at: SystemTime,
+    cancel: &CancelFlag,
+    swept: &mut Swept,
+) {
+    let keys = match retried(|| store.list(staging_prefix, None)).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            swept.incomplete = true;
+            debug!(%topic, partition, %error, "staging objects not listed; the next assignment tries again");
+            return;
+        }
+    };
+    let stale = keys.into_iter().filter(|key| {
+        !staging::is_live(key) && staging::created(key).is_some_and(|at| at < assigned_at)
+    });
+    for key in stale {
+        if cancel.is_cancelled() {
+            swept.incomplete = true;
+            return;
+        }
+        match retried(|| store.delete(&key)).await {
+            Ok(()) => {
+                swept.deleted += 1;
+                info!(%topic, partition, %key, "deleted a staging object left by an earlier owner of the partition (a crash or a fenced writer before its object was created from it)");
+            }
+            Err(error) => {
+                swept.incomplete = true;
+                warn!(%topic, partition, %key, %error, "cannot delete a staging object left by an earlier owner (grant oss:DeleteObject, AWS: s3:DeleteObject); the next assignment tries again");
+                return;
+            }
+        }
+    }
+}
+
+/// The staging uploads to abort: of staging keys, created before the assignment began, and not
+/// this process's own streams.
+pub(super) fn staging_orphans(
+    uploads: Vec<IncompleteUpload>,
+    assigned_at: SystemTime,
+) -> Vec<IncompleteUpload> {
+    uploads
+        .into_iter()
+        .filter(|upload| staging::created(&upload.key).is_some() && !staging::is_live(&upload.key))
+        .filter(|upload| upload.initiated.is_some_and(|at| at < assigned_at))
+        .collect()
 }
 
 /// The uploads to abort: of the partition's object keys (anything else under its folder is not
@@ -249,6 +342,10 @@ mod tests {
         partition_prefix("p/", "t", 3)
     }
 
+    fn staging_prefix() -> String {
+        staging::staging_prefix("p/", "t", 3)
+    }
+
     fn parse(key: &str) -> Option<(i64, i64)> {
         crate::object_key::parse_partition_key(&prefix(), key)
     }
@@ -283,6 +380,7 @@ mod tests {
         sweep(
             &store,
             &prefix(),
+            &staging_prefix(),
             &parse,
             "t",
             3,
@@ -306,6 +404,7 @@ mod tests {
             swept,
             Swept {
                 aborted: 1,
+                deleted: 0,
                 incomplete: false
             }
         );
@@ -330,6 +429,7 @@ mod tests {
             swept,
             Swept {
                 aborted: 0,
+                deleted: 0,
                 incomplete: true
             }
         );
@@ -353,7 +453,8 @@ mod tests {
         faulty.fail_next(Operation::ListUploads, 2, unavailable.clone());
         faulty.fail_next(Operation::AbortUpload, 1, unavailable.clone());
         assert_eq!(run(faulty.clone(), at(20)).await.aborted, 1);
-        assert_eq!(faulty.calls(Operation::ListUploads), 3);
+        // Three of the partition's folder, one of its staging folder.
+        assert_eq!(faulty.calls(Operation::ListUploads), 4);
         assert_eq!(faulty.calls(Operation::AbortUpload), 2);
         assert!(memory.uploads().is_empty());
 
@@ -363,9 +464,55 @@ mod tests {
         assert!(swept.incomplete && swept.aborted == 0, "{swept:?}");
         assert_eq!(
             faulty.calls(Operation::ListUploads),
-            3 + u64::from(ATTEMPTS)
+            4 + u64::from(ATTEMPTS)
         );
         assert_eq!(memory.uploads().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn stale_staging_objects_and_uploads_are_removed_and_live_ones_kept() {
+        let memory = Arc::new(MemoryStore::new("b"));
+        let staging = |first| staging::staging_key("p/", "t", 3, first);
+        // Left by an earlier writer: a completed staging object and an incomplete upload.
+        let (stale_object, stale_upload) = (staging(0), staging(10));
+        memory.insert(&stale_object, bytes::Bytes::from_static(b"[{"));
+        memory.begin_upload(&stale_upload, at(10));
+        // Another partition's staging object: not this sweep's.
+        let other = staging::staging_key("p/", "t", 30, 0);
+        memory.insert(&other, bytes::Bytes::from_static(b"[{"));
+        std::thread::sleep(Duration::from_millis(2));
+        let assigned_at = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(2));
+        // Made since the assignment began: kept.
+        let newer = staging(20);
+        memory.insert(&newer, bytes::Bytes::from_static(b"[{"));
+        let swept = run(memory.clone(), assigned_at).await;
+        assert_eq!(
+            swept,
+            Swept {
+                aborted: 1,
+                deleted: 1,
+                incomplete: false
+            }
+        );
+        assert_eq!(memory.keys(), [newer.clone(), other.clone()]);
+        assert!(memory.uploads().is_empty());
+
+        // A store without ListMultipartUploads still gets its staging objects deleted.
+        memory.insert(&stale_object, bytes::Bytes::from_static(b"[{"));
+        let faulty = Arc::new(FaultyStore::new(memory.clone(), 1));
+        faulty.fail_always(
+            Operation::ListUploads,
+            StoreError::Rejected {
+                bucket: "b".into(),
+                status: 501,
+                code: "NotImplemented".into(),
+                message: String::new(),
+            },
+        );
+        let swept = run(faulty, SystemTime::now()).await;
+        assert_eq!(swept.deleted, 2, "{swept:?}");
+        assert_eq!(memory.keys(), [other]);
     }
 
     #[tokio::test]
@@ -375,7 +522,17 @@ mod tests {
         let cancel = CancelFlag::default();
         cancel.cancel();
         let store: SharedStore = memory.clone();
-        let swept = sweep(&store, &prefix(), &parse, "t", 3, at(20), &cancel).await;
+        let swept = sweep(
+            &store,
+            &prefix(),
+            &staging_prefix(),
+            &parse,
+            "t",
+            3,
+            at(20),
+            &cancel,
+        )
+        .await;
         assert_eq!(swept.aborted, 0);
         assert_eq!(memory.uploads().len(), 1);
     }

@@ -133,6 +133,8 @@ impl Batcher {
                 break;
             }
         }
+        // Between records only: the record pushed last may still be moved to the next object.
+        self.stream_if_full(ctx);
         match (found, verify) {
             (Some(found), _) => self.report(sealed, found, chunk, ctx),
             (None, Some((candidate, index))) => {

@@ -401,3 +401,63 @@ fn refused_objects_of_every_format_decode_back_to_their_records() {
         }
     }
 }
+
+#[test]
+fn parts_taken_while_encoding_make_the_same_body_in_every_streaming_format() {
+    let mut chunk = RecordChunk::default();
+    // Values that do not compress away, so that compressed bodies make parts too.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for offset in 0..6000 {
+        let value: String = (0..12)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!("{state:016x}")
+            })
+            .collect();
+        chunk.push(offset, offset, Some(b"key"), Some(value.as_bytes()));
+    }
+    for format in formats() {
+        let whole = {
+            let mut encoder = ObjectEncoder::with_format(format, "t", 0, 64, None);
+            for record in chunk.records() {
+                encoder.push(&chunk, record).unwrap();
+            }
+            encoder.finish()
+        };
+        let mut encoder = ObjectEncoder::with_format(format, "t", 0, 64, None);
+        if format.kind == FormatKind::Parquet {
+            assert!(!encoder.streams());
+            continue;
+        }
+        assert!(encoder.streams(), "{format:?}");
+        let mut streamed = Vec::new();
+        let mut parts = 0;
+        for (index, record) in chunk.records().iter().enumerate() {
+            let before = (encoder.len(), encoder.records(), encoder.last_offset());
+            encoder.push(&chunk, record).unwrap();
+            if index % 1000 == 999 {
+                // Still exact after parts were taken: the record pushed last is never in one.
+                encoder.pop_last(before.0, before.1, before.2);
+                encoder.push(&chunk, record).unwrap();
+            }
+            if encoder.streamable_bytes() >= 20_000 {
+                let len = encoder.len();
+                let part = encoder.take_part(32 << 10).expect("bytes to take");
+                streamed.extend_from_slice(&part);
+                parts += 1;
+                // The object's size (what `batching.max_bytes` bounds) counts the parts too.
+                assert_eq!(encoder.len(), len, "{format:?}");
+                // Compressed: what waits for the compressor (up to 64 KiB) stays resident too.
+                assert!(encoder.resident_bytes() < 100_000, "{format:?}");
+            }
+        }
+        streamed.extend_from_slice(&encoder.finish());
+        assert!(parts > 3, "{format:?}: {parts} parts");
+        assert!(
+            streamed == whole[..],
+            "{format:?}: parts differ from the whole body"
+        );
+    }
+}

@@ -56,6 +56,9 @@ pub(super) struct JsonBody {
     pending: Vec<u8>,
     /// Encoded bytes already handed to the compressor.
     flushed: usize,
+    /// Bytes of the body taken out as streamed parts ([`Self::take_part`]): uncompressed, the
+    /// encoded bytes; compressed, the compressed ones.
+    taken: usize,
     /// `,"partition":<p>,"timestamp":` is constant per partition; so is the escaped topic.
     partition_json: Vec<u8>,
     topic_json: Vec<u8>,
@@ -78,6 +81,7 @@ impl JsonBody {
             sink,
             pending,
             flushed: 0,
+            taken: 0,
             partition_json: format!(",\"partition\":{partition},\"timestamp\":").into_bytes(),
             topic_json,
         }
@@ -89,7 +93,50 @@ impl JsonBody {
     }
 
     pub fn len(&self) -> usize {
-        self.flushed + self.pending.len() + self.closing()
+        match self.sink {
+            Sink::Plain => self.taken + self.pending.len() + self.closing(),
+            _ => self.flushed + self.pending.len() + self.closing(),
+        }
+    }
+
+    /// Bytes of the body in memory: what [`Self::len`] counts, less what was taken out as parts
+    /// (compressed: the compressed bytes once a part was taken).
+    pub fn resident(&self) -> usize {
+        match &self.sink {
+            Sink::Plain => self.pending.len() + self.closing(),
+            _ if self.taken == 0 => self.len(),
+            _ => self.pending.len() + self.output_len(),
+        }
+    }
+
+    /// Compressed bytes written so far and not taken out.
+    fn output_len(&self) -> usize {
+        match &self.sink {
+            Sink::Plain => self.pending.len(),
+            Sink::Idle(..) => 0,
+            Sink::Gzip(encoder) => encoder.get_ref().len(),
+            Sink::Zstd(encoder) => encoder.get_ref().len(),
+        }
+    }
+
+    /// Bytes [`Self::take_part`] would take: every byte of the body written so far (for the
+    /// array, its opening bracket too; never its closing one).
+    pub fn streamable(&self) -> usize {
+        self.output_len()
+    }
+
+    /// Takes every body byte written so far out of the buffer, which `fresh` replaces: a part of
+    /// the body, whose rest follows in the next part or at [`Self::finish`]. Only between pushes
+    /// (the record pushed last cannot be taken back after this).
+    pub fn take_part(&mut self, fresh: Vec<u8>) -> Vec<u8> {
+        let part = match &mut self.sink {
+            Sink::Plain => std::mem::replace(&mut self.pending, fresh),
+            Sink::Idle(..) => return fresh,
+            Sink::Gzip(encoder) => std::mem::replace(encoder.get_mut(), fresh),
+            Sink::Zstd(encoder) => std::mem::replace(encoder.get_mut(), fresh),
+        };
+        self.taken += part.len();
+        part
     }
 
     pub fn push(&mut self, record: &Prepared<'_>, records_before: usize) {
@@ -142,8 +189,16 @@ impl JsonBody {
 
     /// Takes back the record pushed last (`len_before`: [`Self::len`] before it).
     pub fn pop_last(&mut self, len_before: usize) {
-        let keep = len_before - self.closing() - self.flushed;
+        let keep = len_before - self.closing() - self.flushed - self.taken_plain();
         self.pending.truncate(keep);
+    }
+
+    /// Encoded bytes taken out of an uncompressed body.
+    fn taken_plain(&self) -> usize {
+        match self.sink {
+            Sink::Plain => self.taken,
+            _ => 0,
+        }
     }
 
     fn flush(&mut self) {

@@ -14,6 +14,7 @@ use crate::error_topics::ErrorTopicProducer;
 use crate::kafka::{SinkConsumer, StatusChange, StatusTopic};
 use crate::memory::MemoryBudget;
 use crate::settings::PipelineSettings;
+use crate::staging::{Retry, StreamSettings};
 use crate::status::StatusBoard;
 use crate::store::SharedStore;
 use crate::supervisor::{PipelineSupervisor, SupervisorContext};
@@ -25,6 +26,24 @@ pub struct Wired {
     pub status_topic: StatusTopic,
     /// Stopped when the run ends.
     pub arbiters: Vec<Arbiter>,
+}
+
+/// How open objects past the part size stream out (`crate::staging`): the JSON formats, where
+/// objects may be several parts.
+fn stream_settings(settings: &PipelineSettings) -> Option<StreamSettings> {
+    let streams = crate::staging::streams(
+        settings.format.kind,
+        settings.batching.max_bytes,
+        settings.sink.part_size,
+    );
+    streams.then_some(StreamSettings {
+        part_size: settings.sink.part_size,
+        retry: Retry {
+            initial_backoff: settings.sink.retry_initial_backoff,
+            max_backoff: settings.sink.retry_max_backoff,
+            max_attempts: settings.sink.max_upload_attempts,
+        },
+    })
 }
 
 pub fn wire(
@@ -116,6 +135,7 @@ pub fn wire(
             cancel: Default::default(),
             in_flight: Default::default(),
             memory,
+            stream: stream_settings(settings),
         };
         PipelineSupervisor::new(SupervisorContext {
             batcher_context,

@@ -14,7 +14,7 @@ use futures_util::future::{self, BoxFuture, FutureExt};
 
 use std::collections::HashMap;
 
-use super::{IncompleteUpload, ObjectStore, SharedStore, StoreError};
+use super::{IncompleteUpload, ObjectStore, SharedStore, StoreError, UploadedPart};
 
 /// The store calls faults can be set for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +26,15 @@ pub enum Operation {
     List,
     ListUploads,
     AbortUpload,
+    CreateUpload,
+    UploadPart,
+    CompleteUpload,
+    CopyCreate,
+    Delete,
 }
 
 impl Operation {
-    const ALL: [Operation; 7] = [
+    const ALL: [Operation; 12] = [
         Operation::Probe,
         Operation::Put,
         Operation::Get,
@@ -37,6 +42,11 @@ impl Operation {
         Operation::List,
         Operation::ListUploads,
         Operation::AbortUpload,
+        Operation::CreateUpload,
+        Operation::UploadPart,
+        Operation::CompleteUpload,
+        Operation::CopyCreate,
+        Operation::Delete,
     ];
 }
 
@@ -240,6 +250,51 @@ impl ObjectStore for FaultyStore {
         self.fault(Operation::AbortUpload, move || {
             self.inner.abort_upload(key, upload_id)
         })
+    }
+
+    fn create_upload<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.fault(Operation::CreateUpload, move || {
+            self.inner.create_upload(key)
+        })
+    }
+
+    fn upload_part<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        number: i32,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.fault(Operation::UploadPart, move || {
+            self.inner.upload_part(key, upload_id, number, body)
+        })
+    }
+
+    fn complete_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        parts: &'a [UploadedPart],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.fault(Operation::CompleteUpload, move || {
+            self.inner.complete_upload(key, upload_id, parts)
+        })
+    }
+
+    fn copy_create<'a>(
+        &'a self,
+        source: &'a str,
+        length: u64,
+        key: &'a str,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.fault(Operation::CopyCreate, move || {
+            self.inner.copy_create(source, length, key, metadata)
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.fault(Operation::Delete, move || self.inner.delete(key))
     }
 }
 

@@ -12,13 +12,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::future::{self, BoxFuture, FutureExt};
 
-use super::{IncompleteUpload, ObjectStore, StoreError};
+use super::{classify_status, IncompleteUpload, ObjectStore, StoreError, UploadedPart};
 
 /// A stored object: its body and user metadata.
 type Stored = (Bytes, HashMap<String, String>);
@@ -30,6 +31,10 @@ pub struct MemoryStore {
     overwrite: bool,
     /// Incomplete multipart uploads, by key and upload id: when each was created.
     uploads: Mutex<BTreeMap<(String, String), SystemTime>>,
+    /// The parts of the uploads begun with `create_upload`, by upload id.
+    parts: Mutex<HashMap<String, BTreeMap<i32, Bytes>>>,
+    /// Upload ids given so far.
+    upload_ids: AtomicU64,
 }
 
 impl MemoryStore {
@@ -39,6 +44,8 @@ impl MemoryStore {
             objects: Mutex::new(BTreeMap::new()),
             overwrite: false,
             uploads: Mutex::new(BTreeMap::new()),
+            parts: Mutex::new(HashMap::new()),
+            upload_ids: AtomicU64::new(0),
         }
     }
 
@@ -92,7 +99,10 @@ impl MemoryStore {
     /// died between parts); returns its upload id.
     pub fn begin_upload(&self, key: &str, initiated: SystemTime) -> String {
         let mut uploads = self.lock_uploads();
-        let upload_id = format!("upload-{}", uploads.len() + 1);
+        let upload_id = format!(
+            "upload-{}",
+            self.upload_ids.fetch_add(1, Ordering::Relaxed) + 1
+        );
         uploads.insert((key.to_owned(), upload_id.clone()), initiated);
         upload_id
     }
@@ -215,7 +225,113 @@ impl ObjectStore for MemoryStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         self.lock_uploads()
             .remove(&(key.to_owned(), upload_id.to_owned()));
+        self.lock_parts().remove(upload_id);
         future::ready(Ok(())).boxed()
+    }
+
+    fn create_upload<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<String, StoreError>> {
+        let upload_id = self.begin_upload(key, SystemTime::now());
+        self.lock_parts().insert(upload_id.clone(), BTreeMap::new());
+        future::ready(Ok(upload_id)).boxed()
+    }
+
+    fn upload_part<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        number: i32,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        let result = if self.has_upload(key, upload_id) {
+            let tag = etag(&body);
+            self.lock_parts()
+                .entry(upload_id.to_owned())
+                .or_default()
+                .insert(number, body);
+            Ok(tag)
+        } else {
+            Err(self.no_such_upload())
+        };
+        future::ready(result).boxed()
+    }
+
+    fn complete_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        parts: &'a [UploadedPart],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        if !self.has_upload(key, upload_id) {
+            return future::ready(Err(self.no_such_upload())).boxed();
+        }
+        let uploaded = self.lock_parts().remove(upload_id).unwrap_or_default();
+        let mut body = Vec::new();
+        for part in parts {
+            match uploaded.get(&part.number) {
+                Some(bytes) if etag(bytes) == part.etag => body.extend_from_slice(bytes),
+                _ => {
+                    return future::ready(Err(StoreError::Rejected {
+                        bucket: self.bucket.clone(),
+                        status: 400,
+                        code: "InvalidPart".into(),
+                        message: format!("part {} of {upload_id}", part.number),
+                    }))
+                    .boxed()
+                }
+            }
+        }
+        self.lock_uploads()
+            .remove(&(key.to_owned(), upload_id.to_owned()));
+        self.lock()
+            .insert(key.to_owned(), (Bytes::from(body), HashMap::new()));
+        future::ready(Ok(())).boxed()
+    }
+
+    fn copy_create<'a>(
+        &'a self,
+        source: &'a str,
+        length: u64,
+        key: &'a str,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        let Some(body) = self.object(source) else {
+            return future::ready(Err(StoreError::Rejected {
+                bucket: self.bucket.clone(),
+                status: 404,
+                code: "NoSuchKey".into(),
+                message: source.to_owned(),
+            }))
+            .boxed();
+        };
+        let body = body.slice(..(length as usize).min(body.len()));
+        self.put(key, body, metadata)
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.remove(key);
+        future::ready(Ok(())).boxed()
+    }
+}
+
+impl MemoryStore {
+    fn lock_parts(&self) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<i32, Bytes>>> {
+        self.parts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn has_upload(&self, key: &str, upload_id: &str) -> bool {
+        self.lock_uploads()
+            .contains_key(&(key.to_owned(), upload_id.to_owned()))
+    }
+
+    fn no_such_upload(&self) -> StoreError {
+        classify_status(
+            self.bucket.clone(),
+            404,
+            "NoSuchUpload".into(),
+            String::new(),
+        )
     }
 }
 

@@ -96,7 +96,56 @@ pub trait ObjectStore: Send + Sync + 'static {
         key: &'a str,
         upload_id: &'a str,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Starts a multipart upload of `key` without metadata or condition (a staging object of a
+    /// streamed object, see `crate::staging`) and returns its upload id.
+    fn create_upload<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// Uploads part `number` (from 1) of an upload begun with
+    /// [`create_upload`](Self::create_upload); returns the part's ETag. An aborted upload fails
+    /// with [`StoreError::is_upload_gone`].
+    fn upload_part<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        number: i32,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// Completes an upload begun with [`create_upload`](Self::create_upload) from `parts`, in
+    /// order (unconditionally: staging keys are unique).
+    fn complete_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        parts: &'a [UploadedPart],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Creates `key` with user metadata from the `length` bytes of the object `source`, on the
+    /// store's side (S3: a multipart upload of `UploadPartCopy` ranges of at most 5 GiB), with
+    /// the same conditional create as [`put`](Self::put): a taken key fails with
+    /// [`StoreError::AlreadyExists`]. Returns the new object's ETag.
+    fn copy_create<'a>(
+        &'a self,
+        source: &'a str,
+        length: u64,
+        key: &'a str,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// Deletes an object; a key with no object is no error.
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 }
+
+/// A part uploaded with [`ObjectStore::upload_part`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub number: i32,
+    pub etag: String,
+}
+
+/// `StoreError::Transient`'s detail for an aborted multipart upload (S3 `NoSuchUpload`).
+pub(crate) const UPLOAD_GONE: &str = "HTTP 404 NoSuchUpload";
 
 /// A multipart upload that was created and neither completed nor aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +207,12 @@ impl StoreError {
             | StoreError::Transient { .. } => true,
             StoreError::Rejected { .. } | StoreError::AlreadyExists { .. } => false,
         }
+    }
+
+    /// Whether the multipart upload the request was about was aborted (S3 `NoSuchUpload`):
+    /// retrying the whole object is a new upload, but a streamed object's parts are gone.
+    pub fn is_upload_gone(&self) -> bool {
+        matches!(self, StoreError::Transient { detail, .. } if detail.starts_with(UPLOAD_GONE))
     }
 }
 

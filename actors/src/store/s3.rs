@@ -419,6 +419,198 @@ impl S3Store {
         }
     }
 
+    async fn create_staging(&self, key: &str) -> Result<String, StoreError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/octet-stream")
+            .send()
+            .await
+            .map_err(|error| self.classify(error))?;
+        Ok(created.upload_id.unwrap_or_default())
+    }
+
+    async fn send_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Bytes,
+    ) -> Result<String, StoreError> {
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(body.len() as i64)
+            .body(ByteStream::from(body));
+        let uploaded = if self.sign_payload {
+            request.send().await
+        } else {
+            request.customize().disable_payload_signing().send().await
+        }
+        .map_err(|error| self.classify(error))?;
+        Ok(uploaded.e_tag.unwrap_or_default())
+    }
+
+    async fn complete_staging(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[super::UploadedPart],
+    ) -> Result<(), StoreError> {
+        let parts = parts
+            .iter()
+            .map(|part| {
+                CompletedPart::builder()
+                    .part_number(part.number)
+                    .e_tag(&part.etag)
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|error| self.classify(error))?;
+        Ok(())
+    }
+
+    /// CreateMultipartUpload of `key` (metadata, OSS's condition), UploadPartCopy of `source`
+    /// in ranges of at most [`COPY_PART_BYTES`], CompleteMultipartUpload with the conditional
+    /// create; the upload is aborted if any step fails.
+    async fn copy_object(
+        &self,
+        source: &str,
+        length: u64,
+        key: &str,
+        metadata: &[(&'static str, String)],
+    ) -> Result<String, StoreError> {
+        let mut create = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(crate::object_key::content_type(key))
+            .set_metadata(Some(user_metadata(metadata)))
+            .customize();
+        if self.conditional == ConditionalCreate::OssForbidOverwrite {
+            create = create.mutate_request(forbid_overwrite);
+        }
+        let created = create.send().await.map_err(|error| self.classify(error))?;
+        let upload_id = created.upload_id.unwrap_or_default();
+        let _running = Running::new(&self.running, &upload_id);
+        let result = self.copy_parts(source, length, key, &upload_id).await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result.map_err(|error| match error {
+            StoreError::AlreadyExists { bucket, .. } => StoreError::AlreadyExists {
+                bucket,
+                key: key.to_owned(),
+            },
+            other => other,
+        })
+    }
+
+    async fn copy_parts(
+        &self,
+        source: &str,
+        length: u64,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<String, StoreError> {
+        let copy_source = format!("{}/{}", self.bucket, encode_key(source));
+        let mut parts = Vec::new();
+        let mut start = 0;
+        let mut number = 1;
+        while start < length || number == 1 {
+            let end = length.min(start + COPY_PART_BYTES);
+            let mut request = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .copy_source(&copy_source);
+            if length > 0 {
+                request = request.copy_source_range(format!("bytes={start}-{}", end - 1));
+            }
+            let copied = request.send().await.map_err(|error| self.classify(error))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(copied.copy_part_result.and_then(|result| result.e_tag))
+                    .build(),
+            );
+            start = end;
+            number += 1;
+            if length == 0 {
+                break;
+            }
+        }
+        let mut complete = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        if self.conditional == ConditionalCreate::IfNoneMatch {
+            complete = complete.if_none_match("*");
+        }
+        let mut complete = complete.customize();
+        if self.conditional == ConditionalCreate::OssForbidOverwrite {
+            complete = complete.mutate_request(forbid_overwrite);
+        }
+        let completed = complete
+            .send()
+            .await
+            .map_err(|error| self.classify(error))?;
+        Ok(completed.e_tag.unwrap_or_default())
+    }
+
+    async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service)) if service.raw().status().as_u16() == 404 => {
+                Ok(())
+            }
+            Err(error) => Err(self.classify(error)),
+        }
+    }
+
     pub(super) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
         &self,
         error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
@@ -499,6 +691,59 @@ impl ObjectStore for S3Store {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         self.abort(key, upload_id).boxed()
     }
+
+    fn create_upload<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.create_staging(key).boxed()
+    }
+
+    fn upload_part<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        number: i32,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.send_part(key, upload_id, number, body).boxed()
+    }
+
+    fn complete_upload<'a>(
+        &'a self,
+        key: &'a str,
+        upload_id: &'a str,
+        parts: &'a [super::UploadedPart],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.complete_staging(key, upload_id, parts).boxed()
+    }
+
+    fn copy_create<'a>(
+        &'a self,
+        source: &'a str,
+        length: u64,
+        key: &'a str,
+        metadata: &'a [(&'static str, String)],
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        self.copy_object(source, length, key, metadata).boxed()
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.delete_object(key).boxed()
+    }
+}
+
+/// The largest range one UploadPartCopy may copy (S3's limit).
+const COPY_PART_BYTES: u64 = 5 << 30;
+
+/// A key as `x-amz-copy-source` wants it: percent-encoded, `/` kept.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// User metadata as the SDK sends it (`x-amz-meta-{name}`).

@@ -405,7 +405,8 @@ impl Handler<ReportFailure> for PipelineSupervisor {
                     ),
                     FailureKind::Oversize { .. }
                     | FailureKind::ErrorTopicRefused { .. }
-                    | FailureKind::ForeignObject { .. } => {}
+                    | FailureKind::ForeignObject { .. }
+                    | FailureKind::StreamLost { .. } => {}
                 }
                 let forward = Forward {
                     destination,

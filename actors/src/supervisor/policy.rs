@@ -9,6 +9,7 @@
 //! | the dead-letter topic refused a record | hold, not resumable in-process | same | — |
 //! | the abnormal-data topic refused records | hold the object | same | upload it again |
 //! | an object in the bucket holds other records at these offsets | hold, not resumable in-process | same | — |
+//! | a streamed object cannot be finished (its records are no longer in memory) | hold, not resumable in-process | same | — |
 //!
 //! A held partition commits nothing at or after the failure; "not resumable in-process" means
 //! the partition goes on only after a restart, from its committed offset.
@@ -53,6 +54,9 @@ pub enum FailureKind {
     /// An object under the prefix covers these offsets but holds other records (or is not the
     /// connector's): neither skipping the records nor replacing the object is safe.
     ForeignObject { key: String, reason: String },
+    /// A streamed object (`crate::staging`) cannot be finished: a part was refused, or its
+    /// staging upload was aborted. Its records are no longer in memory.
+    StreamLost { key: String, error: StoreError },
 }
 
 /// A failure of one record (or of one object: `offset` is then its first offset).
@@ -74,6 +78,7 @@ impl Failure {
             FailureKind::ObjectRefused { error, .. } => error.code(),
             FailureKind::ErrorTopicRefused { .. } => ErrorCode::KafkaErrorTopic,
             FailureKind::ForeignObject { .. } => ErrorCode::BucketForeignObject,
+            FailureKind::StreamLost { error, .. } => error.code(),
         }
     }
 
@@ -109,6 +114,12 @@ impl Failure {
                  (sink.key_prefix) or move the object away, then restart",
                 self.offset
             ),
+            FailureKind::StreamLost { key, error } => format!(
+                "object {key} was streamed to the bucket part by part and cannot be finished \
+                 ({error}); its records from offset {} are no longer in memory and go nowhere: \
+                 nothing is committed from there, restart to read them again",
+                self.offset
+            ),
         }
     }
 
@@ -120,6 +131,7 @@ impl Failure {
             FailureKind::ObjectRefused { .. } => "kafka_oss_sink.UploadFailed",
             FailureKind::ErrorTopicRefused { .. } => "kafka_oss_sink.ErrorTopicRefused",
             FailureKind::ForeignObject { .. } => "kafka_oss_sink.ForeignObject",
+            FailureKind::StreamLost { .. } => "kafka_oss_sink.StreamLost",
         }
     }
 
@@ -132,7 +144,8 @@ impl Failure {
             FailureKind::Unconvertible(_) | FailureKind::Oversize { .. } => "VALUE_CONVERTER",
             FailureKind::ObjectRefused { .. }
             | FailureKind::ErrorTopicRefused { .. }
-            | FailureKind::ForeignObject { .. } => "TASK_PUT",
+            | FailureKind::ForeignObject { .. }
+            | FailureKind::StreamLost { .. } => "TASK_PUT",
         }
     }
 }
@@ -182,6 +195,7 @@ pub fn decide(policy: FailurePolicy, failure: &Failure) -> Disposition {
             _,
         ) => Hold { resumable: true },
         (FailureKind::ForeignObject { .. }, _, _) => Hold { resumable: false },
+        (FailureKind::StreamLost { .. }, _, _) => Hold { resumable: false },
     }
 }
 
