@@ -303,6 +303,34 @@ impl Stack {
 }
 
 impl Stack {
+    /// Raises the topic's partition count to `total` (CreatePartitions) and waits until the
+    /// broker's metadata shows it.
+    pub fn add_partitions(&self, topic: &str, total: usize) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            self.client_config().create().unwrap();
+        self.runtime.block_on(async {
+            let results = admin
+                .create_partitions(&[NewPartitions::new(topic, total)], &AdminOptions::new())
+                .await
+                .unwrap();
+            results
+                .into_iter()
+                .next()
+                .unwrap()
+                .expect("adding partitions");
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.topic_partitions(topic) != Some(total) {
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} has {:?} partitions 30 s after raising it to {total}",
+                self.topic_partitions(topic)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Deletes a topic and waits until the broker no longer lists it (e.g. to recreate it with
     /// the same name: its offsets start at 0 again).
     pub fn delete_topic(&self, topic: &str) {
@@ -383,6 +411,17 @@ impl Stack {
     /// batch (tests/README.md), `per_second` records a second in total, round robin over
     /// `partitions`, each value naming its partition and sequence number.
     pub fn produce_continuously(&self, topic: &str, partitions: i32, per_second: u32) -> Producing {
+        self.produce_continuously_sized(topic, partitions, per_second, 0)
+    }
+
+    /// Like [`Stack::produce_continuously`], each value padded to at least `value_bytes`.
+    pub fn produce_continuously_sized(
+        &self,
+        topic: &str,
+        partitions: i32,
+        per_second: u32,
+        value_bytes: usize,
+    ) -> Producing {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (bootstrap, topic) = (self.bootstrap(), topic.to_owned());
@@ -391,7 +430,13 @@ impl Stack {
             std::thread::Builder::new()
                 .name("producing".into())
                 .spawn(move || {
-                    produce_loop(&bootstrap, &topic, partitions, per_second, &stop, &sent)
+                    produce_loop(
+                        &bootstrap,
+                        &topic,
+                        (partitions, per_second, value_bytes),
+                        &stop,
+                        &sent,
+                    )
                 })
                 .unwrap()
         };
@@ -449,11 +494,11 @@ impl Drop for Producing {
     }
 }
 
+/// `load`: partitions, records per second, least value size.
 fn produce_loop(
     bootstrap: &str,
     topic: &str,
-    partitions: i32,
-    per_second: u32,
+    (partitions, per_second, value_bytes): (i32, u32, usize),
     stop: &std::sync::atomic::AtomicBool,
     sent: &std::sync::atomic::AtomicUsize,
 ) -> BTreeMap<(i32, i64), Produced> {
@@ -475,7 +520,12 @@ fn produce_loop(
             let index = records.len();
             let partition = index as i32 % partitions;
             let key = format!("{partition}:{index}").into_bytes();
-            let value = format!("{run} partition {partition} seq {index}").into_bytes();
+            let mut value = format!("{run} partition {partition} seq {index}");
+            if value.len() < value_bytes {
+                value.push(' ');
+                value.extend(std::iter::repeat_n('v', value_bytes.saturating_sub(value.len())));
+            }
+            let value = value.into_bytes();
             let timestamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
