@@ -200,7 +200,8 @@ fn partitions_added_while_running_prefetch_within_the_share() {
     const START: usize = 1;
     const GROWN: usize = 6;
     const PER_PARTITION: usize = 8_000;
-    let stack = Stack::start();
+    // tansu's sqlite storage: partitions can be added to it (Stack::add_partitions).
+    let stack = Stack::start_sqlite();
     let (topic, bucket, name) = (unique("grown"), "grown-bucket", unique("grown"));
     stack.create_topic(&topic, START as u32);
     stack.create_bucket(bucket);
@@ -226,8 +227,19 @@ fn partitions_added_while_running_prefetch_within_the_share() {
         "{logs}"
     );
     let gauge = |samples: &Samples, name: &str, labels: &[(&str, &str)]| sum(samples, name, labels);
+    // The memory gauges are published every 100 ms once the pipeline runs.
     let slots = |connector: &Connector| {
-        gauge(&connector.scrape(), "kafka_oss_sink_memory_fetch_slots", &[])
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let samples = connector.scrape();
+            let published = samples
+                .iter()
+                .any(|(name, _, _)| name == "kafka_oss_sink_memory_fetch_slots");
+            if published || Instant::now() >= deadline {
+                return gauge(&samples, "kafka_oss_sink_memory_fetch_slots", &[]);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     };
     assert_eq!(slots(&connector), START as f64);
 

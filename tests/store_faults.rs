@@ -448,7 +448,10 @@ fn the_store_down_for_45_s_under_steady_load_pauses_consumption_within_the_budge
     let rig = Rig::start_with(
         "d3-budget",
         PARTITIONS as u32,
-        "max_bytes = 4194304\nmax_interval_ms = 1000",
+        // Objects of 4 MiB (sealed by size): the per-partition bounds (one sealed object
+        // waiting per partition, the shared upload queue) then hold more than the budget, so
+        // the budget is what stops consumption.
+        "max_bytes = 4194304\nmax_interval_ms = 10000",
         "part_size_bytes = 5242880",
         &format!("[memory]\nmax_bytes = {BUDGET}\n"),
     );

@@ -303,34 +303,6 @@ impl Stack {
 }
 
 impl Stack {
-    /// Raises the topic's partition count to `total` (CreatePartitions) and waits until the
-    /// broker's metadata shows it.
-    pub fn add_partitions(&self, topic: &str, total: usize) {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            self.client_config().create().unwrap();
-        self.runtime.block_on(async {
-            let results = admin
-                .create_partitions(&[NewPartitions::new(topic, total)], &AdminOptions::new())
-                .await
-                .unwrap();
-            results
-                .into_iter()
-                .next()
-                .unwrap()
-                .expect("adding partitions");
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.topic_partitions(topic) != Some(total) {
-            assert!(
-                Instant::now() < deadline,
-                "topic {topic} has {:?} partitions 30 s after raising it to {total}",
-                self.topic_partitions(topic)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Deletes a topic and waits until the broker no longer lists it (e.g. to recreate it with
     /// the same name: its offsets start at 0 again).
     pub fn delete_topic(&self, topic: &str) {
