@@ -17,10 +17,12 @@
 //! threshold starts at 128 KiB but rises to the size of each mapped block freed (up to 32 MiB),
 //! after which such buffers come out of the arenas, and the holes that buffers growing by
 //! doubling leave there stay resident: with 6 partitions and a 2 GB backlog of 1 KiB records,
-//! peak RSS was 282 to 301 MiB with the 128 MiB budget, the arenas holding 250 MB of which
-//! 161 MB in use. Fixed at 8 MiB: about 200 MiB. A lower threshold maps (and page-faults in)
-//! the record chunks and librdkafka's fetch buffers too: fixed at 1 MiB, the connector spent
-//! about 40% more CPU per record. `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
+//! peak RSS was 258 to 319 MiB with the 128 MiB budget, the arenas holding 250 MB of which
+//! 161 MB in use. Fixed at 8 MiB: 202 and 203 MiB, for 0.7 to 0.9 more CPU seconds per 10^6
+//! records of 1 KiB (each such buffer is faulted in afresh; docs/performance.md,
+//! `backlog-6x2g`). A lower threshold maps the record chunks and librdkafka's fetch buffers too:
+//! fixed at 1 MiB, the connector spent about 40% more CPU per record.
+//! `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
 
 /// Limits glibc to [`ARENAS`] malloc arenas unless `MALLOC_ARENA_MAX` is set, and fixes its
 /// mmap threshold at [`MMAP_THRESHOLD`] unless `MALLOC_MMAP_THRESHOLD_` is set.
