@@ -214,7 +214,10 @@ fn partitions_added_while_running_prefetch_within_the_share() {
         &format!("[memory]\nmax_bytes = {BUDGET}\n"),
     );
     set_sink_endpoint(&config, &proxy.endpoint());
-    set_sink_keys(&config, "part_size_bytes = 5242880\nrequest_timeout_ms = 2000");
+    set_sink_keys(
+        &config,
+        "part_size_bytes = 5242880\nrequest_timeout_ms = 2000",
+    );
     // New partitions are seen at the next metadata refresh (librdkafka's default: 5 minutes).
     add_source_properties(&config, "\"topic.metadata.refresh.interval.ms\" = \"1000\"");
     let mut connector = stack.connector(&config, None);
@@ -255,7 +258,11 @@ fn partitions_added_while_running_prefetch_within_the_share() {
         .flat_map(|index| {
             (0..GROWN as i32).map(move |partition| {
                 let value = format!("{partition:03}-{index:06}-{}", "g".repeat(VALUE_BYTES - 11));
-                (partition, Some(format!("k{index}").into_bytes()), Some(value.into_bytes()))
+                (
+                    partition,
+                    Some(format!("k{index}").into_bytes()),
+                    Some(value.into_bytes()),
+                )
             })
         })
         .collect();
@@ -299,7 +306,11 @@ fn partitions_added_while_running_prefetch_within_the_share() {
     proxy.up();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let written = gauge(&connector.scrape(), "kafka_oss_sink_written_records_total", &[]);
+        let written = gauge(
+            &connector.scrape(),
+            "kafka_oss_sink_written_records_total",
+            &[],
+        );
         if written >= produced.len() as f64 {
             break;
         }

@@ -495,7 +495,10 @@ fn produce_loop(
             let mut value = format!("{run} partition {partition} seq {index}");
             if value.len() < value_bytes {
                 value.push(' ');
-                value.extend(std::iter::repeat_n('v', value_bytes.saturating_sub(value.len())));
+                value.extend(std::iter::repeat_n(
+                    'v',
+                    value_bytes.saturating_sub(value.len()),
+                ));
             }
             let value = value.into_bytes();
             let timestamp = std::time::SystemTime::now()

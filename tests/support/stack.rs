@@ -163,7 +163,10 @@ impl Stack {
     /// partition count, and each new partition's row with an empty watermark, as `topic create`
     /// writes them. tansu reads both on every request. Needs [`Stack::start_sqlite`].
     pub fn add_partitions(&self, topic: &str, total: usize) {
-        assert!(self.sqlite, "add_partitions needs a Stack::start_sqlite stack");
+        assert!(
+            self.sqlite,
+            "add_partitions needs a Stack::start_sqlite stack"
+        );
         let script = r#"
 import sqlite3, sys
 db, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])

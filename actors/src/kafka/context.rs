@@ -398,7 +398,10 @@ impl SinkContext {
         {
             return;
         }
-        let slots = self.memory.get().map(|memory| memory.snapshot().fetch_slots);
+        let slots = self
+            .memory
+            .get()
+            .map(|memory| memory.snapshot().fetch_slots);
         warn!(topic = %self.topic, sized_for, at_least, ?slots,
             "the topic has more partitions than librdkafka's pre-fetching was sized for at start: \
              at most `slots` of them fetch at once, so pre-fetching stays within its share of \
