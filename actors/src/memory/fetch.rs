@@ -35,17 +35,10 @@ pub(super) struct FetchSlots {
     pub queued: HashSet<u64>,
 }
 
-/// Fetch slots for a prefetch share of `prefetch_share` bytes: one per [`FETCH_FLOOR`], at least
-/// [`MIN_SLOTS`] (fewer when the topic had fewer partitions at start:
-/// `MemoryBudget::limit_fetch_slots`).
-pub fn slots_for(prefetch_share: usize) -> usize {
-    (prefetch_share / FETCH_FLOOR).max(MIN_SLOTS)
-}
-
 impl FetchSlots {
     pub fn new(prefetch_share: usize) -> Self {
         FetchSlots {
-            slots: slots_for(prefetch_share),
+            slots: (prefetch_share / FETCH_FLOOR).max(MIN_SLOTS),
             ..Default::default()
         }
     }

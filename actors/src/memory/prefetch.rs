@@ -3,10 +3,8 @@
 //! With split partition queues librdkafka applies `queued.max.messages.kbytes` (64 MiB by
 //! default) and `queued.min.messages` (100,000) to each partition's queue, so its pre-fetch
 //! grows with the partition count: 1,000 partitions could hold gigabytes. Here the share is
-//! divided by the partitions that fetch at once: the topic's partition count (at start; an
-//! instance is assigned at most that many), at most the fetch slots ([`fetch`]; the partitions
-//! without a slot are paused and their queues emptied): half of a partition's slice for its
-//! queue, half for the fetch response that may land on top of
+//! divided by the topic's partition count (at start; an instance is assigned at most that many):
+//! half of a partition's slice for its queue, half for the fetch response that may land on top of
 //! a queue just under its limit (`max.partition.fetch.bytes`). `fetch.max.bytes` bounds one fetch
 //! response (all partitions of one broker), which stays in memory while any of its records is
 //! queued: the share (at most librdkafka's default, 50 MiB). With fewer, the fetch round trips
@@ -20,8 +18,6 @@
 //! the share, [`Sizing::warnings`] says so (logged at start).
 
 use std::collections::BTreeMap;
-
-use super::fetch;
 
 pub const QUEUED_MAX_KBYTES: &str = "queued.max.messages.kbytes";
 pub const QUEUED_MIN_MESSAGES: &str = "queued.min.messages";
@@ -56,16 +52,9 @@ pub struct Sizing {
 
 /// Sizes pre-fetching for `partitions` partitions within `share` bytes. `user` holds the
 /// pass-through properties.
-///
-/// Only as many partitions fetch at once as there are fetch slots ([`fetch::slots_for`]); the
-/// others are paused in librdkafka and their queues emptied. So each partition's queue is sized
-/// for the share divided by the partitions that fetch at once, not by all of them: with 1,000
-/// partitions and 32 slots, 1 MiB each instead of 32 KiB, which a partition's turn otherwise
-/// spent in dozens of fetch round trips (each waiting `fetch.queue.backoff.ms`).
 pub fn size(share: usize, partitions: usize, user: &BTreeMap<String, String>) -> Sizing {
     let partitions = partitions.max(1);
-    let fetching = partitions.min(fetch::slots_for(share));
-    let per_partition = share / fetching;
+    let per_partition = share / partitions;
     let user_value = |key: &str| -> Option<usize> {
         user.get(key)
             .and_then(|value| value.trim().parse::<usize>().ok())
@@ -109,14 +98,14 @@ pub fn size(share: usize, partitions: usize, user: &BTreeMap<String, String>) ->
     }
     let queue = effective[QUEUED_MAX_KBYTES] * 1024;
     let fetch = effective[MAX_PARTITION_FETCH_BYTES];
-    sizing.bound = fetching * (queue + fetch);
+    sizing.bound = partitions * (queue + fetch);
     for key in [QUEUED_MAX_KBYTES, MAX_PARTITION_FETCH_BYTES] {
         let set_by_user = user.contains_key(key)
             || (key == MAX_PARTITION_FETCH_BYTES && user.contains_key(FETCH_MESSAGE_MAX_BYTES));
         if set_by_user && sizing.bound > share {
             sizing.warnings.push(format!(
-                "source.properties \"{key}\" = {} is kept, but with {fetching} partitions \
-                 fetching at once librdkafka may then pre-fetch up to {} bytes, more than the prefetch share of \
+                "source.properties \"{key}\" = {} is kept, but with {partitions} partitions \
+                 librdkafka may then pre-fetch up to {} bytes, more than the prefetch share of \
                  memory.max_bytes ({share} bytes); peak memory may exceed memory.max_bytes",
                 effective[key], sizing.bound
             ));

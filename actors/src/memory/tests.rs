@@ -164,22 +164,17 @@ fn prefetch_is_sized_from_the_share_and_the_partition_count() {
             .map(|(_, v)| v.parse::<usize>().unwrap())
             .unwrap()
     };
-    // 32 fetch slots of 1 MiB: only 32 of the 1,000 partitions fetch at once, so each is sized
-    // for 1 MiB: half for the queue, half for a fetch on top.
-    assert_eq!(get(prefetch::QUEUED_MAX_KBYTES), 512);
-    assert_eq!(get(prefetch::MAX_PARTITION_FETCH_BYTES), 512 * 1024);
+    // 33,554 bytes per partition: half for the queue, half for a fetch on top.
+    assert_eq!(get(prefetch::QUEUED_MAX_KBYTES), 16);
+    assert_eq!(get(prefetch::MAX_PARTITION_FETCH_BYTES), 16_777);
     assert_eq!(get(prefetch::FETCH_MAX_BYTES), 32 * MIB);
-    assert_eq!(get(prefetch::QUEUED_MIN_MESSAGES), 4096);
+    assert_eq!(get(prefetch::QUEUED_MIN_MESSAGES), 131);
     assert_eq!(get(prefetch::FETCH_QUEUE_BACKOFF_MS), 10);
     assert!(sizing.bound <= 32 * MIB, "{}", sizing.bound);
     assert!(sizing.warnings.is_empty());
 
-    // Fewer partitions than slots: each sized for its sixth of the share.
     let six = prefetch::size(32 * MIB, 6, &none);
     assert!(six.bound <= 32 * MIB);
-    assert!(six
-        .properties
-        .contains(&(prefetch::QUEUED_MAX_KBYTES, (32 * 1024 / 6 / 2).to_string())));
     // fetch.max.bytes never drops below message.max.bytes (librdkafka refuses that).
     let tiny = prefetch::size(MIB / 2, 6, &none);
     assert!(tiny
@@ -202,8 +197,8 @@ fn values_the_user_set_are_kept_and_a_bound_over_the_share_is_reported() {
         "{}",
         sizing.warnings[0]
     );
-    // A user value within the share (32 partitions fetching at once): kept, nothing said.
-    user.insert(prefetch::QUEUED_MAX_KBYTES.to_owned(), "512".to_owned());
+    // A user value within the share: kept, nothing said.
+    user.insert(prefetch::QUEUED_MAX_KBYTES.to_owned(), "16".to_owned());
     let sizing = prefetch::size(32 * MIB, 100, &user);
     assert!(sizing.warnings.is_empty());
     // The alias counts as set.
