@@ -100,7 +100,7 @@ impl PartitionConsumer {
         let waiter = waiter.clone();
         self.pause_fetching();
         self.fetch_slot = false;
-        self.memory.release_fetch(&waiter, true);
+        self.memory.yield_fetch(&waiter, caught_up);
     }
 
     /// Gives up the fetch slot, or the place in its queue (paused, draining or stopped).
