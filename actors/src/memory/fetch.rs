@@ -8,9 +8,7 @@
 //! queue. A holder gives its slot up (and is paused again, its queued records discarded, to be
 //! fetched again from its position) once it has read its queue empty and is caught up or has
 //! read [`SLOT_QUANTUM`] bytes, and only while others wait: with fewer partitions than slots,
-//! nothing is ever paused. One whose turn ended caught up waits in a second FIFO queue, which
-//! gets every [`IDLE_TURN`]th slot while partitions with a backlog wait (all of them otherwise):
-//! a caught-up partition holds its slot through a fetch's wait only to look for new records. The slots are also at most the partition count librdkafka's queues
+//! nothing is ever paused. The slots are also at most the partition count librdkafka's queues
 //! were sized for at start (even below [`MIN_SLOTS`]), so partitions added later do not take the
 //! pre-fetch past its share: librdkafka's queue limits are fixed when the consumer is created,
 //! and each was sized for the start count's slice of the share.
@@ -33,21 +31,9 @@ pub(super) struct FetchSlots {
     pub slots: usize,
     /// Waiter ids holding a slot.
     pub holders: HashSet<u64>,
-    /// Waiting for a slot, with records to fetch or not known to be caught up.
     pub waiting: VecDeque<Arc<Waiter>>,
-    /// Waiting for a slot after a turn that ended caught up: they only look for new records,
-    /// so they get every [`IDLE_TURN`]th slot while others wait with a backlog.
-    pub idle: VecDeque<Arc<Waiter>>,
-    /// Ids in `waiting` or `idle`.
     pub queued: HashSet<u64>,
-    /// Slots handed out, for the idle queue's turn.
-    grants: u64,
 }
-
-/// While partitions with a backlog wait for a slot, a caught-up one gets every this many'th.
-/// A caught-up partition holds its slot for a fetch's wait without reading anything: in a FIFO
-/// with the others, the partitions already drained took most turns during a backlog.
-pub const IDLE_TURN: u64 = 8;
 
 impl FetchSlots {
     pub fn new(prefetch_share: usize) -> Self {
@@ -57,28 +43,17 @@ impl FetchSlots {
         }
     }
 
-    /// Who is next for a free slot: the head of `waiting`, or of `idle` on its turn (or when
-    /// nobody else waits).
-    fn head(&self) -> Option<&Arc<Waiter>> {
-        let idle_turn = self.grants % IDLE_TURN == IDLE_TURN - 1;
-        match (self.waiting.front(), self.idle.front()) {
-            (Some(backlog), Some(idle)) => Some(if idle_turn { idle } else { backlog }),
-            (backlog, idle) => backlog.or(idle),
-        }
-    }
-
-    /// Takes a slot for `waiter` if one is free and it is next; else queues it.
+    /// Takes a slot for `waiter` if one is free and nobody waits ahead of it; else queues it.
     pub fn acquire(&mut self, waiter: &Arc<Waiter>) -> bool {
         if self.holders.contains(&waiter.id) {
             return true;
         }
-        let first = self.head().is_none_or(|head| head.id == waiter.id);
+        let first = self.waiting.front().is_none_or(|head| head.id == waiter.id);
         if self.holders.len() < self.slots && first {
             if self.queued.remove(&waiter.id) {
-                self.unqueue(waiter.id);
+                self.waiting.pop_front();
             }
             self.holders.insert(waiter.id);
-            self.grants += 1;
             return true;
         }
         if self.queued.insert(waiter.id) {
@@ -87,44 +62,24 @@ impl FetchSlots {
         false
     }
 
-    /// Gives `waiter`'s slot (or place) up; `requeue`: it waits for a slot again, at the back
-    /// (of the idle queue if `caught_up`). Returns the waiter to wake: the next one, if a slot
-    /// is free for it.
-    pub fn release(
-        &mut self,
-        waiter: &Arc<Waiter>,
-        requeue: bool,
-        caught_up: bool,
-    ) -> Option<Arc<Waiter>> {
+    /// Gives `waiter`'s slot (or place) up; `requeue`: it waits for a slot again, at the back.
+    /// Returns the waiter to wake: the head of the queue, if a slot is free for it.
+    pub fn release(&mut self, waiter: &Arc<Waiter>, requeue: bool) -> Option<Arc<Waiter>> {
         self.holders.remove(&waiter.id);
         if self.queued.remove(&waiter.id) {
-            self.unqueue(waiter.id);
+            self.waiting.retain(|queued| queued.id != waiter.id);
         }
         if requeue {
             self.queued.insert(waiter.id);
-            if caught_up {
-                self.idle.push_back(waiter.clone());
-            } else {
-                self.waiting.push_back(waiter.clone());
-            }
+            self.waiting.push_back(waiter.clone());
         }
         self.next()
     }
 
-    /// The next waiter, if a slot is free for it.
+    /// The head of the queue, if a slot is free for it.
     pub fn next(&self) -> Option<Arc<Waiter>> {
         (self.holders.len() < self.slots)
-            .then(|| self.head().cloned())
+            .then(|| self.waiting.front().cloned())
             .flatten()
-    }
-
-    /// Waiting for a slot, both queues.
-    pub fn waiting_count(&self) -> usize {
-        self.waiting.len() + self.idle.len()
-    }
-
-    fn unqueue(&mut self, id: u64) {
-        self.waiting.retain(|queued| queued.id != id);
-        self.idle.retain(|queued| queued.id != id);
     }
 }

@@ -363,17 +363,7 @@ impl MemoryBudget {
     /// Gives the waiter's fetch slot (or its place in the queue) up; `requeue`: it waits for a
     /// slot again, at the back. The next waiter is woken.
     pub fn release_fetch(&self, waiter: &Arc<Waiter>, requeue: bool) {
-        let next = self.lock_fetch().release(waiter, requeue, false);
-        if let Some(next) = next {
-            (next.wake)();
-        }
-    }
-
-    /// Gives the waiter's fetch slot up after its turn and queues it again: behind those with a
-    /// backlog if it ended `caught_up` (it gets every [`fetch::IDLE_TURN`]th slot while they
-    /// wait). The next waiter is woken.
-    pub fn yield_fetch(&self, waiter: &Arc<Waiter>, caught_up: bool) {
-        let next = self.lock_fetch().release(waiter, true, caught_up);
+        let next = self.lock_fetch().release(waiter, requeue);
         if let Some(next) = next {
             (next.wake)();
         }
@@ -391,7 +381,7 @@ impl MemoryBudget {
 
     /// Partitions waiting for a fetch slot.
     pub fn fetch_waiting(&self) -> usize {
-        self.lock_fetch().waiting_count()
+        self.lock_fetch().waiting.len()
     }
 
     /// The partition's open object now holds `bytes` (0: none). For choosing what to seal.

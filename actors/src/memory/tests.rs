@@ -276,32 +276,3 @@ fn there_are_never_fewer_than_four_fetch_slots() {
         .iter()
         .all(|(waiter, _)| budget.acquire_fetch(waiter)));
 }
-
-#[test]
-fn partitions_that_ended_their_turn_caught_up_wait_behind_those_with_a_backlog() {
-    let budget = MemoryBudget::new(4 * MIB); // 4 slots
-    let waiters: Vec<_> = (0..12).map(|p| counting_waiter(&budget, p)).collect();
-    let holding: Vec<usize> = (0..12)
-        .filter(|&i| budget.acquire_fetch(&waiters[i].0))
-        .collect();
-    assert_eq!(holding, vec![0, 1, 2, 3]);
-    // 0 and 1 end their turn caught up, 2 and 3 with their quantum read (a backlog left).
-    budget.yield_fetch(&waiters[0].0, true);
-    budget.yield_fetch(&waiters[1].0, true);
-    budget.yield_fetch(&waiters[2].0, false);
-    budget.yield_fetch(&waiters[3].0, false);
-    // Each slot goes to the next one with a backlog (4.. arrived first, then 2 and 3), but
-    // every IDLE_TURN'th grant to a caught-up one.
-    let mut order = Vec::new();
-    for _ in 0..12 {
-        // (Asking for a slot queues the asker: only those still waiting ask.)
-        let next = (0..12)
-            .filter(|i| !order.contains(i))
-            .find(|&i| budget.acquire_fetch(&waiters[i].0))
-            .expect("a slot is free and somebody waits");
-        order.push(next);
-        budget.release_fetch(&waiters[next].0, false);
-    }
-    assert_eq!(order, vec![4, 5, 6, 0, 7, 8, 9, 10, 11, 2, 3, 1]);
-    assert_eq!(budget.fetch_waiting(), 0);
-}

@@ -100,7 +100,7 @@ impl PartitionConsumer {
         let waiter = waiter.clone();
         self.pause_fetching();
         self.fetch_slot = false;
-        self.memory.yield_fetch(&waiter, caught_up);
+        self.memory.release_fetch(&waiter, true);
     }
 
     /// Gives up the fetch slot, or the place in its queue (paused, draining or stopped).
