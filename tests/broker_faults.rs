@@ -25,7 +25,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 use support::s3_proxy::{HoldAt, Operation, Outcome, S3Proxy};
-use support::{set_sink_endpoint, unique, Connector, Consumed, Stack, TestRecord, ACCESS_KEY_ID};
+use support::{
+    add_source_properties, set_sink_endpoint, unique, Connector, Consumed, Stack, TestRecord,
+    ACCESS_KEY_ID,
+};
 
 /// How long C1 keeps the broker stopped.
 const OUTAGE: Duration = Duration::from_secs(20);
@@ -39,16 +42,6 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Adds librdkafka properties (TOML lines) to the `[source.properties]` table of a config
-/// written by [`Stack::config`].
-fn add_source_properties(config: &Path, lines: &str) {
-    let text = std::fs::read_to_string(config).unwrap().replace(
-        "[source.properties]\n",
-        &format!("[source.properties]\n{lines}\n"),
-    );
-    std::fs::write(config, text).unwrap();
 }
 
 /// Records `k<i>` / `v<i> ...` for each `i` of `range`, round robin over `partitions`.

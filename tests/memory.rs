@@ -6,41 +6,16 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::{set_sink_keys, unique, Stack, TestRecord};
+use support::s3_proxy::Down;
+use support::{
+    add_source_properties, set_sink_endpoint, set_sink_keys, sum_of as sum, unique, Connector,
+    Samples, Stack, TestRecord, DEBUG_PROCESS_ALLOWANCE,
+};
 
 const PARTITIONS: i32 = 64;
 const RECORDS_PER_PARTITION: usize = 2_500;
 const VALUE_BYTES: usize = 1024;
 const BUDGET: u64 = 32 << 20;
-
-/// Sum of a metric's samples whose labels include `labels`.
-fn sum(
-    samples: &[(String, BTreeMap<String, String>, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, value)| value)
-        .sum()
-}
-
-/// A field of `/proc/<pid>/status` in bytes (`VmHWM`: peak resident memory).
-fn proc_status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 /// A 32 MiB budget and a backlog of about 100 MB over 48 partitions, read from the start: every
 /// record is stored exactly once (reconcile --deep), peak RSS stays bounded (the same backlog
@@ -131,7 +106,7 @@ fn a_backlog_many_times_the_budget_drains_exactly_once_within_bounded_memory() {
             eprintln!(
                 "written={} rss={} MiB waiting for memory={} for a fetch slot={} {}",
                 sum(&samples, "kafka_oss_sink_written_records_total", &[]),
-                proc_status_bytes(connector.pid(), "VmRSS") >> 20,
+                connector.status_bytes("VmRSS") >> 20,
                 waiting("memory"),
                 waiting("fetch_slot"),
                 kinds.join(" ")
@@ -139,7 +114,7 @@ fn a_backlog_many_times_the_budget_drains_exactly_once_within_bounded_memory() {
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    let peak = proc_status_bytes(connector.pid(), "VmHWM");
+    let peak = connector.status_bytes("VmHWM");
     let memory_seals = sum(
         &samples,
         "kafka_oss_sink_rotations_total",
@@ -164,11 +139,10 @@ fn a_backlog_many_times_the_budget_drains_exactly_once_within_bounded_memory() {
         budget, BUDGET as f64,
         "the budget gauge shows memory.max_bytes"
     );
-    // The budget plus the process itself (a debug build, librdkafka's per-record overhead:
-    // 97 MiB over the budget seen on a loaded machine); without the budget this backlog took
-    // several hundred MiB.
+    // The budget plus the process itself (DEBUG_PROCESS_ALLOWANCE); without the budget this
+    // backlog took several hundred MiB.
     assert!(
-        peak < BUDGET + (112 << 20),
+        peak < BUDGET + DEBUG_PROCESS_ALLOWANCE,
         "peak RSS {} MiB with a {} MiB budget",
         peak >> 20,
         BUDGET >> 20
@@ -209,4 +183,155 @@ fn a_backlog_many_times_the_budget_drains_exactly_once_within_bounded_memory() {
         "a record stored twice"
     );
     assert_eq!(seen.len(), produced.len(), "every record stored");
+}
+
+/// Partitions added to a running topic (issue 12: pre-fetching sized from the partition count
+/// "at start, and again when partitions are added"). librdkafka's queue limits are fixed when
+/// the consumer is created: with one partition at start, that partition's queue and fetch may
+/// take the whole prefetch share (8 MiB of a 32 MiB budget). After the topic grows to six, the
+/// fetch slots let only as many partitions fetch at once as the sizing was for (one), so
+/// librdkafka's queues together stay within the share. The store is down while the backlog
+/// arrives, so nothing drains: the budget fills, the consumers wait and the fetching
+/// partitions' queues fill to their limits. Then the store comes back and every record is
+/// stored exactly once. (Before the fix, four slots were the floor: four partitions each
+/// queueing up to the whole share.)
+#[test]
+fn partitions_added_while_running_prefetch_within_the_share() {
+    const START: usize = 1;
+    const GROWN: usize = 6;
+    const PER_PARTITION: usize = 8_000;
+    // tansu's sqlite storage: partitions can be added to it (Stack::add_partitions).
+    let stack = Stack::start_sqlite();
+    let (topic, bucket, name) = (unique("grown"), "grown-bucket", unique("grown"));
+    stack.create_topic(&topic, START as u32);
+    stack.create_bucket(bucket);
+    let proxy = stack.s3_proxy();
+    let config = stack.config(
+        &name,
+        &topic,
+        bucket,
+        "max_bytes = 4194304\nmax_interval_ms = 1000",
+        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
+    );
+    set_sink_endpoint(&config, &proxy.endpoint());
+    set_sink_keys(
+        &config,
+        "part_size_bytes = 5242880\nrequest_timeout_ms = 2000",
+    );
+    // New partitions are seen at the next metadata refresh (librdkafka's default: 5 minutes).
+    add_source_properties(&config, "\"topic.metadata.refresh.interval.ms\" = \"1000\"");
+    let mut connector = stack.connector(&config, None);
+    connector.wait_admin(Duration::from_secs(30));
+    connector.wait_for_log("partitions assigned", Duration::from_secs(30));
+    let logs = connector.logs();
+    assert!(
+        logs.lines().any(|line| line.contains("pre-fetching sized")
+            && line.contains(&format!("partitions={START}"))),
+        "{logs}"
+    );
+    let gauge = |samples: &Samples, name: &str, labels: &[(&str, &str)]| sum(samples, name, labels);
+    // The memory gauges are published every 100 ms once the pipeline runs.
+    let slots = |connector: &Connector| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let samples = connector.scrape();
+            let published = samples
+                .iter()
+                .any(|(name, _, _)| name == "kafka_oss_sink_memory_fetch_slots");
+            if published || Instant::now() >= deadline {
+                return gauge(&samples, "kafka_oss_sink_memory_fetch_slots", &[]);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(slots(&connector), START as f64);
+
+    stack.add_partitions(&topic, GROWN);
+    connector.wait_for_log(
+        "more partitions than librdkafka's pre-fetching was sized for",
+        Duration::from_secs(30),
+    );
+    assert_eq!(slots(&connector), START as f64, "the slots stay as sized");
+
+    proxy.down(Down::Refuse);
+    let records: Vec<TestRecord> = (0..PER_PARTITION)
+        .flat_map(|index| {
+            (0..GROWN as i32).map(move |partition| {
+                let value = format!("{partition:03}-{index:06}-{}", "g".repeat(VALUE_BYTES - 11));
+                (
+                    partition,
+                    Some(format!("k{index}").into_bytes()),
+                    Some(value.into_bytes()),
+                )
+            })
+        })
+        .collect();
+    let produced = stack.produce(&topic, &records);
+    drop(records);
+
+    // Nothing drains: the budget fills, the consumers wait, librdkafka's queues fill.
+    let share = BUDGET as f64 / 4.0;
+    let started = Instant::now();
+    let (mut most, mut paused) = (0.0_f64, 0.0_f64);
+    while started.elapsed() < Duration::from_secs(12) {
+        let samples = connector.scrape();
+        most = most.max(gauge(
+            &samples,
+            "kafka_oss_sink_memory_used_bytes",
+            &[("kind", "prefetch")],
+        ));
+        paused = paused.max(gauge(
+            &samples,
+            "kafka_oss_sink_memory_paused_partitions",
+            &[],
+        ));
+        // Paces the sampling (librdkafka's statistics come once a second).
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "pre-fetch estimate at most {:.1} MiB (share {:.1} MiB), {paused} partitions waiting",
+        most / 1048576.0,
+        share / 1048576.0
+    );
+    assert!(paused >= 1.0, "partitions waited (for memory or a slot)");
+    assert!(
+        most >= share / 4.0,
+        "librdkafka's queues filled ({most} bytes): the bound was put to the test"
+    );
+    assert!(
+        most <= share,
+        "pre-fetch estimate {most} bytes, more than the prefetch share ({share} bytes)"
+    );
+
+    proxy.up();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let written = gauge(
+            &connector.scrape(),
+            "kafka_oss_sink_written_records_total",
+            &[],
+        );
+        if written >= produced.len() as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{written} of {} records stored\n{}",
+            produced.len(),
+            connector.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    connector.stop();
+    let committed = stack.committed(&format!("connect-{name}"), &topic, GROWN as i32);
+    let expected: BTreeMap<i32, i64> = (0..GROWN as i32)
+        .map(|partition| (partition, PER_PARTITION as i64))
+        .collect();
+    assert_eq!(committed, expected, "every partition committed to its end");
+    support::exactly_once::assert_bucket_once(
+        &stack.objects(bucket, &format!("e2e/{topic}/")),
+        &topic,
+        &produced,
+        &Default::default(),
+    );
 }

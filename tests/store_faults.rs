@@ -25,8 +25,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 use support::s3_proxy::{Conditional, Down, Fault, HoldAt, Operation, Outcome, Request, When};
 use support::{
-    set_sink_endpoint, set_sink_keys, unique, Connector, Produced, S3Proxy, Stack, TestRecord,
-    ACCESS_KEY_ID,
+    set_sink_endpoint, set_sink_keys, sum_of, unique, Connector, Produced, S3Proxy, Samples, Stack,
+    TestRecord, ACCESS_KEY_ID, DEBUG_PROCESS_ALLOWANCE,
 };
 
 const BUCKET: &str = "faults";
@@ -51,12 +51,18 @@ impl Rig {
     /// unless `sink` sets it. Failure policy and `max_upload_attempts` are the defaults (`log`,
     /// 10).
     fn start(label: &str, batching: &str, sink: &str) -> Rig {
+        Rig::start_with(label, 1, batching, sink, "")
+    }
+
+    /// Like [`Rig::start`], with `partitions` partitions and `extra` (more sections) in the
+    /// config.
+    fn start_with(label: &str, partitions: u32, batching: &str, sink: &str, extra: &str) -> Rig {
         let stack = Stack::start();
         let (topic, name) = (unique(label), unique(label));
-        stack.create_topic(&topic, 1);
+        stack.create_topic(&topic, partitions);
         stack.create_bucket(BUCKET);
         let proxy = stack.s3_proxy();
-        let config = stack.config(&name, &topic, BUCKET, batching, "");
+        let config = stack.config(&name, &topic, BUCKET, batching, extra);
         set_sink_endpoint(&config, &proxy.endpoint());
         let mut lines = sink.to_owned();
         if !sink.contains("request_timeout_ms") {
@@ -421,6 +427,153 @@ fn a_bucket_down_for_20_s_is_waited_for_and_no_record_is_routed() {
     let logs = connector.logs();
     assert!(logs.contains("UPLOAD_UNAVAILABLE"), "{logs}");
     assert!(!logs.contains("abnormal-data topic"), "{logs}");
+}
+
+/// D3 under the memory budget (issue 12): the store unreachable for 45 s while records of 6 KiB
+/// keep arriving at about 3.7 MB/s over four partitions, with `memory.max_bytes` = 32 MiB. What
+/// is read fills the budget (sealed objects wait for the store) and consumption pauses: the
+/// connector reads at most the budget's worth during the outage, while the producer adds about
+/// five times as much, which waits in Kafka; partitions wait for memory; peak RSS stays under
+/// the budget plus [`DEBUG_PROCESS_ALLOWANCE`] (a debug process's own memory, as in
+/// tests/memory.rs). Without the budget librdkafka alone would pre-fetch what the outage adds
+/// (64 MiB per partition by default), past that bound. Once the store is back the connector
+/// catches up under the same load and every record is stored exactly once.
+#[test]
+fn the_store_down_for_45_s_under_steady_load_pauses_consumption_within_the_budget() {
+    const PARTITIONS: i32 = 4;
+    const RATE: u32 = 600;
+    const VALUE: usize = 6 * 1024;
+    const BUDGET: u64 = 32 << 20;
+    const OUTAGE: Duration = Duration::from_secs(45);
+    let rig = Rig::start_with(
+        "d3-budget",
+        PARTITIONS as u32,
+        // Objects of 4 MiB (sealed by size): the per-partition bounds (one sealed object
+        // waiting per partition, the shared upload queue) then hold more than the budget, so
+        // the budget is what stops consumption.
+        "max_bytes = 4194304\nmax_interval_ms = 10000",
+        "part_size_bytes = 5242880",
+        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
+    );
+    let mut connector = rig.run(&rig.config);
+    let metric = |samples: &Samples, name: &str| sum_of(samples, name, &[]);
+    let written = |connector: &Connector| {
+        metric(&connector.scrape(), "kafka_oss_sink_written_records_total") as usize
+    };
+    let wait_written = |connector: &Connector, count: usize, within: Duration| {
+        let deadline = Instant::now() + within;
+        while written(connector) < count {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} records stored after {within:?}\n{}",
+                written(connector),
+                connector.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let producing = rig
+        .stack
+        .produce_continuously_sized(&rig.topic, PARTITIONS, RATE, VALUE);
+    // Steady state: two seconds' worth of records stored.
+    wait_written(&connector, 2 * RATE as usize, WAIT);
+
+    rig.proxy.down(Down::Refuse);
+    let started = Instant::now();
+    let sent_before = producing.sent();
+    let consumed_before = metric(&connector.scrape(), "kafka_oss_sink_consumed_bytes_total");
+    // (seconds into the outage, bytes consumed since it began)
+    let mut consumed = Vec::new();
+    let (mut peak_rss, mut most_paused) = (0, 0.0_f64);
+    while started.elapsed() < OUTAGE {
+        let samples = connector.scrape();
+        consumed.push((
+            started.elapsed().as_secs_f64(),
+            metric(&samples, "kafka_oss_sink_consumed_bytes_total") - consumed_before,
+        ));
+        most_paused = most_paused.max(sum_of(
+            &samples,
+            "kafka_oss_sink_memory_paused_partitions",
+            &[("waiting_for", "memory")],
+        ));
+        peak_rss = peak_rss.max(connector.status_bytes("VmRSS"));
+        // Paces the sampling; the outage itself is the timed part.
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let peak_outage = connector.status_bytes("VmHWM");
+    let sent_outage = producing.sent() - sent_before;
+    let stored_outage = written(&connector);
+    rig.proxy.up();
+
+    // Catches up under the same load: what was sent by the end of the outage, then the rest.
+    let back = Instant::now();
+    wait_written(&connector, sent_before + sent_outage, WAIT);
+    let caught_up = back.elapsed();
+    let produced = producing.stop();
+    wait_written(&connector, produced.len(), WAIT);
+    let peak = connector.status_bytes("VmHWM");
+    connector.stop();
+
+    let (_, in_outage) = *consumed.last().unwrap();
+    let last_10_s = consumed
+        .iter()
+        .find(|(at, _)| *at >= OUTAGE.as_secs_f64() - 10.0)
+        .map(|(_, bytes)| in_outage - bytes)
+        .unwrap();
+    eprintln!(
+        "outage: {sent_outage} records sent ({} MiB), {} MiB consumed ({} MiB in its last 10 s), \
+         {stored_outage} records stored before and during it, at most {most_paused} partitions \
+         waiting for memory; peak RSS {} MiB during it ({} MiB sampled), {} MiB in all; caught \
+         up {caught_up:?} after",
+        (sent_outage * VALUE) >> 20,
+        in_outage as u64 >> 20,
+        last_10_s as u64 >> 20,
+        peak_outage >> 20,
+        peak_rss >> 20,
+        peak >> 20,
+    );
+    assert!(
+        (sent_outage * VALUE) as u64 > 4 * BUDGET,
+        "the load during the outage is many times the budget"
+    );
+    assert!(
+        in_outage <= BUDGET as f64,
+        "consumption paused within the budget's worth: {in_outage} bytes read during the outage"
+    );
+    assert!(
+        last_10_s < (1 << 20) as f64,
+        "consumption stopped: {last_10_s} bytes read in the outage's last 10 s"
+    );
+    assert!(most_paused >= 1.0, "partitions waited for memory");
+    assert!(
+        peak_outage < BUDGET + DEBUG_PROCESS_ALLOWANCE && peak < BUDGET + DEBUG_PROCESS_ALLOWANCE,
+        "peak RSS {} MiB during the outage, {} MiB in all, with a {} MiB budget",
+        peak_outage >> 20,
+        peak >> 20,
+        BUDGET >> 20
+    );
+
+    // Exactly once: the bucket, the committed offsets, the error topics, reconcile.
+    support::exactly_once::assert_bucket_once(
+        &rig.objects(),
+        &rig.topic,
+        &produced,
+        &BTreeSet::new(),
+    );
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for (partition, offset) in produced.keys() {
+        let end = ends.entry(*partition).or_default();
+        *end = (*end).max(offset + 1);
+    }
+    assert_eq!(
+        rig.stack
+            .committed(&format!("connect-{}", rig.name), &rig.topic, PARTITIONS),
+        ends,
+        "everything committed"
+    );
+    assert_eq!(rig.routed(&rig.name), Vec::<i64>::new());
+    let (code, report) = rig.reconcile(&rig.config, &["--deep"]);
+    assert_eq!(code, 0, "reconcile:\n{report}");
 }
 
 /// D6: 403 `AccessDenied` on every PutObject for 12 s (a revoked policy) while records keep

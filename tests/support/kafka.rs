@@ -399,6 +399,17 @@ impl Stack {
     /// batch (tests/README.md), `per_second` records a second in total, round robin over
     /// `partitions`, each value naming its partition and sequence number.
     pub fn produce_continuously(&self, topic: &str, partitions: i32, per_second: u32) -> Producing {
+        self.produce_continuously_sized(topic, partitions, per_second, 0)
+    }
+
+    /// Like [`Stack::produce_continuously`], each value padded to at least `value_bytes`.
+    pub fn produce_continuously_sized(
+        &self,
+        topic: &str,
+        partitions: i32,
+        per_second: u32,
+        value_bytes: usize,
+    ) -> Producing {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (bootstrap, topic) = (self.bootstrap(), topic.to_owned());
@@ -407,7 +418,13 @@ impl Stack {
             std::thread::Builder::new()
                 .name("producing".into())
                 .spawn(move || {
-                    produce_loop(&bootstrap, &topic, partitions, per_second, &stop, &sent)
+                    produce_loop(
+                        &bootstrap,
+                        &topic,
+                        (partitions, per_second, value_bytes),
+                        &stop,
+                        &sent,
+                    )
                 })
                 .unwrap()
         };
@@ -465,11 +482,11 @@ impl Drop for Producing {
     }
 }
 
+/// `load`: partitions, records per second, least value size.
 fn produce_loop(
     bootstrap: &str,
     topic: &str,
-    partitions: i32,
-    per_second: u32,
+    (partitions, per_second, value_bytes): (i32, u32, usize),
     stop: &std::sync::atomic::AtomicBool,
     sent: &std::sync::atomic::AtomicUsize,
 ) -> BTreeMap<(i32, i64), Produced> {
@@ -491,7 +508,15 @@ fn produce_loop(
             let index = records.len();
             let partition = index as i32 % partitions;
             let key = format!("{partition}:{index}").into_bytes();
-            let value = format!("{run} partition {partition} seq {index}").into_bytes();
+            let mut value = format!("{run} partition {partition} seq {index}");
+            if value.len() < value_bytes {
+                value.push(' ');
+                value.extend(std::iter::repeat_n(
+                    'v',
+                    value_bytes.saturating_sub(value.len()),
+                ));
+            }
+            let value = value.into_bytes();
             let timestamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()

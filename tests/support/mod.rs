@@ -34,9 +34,11 @@ pub mod tls;
 
 use std::net::TcpListener;
 
-pub use connector::{set_sink_endpoint, set_sink_keys, Connector};
+pub use connector::{
+    add_source_properties, set_sink_endpoint, set_sink_keys, Connector, DEBUG_PROCESS_ALLOWANCE,
+};
 pub use kafka::{records_with_bad_values, Capture, Consumed, Produced, Producing, TestRecord};
-pub use prometheus::{http_get, parse_exposition, Samples};
+pub use prometheus::{http_get, parse_exposition, sum_of, Samples};
 pub use s3_proxy::S3Proxy;
 pub use stack::Stack;
 

@@ -8,6 +8,20 @@ use std::time::Duration;
 /// Samples of a scrape: `(name, labels, value)`.
 pub type Samples = Vec<(String, BTreeMap<String, String>, f64)>;
 
+/// The sum of `name`'s samples whose labels include `labels`.
+pub fn sum_of(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, value)| value)
+        .sum()
+}
+
 /// A plain HTTP/1.0 GET (no client library needed): `(status, body)`.
 pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::Write;

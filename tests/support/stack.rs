@@ -166,6 +166,54 @@ impl Stack {
         }
         self.broker = Some(broker);
     }
+    /// Raises the topic's partition count to `total` while the broker runs, and waits until its
+    /// metadata shows them. tansu 0.6.0 has no CreatePartitions (API key 37 is not in its
+    /// ApiVersions; librdkafka's admin client answers "Required feature not supported by
+    /// broker"), so this does in tansu's database what CreatePartitions would: the topic's
+    /// partition count, and each new partition's row with an empty watermark, as `topic create`
+    /// writes them. tansu reads both on every request. Needs [`Stack::start_sqlite`].
+    pub fn add_partitions(&self, topic: &str, total: usize) {
+        assert!(
+            self.sqlite,
+            "add_partitions needs a Stack::start_sqlite stack"
+        );
+        let script = r#"
+import sqlite3, sys
+db, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = sqlite3.connect(db, timeout=30)
+(topic_id, count) = c.execute("select id, partitions from topic where name = ?", (topic,)).fetchone()
+assert count <= total, (count, total)
+c.execute("update topic set partitions = ? where id = ?", (total, topic_id))
+for partition in range(count, total):
+    c.execute("insert into topition (topic, partition) values (?, ?)", (topic_id, partition))
+    row = c.execute("select id from topition where topic = ? and partition = ?", (topic_id, partition)).fetchone()
+    c.execute("insert into watermark (topition, low, high) values (?, null, null)", row)
+c.commit()
+"#;
+        let output = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(self.dir.join("tansu.db"))
+            .arg(topic)
+            .arg(total.to_string())
+            .output()
+            .expect("python3 (adds partitions in tansu's database)");
+        assert!(
+            output.status.success(),
+            "adding partitions: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.topic_partitions(topic) != Some(total) {
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} has {:?} partitions 30 s after raising it to {total}",
+                self.topic_partitions(topic)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Restarts the S3 server on the same port and directory with another secret: from then on
     /// the connector's uploads fail authentication (`SignatureDoesNotMatch`).
     pub fn restart_s3_with_secret(&mut self, secret: &str) {

@@ -107,6 +107,8 @@ pub struct SinkContext {
     memory: OnceLock<crate::memory::MemoryBudget>,
     /// The topic's partition count the pre-fetch queues were sized for (0: not sized).
     pub(super) sized_for_partitions: std::sync::atomic::AtomicUsize,
+    /// The highest partition count past `sized_for_partitions` already warned about.
+    grown_warned: std::sync::atomic::AtomicUsize,
 }
 
 impl SinkContext {
@@ -131,6 +133,7 @@ impl SinkContext {
             status,
             memory: OnceLock::new(),
             sized_for_partitions: Default::default(),
+            grown_warned: Default::default(),
         }
     }
 
@@ -379,8 +382,35 @@ impl SinkContext {
         )
     }
 
+    /// Warns (once per growth) when an assigned partition is numbered past the count the
+    /// pre-fetch queues were sized for: partitions were added to the topic while running.
+    /// librdkafka's queue limits cannot change once the consumer exists; the fetch slots keep
+    /// pre-fetching within its share (`MemoryBudget::limit_fetch_slots`).
+    fn warn_if_grown(&self, partitions: &[i32]) {
+        let sized_for = self.sized_for_partitions.load(Ordering::Acquire);
+        let Some(&highest) = partitions.iter().max() else {
+            return;
+        };
+        let at_least = usize::try_from(highest).unwrap_or(0) + 1;
+        if sized_for == 0
+            || at_least <= sized_for
+            || self.grown_warned.fetch_max(at_least, Ordering::AcqRel) >= at_least
+        {
+            return;
+        }
+        let slots = self
+            .memory
+            .get()
+            .map(|memory| memory.snapshot().fetch_slots);
+        warn!(topic = %self.topic, sized_for, at_least, ?slots,
+            "the topic has more partitions than librdkafka's pre-fetching was sized for at start: \
+             at most `slots` of them fetch at once, so pre-fetching stays within its share of \
+             memory.max_bytes; restart the connector to size it for the new partition count");
+    }
+
     fn assign(&self, consumer: &SinkConsumer, list: &mut TopicPartitionList) {
         let partitions = self.ours(list);
+        self.warn_if_grown(&partitions);
         let committed = self.committed_offsets(consumer, &partitions);
         for &partition in &partitions {
             let start = match &committed {

@@ -9,7 +9,9 @@
 //! fetched again from its position) once it has read its queue empty and is caught up or has
 //! read [`SLOT_QUANTUM`] bytes, and only while others wait: with fewer partitions than slots,
 //! nothing is ever paused. The slots are also at most the partition count librdkafka's queues
-//! were sized for at start, so partitions added later do not take the pre-fetch past its share.
+//! were sized for at start (even below [`MIN_SLOTS`]), so partitions added later do not take the
+//! pre-fetch past its share: librdkafka's queue limits are fixed when the consumer is created,
+//! and each was sized for the start count's slice of the share.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;

@@ -369,11 +369,14 @@ impl MemoryBudget {
         }
     }
 
-    /// At most `partitions` fetch slots (at least [`fetch::MIN_SLOTS`]): librdkafka's queues
-    /// were sized for that many partitions' share each.
+    /// At most `partitions` fetch slots: librdkafka's queues were sized for that many
+    /// partitions' slice of the prefetch share each, so however many partitions the topic has
+    /// later (added while running), at most that many fetch at once and pre-fetching stays
+    /// within its share. This may go below [`fetch::MIN_SLOTS`] (a topic of one to three
+    /// partitions at start, each sized for a third to all of the share).
     pub fn limit_fetch_slots(&self, partitions: usize) {
         let mut slots = self.lock_fetch();
-        slots.slots = slots.slots.min(partitions).max(fetch::MIN_SLOTS);
+        slots.slots = slots.slots.min(partitions.max(1));
     }
 
     /// Partitions waiting for a fetch slot.

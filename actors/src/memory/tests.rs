@@ -254,8 +254,18 @@ fn fetch_slots_are_at_most_the_partitions_the_queues_were_sized_for() {
     let budget = MemoryBudget::new(128 * MIB); // 32 slots of 1 MiB
     budget.limit_fetch_slots(6);
     assert_eq!(budget.snapshot().fetch_slots, 6);
+    // Two partitions at start: each partition's queue may hold half the prefetch share, so
+    // with partitions added later only two may fetch at once (four would hold twice the share).
+    let budget = MemoryBudget::new(128 * MIB);
     budget.limit_fetch_slots(2);
-    assert_eq!(budget.snapshot().fetch_slots, 4, "never fewer than four");
+    assert_eq!(budget.snapshot().fetch_slots, 2);
+    let waiters: Vec<_> = (0..8).map(|p| counting_waiter(&budget, p)).collect();
+    let fetching = waiters
+        .iter()
+        .filter(|(waiter, _)| budget.acquire_fetch(waiter))
+        .count();
+    assert_eq!(fetching, 2);
+    assert_eq!(budget.fetch_waiting(), 6);
 }
 
 #[test]
