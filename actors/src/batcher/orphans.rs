@@ -206,7 +206,9 @@ async fn sweep_staging_objects(
     cancel: &CancelFlag,
     swept: &mut Swept,
 ) {
-    let keys = match retried(|| store.list(staging_prefix, None)).await {
+    // A folder listing (delimiter `/`): staging keys hold no further `/`, and a store that
+    // walks its whole tree for a recursive listing (s3s-fs) is spared it at every assignment.
+    let keys = match retried(|| store.list_folder(staging_prefix, None)).await {
         Ok(keys) => keys,
         Err(error) => {
             swept.incomplete = true;
