@@ -221,7 +221,10 @@ impl Batcher {
         self.orphans.start(
             store.clone(),
             prefix.clone(),
-            crate::staging::staging_prefix(&key_prefix, &topic_name, partition),
+            self.cx
+                .stream
+                .is_some()
+                .then(|| crate::staging::staging_prefix(&key_prefix, &topic_name, partition)),
             {
                 let (template, key_prefix, topic) =
                     (template.clone(), key_prefix.clone(), topic_name.clone());
