@@ -1,8 +1,9 @@
 //! The connector against a broker that requires SASL authentication, over plaintext and over
 //! TLS (issue 14): tansu 0.6.0 with `--authentication` and a user created with `tansu user
 //! create`, which stores SCRAM credentials for one mechanism per user: SCRAM-SHA-512 and
-//! SCRAM-SHA-256 are tested (PLAIN is not offered by tansu 0.6.0: tests/README.md, "Broker
-//! quirks"). The
+//! SCRAM-SHA-256 are tested. PLAIN, which tansu 0.6.0 does not offer (tests/README.md, "Broker
+//! quirks"), is tested through the test support's SASL/PLAIN front (support/sasl_plain.rs),
+//! which authenticates the client as a Kafka broker does and then forwards to tansu. The
 //! user is created, and the records produced, before the broker restarts with authentication
 //! (sqlite storage keeps them): the test support's own clients do not authenticate. TLS goes
 //! through the test support's terminator with a CA made in the test (tansu 0.6.0 ignores its
@@ -16,6 +17,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use support::sasl_plain::PlainFront;
 use support::tls::{TestCa, TlsFront};
 use support::{unique, Produced, Stack, TestRecord};
 
@@ -47,6 +49,18 @@ fn prepare(
     password: &str,
     advertised: Option<u16>,
 ) -> BTreeMap<(i32, i64), Produced> {
+    let produced = produce(stack, topic, bucket);
+    stack.create_user(USER, password, "scram512");
+    stack.create_user(USER_256, password, "scram256");
+    stack.stop_broker();
+    stack.authentication = true;
+    stack.advertised_port = advertised;
+    stack.start_broker();
+    produced
+}
+
+/// The topic (2 partitions) with 40 records, one per batch, and the bucket.
+fn produce(stack: &mut Stack, topic: &str, bucket: &str) -> BTreeMap<(i32, i64), Produced> {
     stack.create_topic(topic, 2);
     stack.create_bucket(bucket);
     let records: Vec<TestRecord> = (0..40)
@@ -58,14 +72,7 @@ fn prepare(
             )
         })
         .collect();
-    let produced = stack.produce_one_per_batch(topic, &records);
-    stack.create_user(USER, password, "scram512");
-    stack.create_user(USER_256, password, "scram256");
-    stack.stop_broker();
-    stack.authentication = true;
-    stack.advertised_port = advertised;
-    stack.start_broker();
-    produced
+    stack.produce_one_per_batch(topic, &records)
 }
 
 #[test]
@@ -252,5 +259,113 @@ fn sasl_over_tls_with_the_password_from_a_secrets_directory_and_an_untrusted_bro
     assert!(
         !logs.contains(&password),
         "the SASL password is in the log:\n{logs}"
+    );
+}
+
+#[test]
+fn sasl_plain_over_plaintext_and_tls_copies_the_topic_and_a_wrong_password_is_refused() {
+    let mut stack = Stack::start_sqlite();
+    let (topic, bucket) = (unique("plain"), "plain-bucket");
+    let password = format!("pw-{}", unique("plain"));
+    let produced = produce(&mut stack, &topic, bucket);
+    let plain = PlainFront::start(stack.kafka_port, USER, &password);
+    // The broker advertises the PLAIN front: every connection authenticates there.
+    stack.stop_broker();
+    stack.advertised_port = Some(plain.port);
+    stack.start_broker();
+    let bootstrap = stack.bootstrap();
+    let through = |config: &Path, port: u16, protocol: &str, extra: &str| {
+        let text = std::fs::read_to_string(config)
+            .unwrap()
+            .replace(&bootstrap, &format!("127.0.0.1:{port}"));
+        std::fs::write(config, text).unwrap();
+        with_mechanism(config, protocol, "PLAIN", USER, extra);
+    };
+
+    // SASL_PLAINTEXT with the right password: every record lands once.
+    let config = stack.config(
+        &unique("plain"),
+        &topic,
+        bucket,
+        "max_records = 10\nmax_interval_ms = 300",
+        "",
+    );
+    through(&config, plain.port, "SASL_PLAINTEXT", "");
+    let mut connector =
+        stack.connector_with_env(&config, None, &[], &[("KAFKA_SASL_PASSWORD", &password)]);
+    let objects = stack.wait_for_records(
+        bucket,
+        &format!("e2e/{topic}/"),
+        produced.len(),
+        Duration::from_secs(60),
+    );
+    connector.stop();
+    support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
+    assert!(
+        !connector.logs().contains(&password),
+        "the SASL password is in the log"
+    );
+
+    // A wrong password: the broker's refusal is in the error, and no password in the output.
+    let wrong = format!("wrong-{}", unique("pw"));
+    let bad_config = stack.config(&unique("plain-bad"), &topic, bucket, "", "");
+    through(&bad_config, plain.port, "SASL_PLAINTEXT", "");
+    let mut bad =
+        stack.connector_with_env(&bad_config, None, &[], &[("KAFKA_SASL_PASSWORD", &wrong)]);
+    let status = bad.wait_exit(Duration::from_secs(90));
+    let logs = bad.logs();
+    assert!(!status.success(), "started with a wrong password:\n{logs}");
+    assert!(
+        logs.contains("KAFKA_UNAVAILABLE")
+            && logs.contains("Invalid username or password")
+            && logs.contains("check `sasl.username` and the password (KAFKA_SASL_PASSWORD"),
+        "the error does not say authentication failed:\n{logs}"
+    );
+    assert!(
+        !logs.contains(&wrong) && !logs.contains(&password),
+        "a password is in the log:\n{logs}"
+    );
+
+    // SASL_SSL: TLS in front of the PLAIN front, the broker advertising the TLS port.
+    let ca = TestCa::new(&stack.dir);
+    let tls = TlsFront::start(&ca, plain.port);
+    stack.stop_broker();
+    stack.advertised_port = Some(tls.port);
+    stack.start_broker();
+    let tls_bucket = "plain-tls-bucket";
+    stack.create_bucket(tls_bucket);
+    let tls_config = stack.config(
+        &unique("plain-tls"),
+        &topic,
+        tls_bucket,
+        "max_records = 10\nmax_interval_ms = 300",
+        "",
+    );
+    through(
+        &tls_config,
+        tls.port,
+        "SASL_SSL",
+        &format!(
+            "\"ssl.ca.location\" = {:?}\n",
+            ca.ca_pem.display().to_string()
+        ),
+    );
+    let mut over_tls = stack.connector_with_env(
+        &tls_config,
+        None,
+        &[],
+        &[("KAFKA_SASL_PASSWORD", &password)],
+    );
+    let objects = stack.wait_for_records(
+        tls_bucket,
+        &format!("e2e/{topic}/"),
+        produced.len(),
+        Duration::from_secs(60),
+    );
+    over_tls.stop();
+    support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
+    assert!(
+        !over_tls.logs().contains(&password),
+        "the SASL password is in the log"
     );
 }

@@ -11,7 +11,8 @@
 //! - [`prometheus`]: HTTP GETs and the Prometheus text exposition;
 //! - [`python`]: the independent reader of the format tests (`scripts/read-objects.py`);
 //! - [`grafana`]: the shipped dashboard's queries and the metric names they use;
-//! - [`tls`]: a test CA and a TLS terminator in front of tansu (the Kafka TLS test).
+//! - [`tls`]: a test CA and a TLS terminator in front of tansu (the Kafka TLS test);
+//! - [`sasl_plain`]: a SASL/PLAIN front for tansu, which has no PLAIN (the Kafka security test).
 //!
 //! The server binaries come from `TANSU_BIN` / `S3S_FS_BIN` (set by `scripts/test`), or from the
 //! cache `scripts/lib.sh` installs into. A missing binary fails the test with a message saying
@@ -29,6 +30,7 @@ pub mod prometheus;
 pub mod python;
 pub mod reconcile;
 pub mod s3_proxy;
+pub mod sasl_plain;
 pub mod stack;
 pub mod tls;
 
