@@ -13,13 +13,16 @@
 //!
 //! The store remembers the multipart uploads it is running, so that listing incomplete uploads
 //! (to abort what a crashed writer left) never returns one of its own.
+//!
+//! The multipart steps (whole objects larger than a part, streamed objects' staging uploads and
+//! server-side copies, listing and aborting incomplete uploads) are in `s3/multipart.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::fmt::Debug;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -30,7 +33,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Object};
+use aws_sdk_s3::types::Object;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 
@@ -196,101 +199,6 @@ impl S3Store {
         Ok(output.e_tag.unwrap_or_default())
     }
 
-    async fn put_multipart(
-        &self,
-        key: &str,
-        body: Bytes,
-        metadata: &[(&'static str, String)],
-    ) -> Result<String, StoreError> {
-        let mut create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(crate::object_key::content_type(key))
-            .set_metadata(Some(user_metadata(metadata)))
-            .customize();
-        if self.conditional == ConditionalCreate::OssForbidOverwrite {
-            // Refused at once when the key is taken, before any part is sent.
-            create = create.mutate_request(forbid_overwrite);
-        }
-        let created = create.send().await.map_err(|error| self.classify(error))?;
-        let upload_id = created.upload_id.unwrap_or_default();
-        let _running = Running::new(&self.running, &upload_id);
-        let result = self.upload_parts(key, &upload_id, &body).await;
-        if result.is_err() {
-            // Best effort: an upload we leave behind is billed until a lifecycle rule expires it.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result
-    }
-
-    async fn upload_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        body: &Bytes,
-    ) -> Result<String, StoreError> {
-        let mut parts = Vec::with_capacity(body.len().div_ceil(self.part_size));
-        for (index, start) in (0..body.len()).step_by(self.part_size).enumerate() {
-            let part_number = index as i32 + 1;
-            let part = body.slice(start..body.len().min(start + self.part_size));
-            let request = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(part_number)
-                .content_length(part.len() as i64)
-                .body(ByteStream::from(part));
-            let uploaded = if self.sign_payload {
-                request.send().await
-            } else {
-                request.customize().disable_payload_signing().send().await
-            }
-            .map_err(|error| self.classify(error))?;
-            // Crash tests: some parts are uploaded, the upload is not complete.
-            fail::fail_point!("between-parts");
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(part_number)
-                    .set_e_tag(uploaded.e_tag)
-                    .build(),
-            );
-        }
-        let mut complete = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            );
-        if self.conditional == ConditionalCreate::IfNoneMatch {
-            complete = complete.if_none_match("*");
-        }
-        let mut complete = complete.customize();
-        if self.conditional == ConditionalCreate::OssForbidOverwrite {
-            complete = complete.mutate_request(forbid_overwrite);
-        }
-        let completed = complete
-            .send()
-            .await
-            .map_err(|error| self.classify(error))?;
-        Ok(completed.e_tag.unwrap_or_default())
-    }
-
     async fn head_object(&self, key: &str) -> Result<Option<HashMap<String, String>>, StoreError> {
         match self
             .client
@@ -356,242 +264,6 @@ impl S3Store {
             .into_iter()
             .filter_map(|object| object.key)
             .collect())
-    }
-
-    async fn list_incomplete(&self, prefix: &str) -> Result<Vec<IncompleteUpload>, StoreError> {
-        let mut uploads = Vec::new();
-        let (mut key_marker, mut upload_id_marker) = (None, None);
-        loop {
-            let page = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker)
-                .set_upload_id_marker(upload_id_marker)
-                .send()
-                .await
-                .map_err(|error| self.classify(error))?;
-            let running = lock(&self.running);
-            uploads.extend(
-                page.uploads
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|upload| {
-                        let (key, upload_id) = (upload.key?, upload.upload_id?);
-                        if running.contains(&upload_id) {
-                            return None;
-                        }
-                        Some(IncompleteUpload {
-                            key,
-                            upload_id,
-                            initiated: upload
-                                .initiated
-                                .and_then(|at| SystemTime::try_from(at).ok()),
-                        })
-                    }),
-            );
-            drop(running);
-            match (page.next_key_marker, page.next_upload_id_marker) {
-                (Some(key), upload_id) if page.is_truncated == Some(true) => {
-                    key_marker = Some(key);
-                    upload_id_marker = upload_id;
-                }
-                _ => return Ok(uploads),
-            }
-        }
-    }
-
-    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        match self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Completed or aborted meanwhile.
-            Err(SdkError::ServiceError(service)) if service.err().is_no_such_upload() => Ok(()),
-            Err(error) => Err(self.classify(error)),
-        }
-    }
-
-    async fn create_staging(&self, key: &str) -> Result<String, StoreError> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/octet-stream")
-            .send()
-            .await
-            .map_err(|error| self.classify(error))?;
-        Ok(created.upload_id.unwrap_or_default())
-    }
-
-    async fn send_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: i32,
-        body: Bytes,
-    ) -> Result<String, StoreError> {
-        let request = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .content_length(body.len() as i64)
-            .body(ByteStream::from(body));
-        let uploaded = if self.sign_payload {
-            request.send().await
-        } else {
-            request.customize().disable_payload_signing().send().await
-        }
-        .map_err(|error| self.classify(error))?;
-        Ok(uploaded.e_tag.unwrap_or_default())
-    }
-
-    async fn complete_staging(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[super::UploadedPart],
-    ) -> Result<(), StoreError> {
-        let parts = parts
-            .iter()
-            .map(|part| {
-                CompletedPart::builder()
-                    .part_number(part.number)
-                    .e_tag(&part.etag)
-                    .build()
-            })
-            .collect();
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|error| self.classify(error))?;
-        Ok(())
-    }
-
-    /// CreateMultipartUpload of `key` (metadata, OSS's condition), UploadPartCopy of `source`
-    /// in ranges of at most [`COPY_PART_BYTES`], CompleteMultipartUpload with the conditional
-    /// create; the upload is aborted if any step fails.
-    async fn copy_object(
-        &self,
-        source: &str,
-        length: u64,
-        key: &str,
-        metadata: &[(&'static str, String)],
-    ) -> Result<String, StoreError> {
-        let mut create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(crate::object_key::content_type(key))
-            .set_metadata(Some(user_metadata(metadata)))
-            .customize();
-        if self.conditional == ConditionalCreate::OssForbidOverwrite {
-            create = create.mutate_request(forbid_overwrite);
-        }
-        let created = create.send().await.map_err(|error| self.classify(error))?;
-        let upload_id = created.upload_id.unwrap_or_default();
-        let _running = Running::new(&self.running, &upload_id);
-        let result = self.copy_parts(source, length, key, &upload_id).await;
-        if result.is_err() {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result.map_err(|error| match error {
-            StoreError::AlreadyExists { bucket, .. } => StoreError::AlreadyExists {
-                bucket,
-                key: key.to_owned(),
-            },
-            other => other,
-        })
-    }
-
-    async fn copy_parts(
-        &self,
-        source: &str,
-        length: u64,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<String, StoreError> {
-        let copy_source = format!("{}/{}", self.bucket, encode_key(source));
-        let mut parts = Vec::new();
-        let mut start = 0;
-        let mut number = 1;
-        while start < length || number == 1 {
-            let end = length.min(start + COPY_PART_BYTES);
-            let mut request = self
-                .client
-                .upload_part_copy()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .copy_source(&copy_source);
-            if length > 0 {
-                request = request.copy_source_range(format!("bytes={start}-{}", end - 1));
-            }
-            let copied = request.send().await.map_err(|error| self.classify(error))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(copied.copy_part_result.and_then(|result| result.e_tag))
-                    .build(),
-            );
-            start = end;
-            number += 1;
-            if length == 0 {
-                break;
-            }
-        }
-        let mut complete = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            );
-        if self.conditional == ConditionalCreate::IfNoneMatch {
-            complete = complete.if_none_match("*");
-        }
-        let mut complete = complete.customize();
-        if self.conditional == ConditionalCreate::OssForbidOverwrite {
-            complete = complete.mutate_request(forbid_overwrite);
-        }
-        let completed = complete
-            .send()
-            .await
-            .map_err(|error| self.classify(error))?;
-        Ok(completed.e_tag.unwrap_or_default())
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), StoreError> {
@@ -729,9 +401,6 @@ impl ObjectStore for S3Store {
         self.delete_object(key).boxed()
     }
 }
-
-/// The largest range one UploadPartCopy may copy (S3's limit).
-const COPY_PART_BYTES: u64 = 5 << 30;
 
 /// A key as `x-amz-copy-source` wants it: percent-encoded, `/` kept.
 fn encode_key(key: &str) -> String {
@@ -885,5 +554,6 @@ pub async fn list_objects_in(
     }
 }
 
+mod multipart;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::time::SystemTime;
 
 use aws_sdk_s3::error::ConnectorError;
 
