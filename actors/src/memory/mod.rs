@@ -356,8 +356,21 @@ impl MemoryBudget {
 
     /// A fetch slot for `waiter` ([`fetch`]), or `false`: it is queued, and woken when a slot
     /// is free for it.
+    ///
+    /// When it takes a slot and more are free, the next waiter is woken too: a release wakes
+    /// only the head of the queue, so slots freed while the head had not taken its own yet
+    /// would otherwise stay free until the consumers' safety tick.
     pub fn acquire_fetch(&self, waiter: &Arc<Waiter>) -> bool {
-        self.lock_fetch().acquire(waiter)
+        let mut slots = self.lock_fetch();
+        if !slots.acquire(waiter) {
+            return false;
+        }
+        let next = slots.next();
+        drop(slots);
+        if let Some(next) = next {
+            (next.wake)();
+        }
+        true
     }
 
     /// Gives the waiter's fetch slot (or its place in the queue) up; `requeue`: it waits for a

@@ -250,6 +250,31 @@ fn fetch_slots_are_taken_in_turn_and_passed_on_when_given_up() {
 }
 
 #[test]
+fn slots_freed_before_the_head_takes_one_wake_the_waiters_behind_it() {
+    // 4 slots; 4 holders, 3 waiting.
+    let budget = MemoryBudget::new(16 * MIB);
+    let partitions: Vec<_> = (0..7).map(|p| counting_waiter(&budget, p)).collect();
+    for (waiter, _) in &partitions {
+        budget.acquire_fetch(waiter);
+    }
+    assert_eq!(budget.fetch_waiting(), 3);
+    // Two holders give up their slots before the head (the fifth) took one: each release
+    // wakes the head only.
+    budget.release_fetch(&partitions[0].0, false);
+    budget.release_fetch(&partitions[1].0, false);
+    assert_eq!(partitions[4].1.load(Ordering::SeqCst), 2);
+    assert_eq!(partitions[5].1.load(Ordering::SeqCst), 0);
+    // The head takes its slot and, one being still free, wakes the sixth, which takes it.
+    assert!(budget.acquire_fetch(&partitions[4].0));
+    assert_eq!(partitions[5].1.load(Ordering::SeqCst), 1);
+    assert!(budget.acquire_fetch(&partitions[5].0));
+    // No slot is left: the seventh is not woken.
+    assert_eq!(partitions[6].1.load(Ordering::SeqCst), 0);
+    assert!(!budget.acquire_fetch(&partitions[6].0));
+    assert_eq!(budget.fetch_waiting(), 1);
+}
+
+#[test]
 fn fetch_slots_are_at_most_the_partitions_the_queues_were_sized_for() {
     let budget = MemoryBudget::new(128 * MIB); // 32 slots of 1 MiB
     budget.limit_fetch_slots(6);

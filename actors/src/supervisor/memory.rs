@@ -23,8 +23,11 @@ impl PipelineSupervisor {
 
     fn check_memory(&mut self) {
         let memory = &self.cx.batcher_context.memory;
-        gauges::publish(&memory.snapshot());
-        for partition in memory.seal_candidates(MIN_MEMORY_SEAL) {
+        let snapshot = memory.snapshot();
+        gauges::publish(&snapshot);
+        let chosen = memory.seal_candidates(MIN_MEMORY_SEAL);
+        tracing::debug!(used = ?snapshot.used, paused = snapshot.paused, fetch_waiting = snapshot.fetch_waiting, sealing = chosen.len(), "memory tick");
+        for partition in chosen {
             match self.partitions.get(&partition) {
                 // At most one is queued per batcher: the budget marks the partition as asked
                 // until the batcher handled it, so `do_send` cannot grow its mailbox.
