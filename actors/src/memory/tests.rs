@@ -276,7 +276,8 @@ fn slots_freed_before_the_head_takes_one_wake_the_waiters_behind_it() {
 
 #[test]
 fn fetch_slots_are_at_most_the_partitions_the_queues_were_sized_for() {
-    let budget = MemoryBudget::new(128 * MIB); // 32 slots of 1 MiB
+    let budget = MemoryBudget::new(128 * MIB); // 16 slots of 2 MiB
+    assert_eq!(budget.snapshot().fetch_slots, 16);
     budget.limit_fetch_slots(6);
     assert_eq!(budget.snapshot().fetch_slots, 6);
     // Two partitions at start: each partition's queue may hold half the prefetch share, so
