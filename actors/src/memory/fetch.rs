@@ -4,8 +4,8 @@
 //! producer batch (up to 1 MB with librdkafka's default `batch.size`) is the least a partition's
 //! queue can hold once it fetched. With a thousand partitions that floor alone is a gigabyte,
 //! whatever the queue limits say. So only `slots` partitions fetch at once (the prefetch share
-//! divided by [`SLOT_BYTES`], two floors); the others are paused in librdkafka and wait for a slot in a FIFO
-//! queue. A holder gives its slot up (and is paused again, its queued records discarded, to be
+//! divided by [`SLOT_BYTES`], two floors); the others are paused in librdkafka and wait for a
+//! slot in a FIFO queue. A holder gives its slot up (and is paused again, its queued records discarded, to be
 //! fetched again from its position) once it has read its queue empty and is caught up or has
 //! read [`SLOT_QUANTUM`] bytes, and only while others wait: with fewer partitions than slots,
 //! nothing is ever paused. The slots are also at most the partition count librdkafka's queues

@@ -1,6 +1,7 @@
 //! The supervisor's memory watch: every [`MEMORY_WATCH_INTERVAL`] it publishes the budget's
-//! gauges and, while partitions wait for memory, asks the batchers of the largest open objects
-//! to seal them (seal reason `memory`) so that uploads can free memory.
+//! gauges (and logs them at debug level) and, while partitions wait for memory, asks the
+//! batchers of the largest open objects to seal them (seal reason `memory`) so that uploads can
+//! free memory.
 
 use std::time::Duration;
 
@@ -26,7 +27,13 @@ impl PipelineSupervisor {
         let snapshot = memory.snapshot();
         gauges::publish(&snapshot);
         let chosen = memory.seal_candidates(MIN_MEMORY_SEAL);
-        tracing::debug!(used = ?snapshot.used, paused = snapshot.paused, fetch_waiting = snapshot.fetch_waiting, sealing = chosen.len(), "memory tick");
+        tracing::debug!(
+            used = ?snapshot.used,
+            paused = snapshot.paused,
+            fetch_waiting = snapshot.fetch_waiting,
+            sealing = chosen.len(),
+            "memory tick"
+        );
         for partition in chosen {
             match self.partitions.get(&partition) {
                 // At most one is queued per batcher: the budget marks the partition as asked
