@@ -59,6 +59,58 @@ fn prepare(
     produced
 }
 
+/// The connector on `config` with `password` in `KAFKA_SASL_PASSWORD`, until every produced
+/// record is in `bucket`: each is there once, and the password is in no log line.
+fn copies_once(
+    stack: &Stack,
+    config: &Path,
+    bucket: &str,
+    topic: &str,
+    produced: &BTreeMap<(i32, i64), Produced>,
+    password: &str,
+) {
+    let mut connector =
+        stack.connector_with_env(config, None, &[], &[("KAFKA_SASL_PASSWORD", password)]);
+    let objects = stack.wait_for_records(
+        bucket,
+        &format!("e2e/{topic}/"),
+        produced.len(),
+        Duration::from_secs(60),
+    );
+    connector.stop();
+    support::exactly_once::assert_bucket_once(&objects, topic, produced, &BTreeSet::new());
+    assert!(
+        !connector.logs().contains(password),
+        "the SASL password is in the log"
+    );
+}
+
+/// The connector on `config` with the wrong password `wrong`: it does not start, its error
+/// says authentication may have failed and contains each of `also`, and neither password is
+/// in the output.
+fn refused_with_wrong_password(
+    stack: &Stack,
+    config: &Path,
+    wrong: &str,
+    password: &str,
+    also: &[&str],
+) {
+    let mut bad = stack.connector_with_env(config, None, &[], &[("KAFKA_SASL_PASSWORD", wrong)]);
+    let status = bad.wait_exit(Duration::from_secs(90));
+    let logs = bad.logs();
+    assert!(!status.success(), "started with a wrong password:\n{logs}");
+    assert!(
+        logs.contains("KAFKA_UNAVAILABLE")
+            && logs.contains("check `sasl.username` and the password (KAFKA_SASL_PASSWORD")
+            && also.iter().all(|text| logs.contains(text)),
+        "the error does not say authentication failed:\n{logs}"
+    );
+    assert!(
+        !logs.contains(wrong) && !logs.contains(password),
+        "a password is in the log:\n{logs}"
+    );
+}
+
 /// The topic (2 partitions) with 40 records, one per batch, and the bucket.
 fn produce(stack: &mut Stack, topic: &str, bucket: &str) -> BTreeMap<(i32, i64), Produced> {
     stack.create_topic(topic, 2);
@@ -92,18 +144,7 @@ fn sasl_scram_512_and_256_copy_the_topic_and_a_wrong_or_missing_password_is_a_cl
         "",
     );
     with_sasl(&config, "SASL_PLAINTEXT", "");
-    let mut connector =
-        stack.connector_with_env(&config, None, &[], &[("KAFKA_SASL_PASSWORD", &password)]);
-    let objects = stack.wait_for_records(
-        bucket,
-        &format!("e2e/{topic}/"),
-        produced.len(),
-        Duration::from_secs(60),
-    );
-    connector.stop();
-    support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
-    let logs = connector.logs();
-    assert!(!logs.contains(&password), "the SASL password is in the log");
+    copies_once(&stack, &config, bucket, &topic, &produced, &password);
 
     // SCRAM-SHA-256, into a bucket of its own.
     let bucket_256 = "sasl-256-bucket";
@@ -116,21 +157,14 @@ fn sasl_scram_512_and_256_copy_the_topic_and_a_wrong_or_missing_password_is_a_cl
         "",
     );
     with_mechanism(&config_256, "SASL_PLAINTEXT", "SCRAM-SHA-256", USER_256, "");
-    let mut connector_256 = stack.connector_with_env(
+    copies_once(
+        &stack,
         &config_256,
-        None,
-        &[],
-        &[("KAFKA_SASL_PASSWORD", &password)],
-    );
-    let objects = stack.wait_for_records(
         bucket_256,
-        &format!("e2e/{topic}/"),
-        produced.len(),
-        Duration::from_secs(60),
+        &topic,
+        &produced,
+        &password,
     );
-    connector_256.stop();
-    support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
-    assert!(!connector_256.logs().contains(&password));
 
     // No password at all: refused before anything connects, naming the variable.
     let mut missing = stack.connector(&config, None);
@@ -147,20 +181,7 @@ fn sasl_scram_512_and_256_copy_the_topic_and_a_wrong_or_missing_password_is_a_cl
     let wrong = format!("wrong-{}", unique("pw"));
     let bad_config = stack.config(&unique("sasl-bad"), &topic, bucket, "", "");
     with_sasl(&bad_config, "SASL_PLAINTEXT", "");
-    let mut bad =
-        stack.connector_with_env(&bad_config, None, &[], &[("KAFKA_SASL_PASSWORD", &wrong)]);
-    let status = bad.wait_exit(Duration::from_secs(90));
-    let logs = bad.logs();
-    assert!(!status.success(), "started with a wrong password:\n{logs}");
-    assert!(
-        logs.contains("KAFKA_UNAVAILABLE")
-            && logs.contains("check `sasl.username` and the password (KAFKA_SASL_PASSWORD"),
-        "the error does not say authentication failed:\n{logs}"
-    );
-    assert!(
-        !logs.contains(&wrong) && !logs.contains(&password),
-        "a password is in the log:\n{logs}"
-    );
+    refused_with_wrong_password(&stack, &bad_config, &wrong, &password, &[]);
 }
 
 #[test]
@@ -291,39 +312,18 @@ fn sasl_plain_over_plaintext_and_tls_copies_the_topic_and_a_wrong_password_is_re
         "",
     );
     through(&config, plain.port, "SASL_PLAINTEXT", "");
-    let mut connector =
-        stack.connector_with_env(&config, None, &[], &[("KAFKA_SASL_PASSWORD", &password)]);
-    let objects = stack.wait_for_records(
-        bucket,
-        &format!("e2e/{topic}/"),
-        produced.len(),
-        Duration::from_secs(60),
-    );
-    connector.stop();
-    support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
-    assert!(
-        !connector.logs().contains(&password),
-        "the SASL password is in the log"
-    );
+    copies_once(&stack, &config, bucket, &topic, &produced, &password);
 
     // A wrong password: the broker's refusal is in the error, and no password in the output.
     let wrong = format!("wrong-{}", unique("pw"));
     let bad_config = stack.config(&unique("plain-bad"), &topic, bucket, "", "");
     through(&bad_config, plain.port, "SASL_PLAINTEXT", "");
-    let mut bad =
-        stack.connector_with_env(&bad_config, None, &[], &[("KAFKA_SASL_PASSWORD", &wrong)]);
-    let status = bad.wait_exit(Duration::from_secs(90));
-    let logs = bad.logs();
-    assert!(!status.success(), "started with a wrong password:\n{logs}");
-    assert!(
-        logs.contains("KAFKA_UNAVAILABLE")
-            && logs.contains("Invalid username or password")
-            && logs.contains("check `sasl.username` and the password (KAFKA_SASL_PASSWORD"),
-        "the error does not say authentication failed:\n{logs}"
-    );
-    assert!(
-        !logs.contains(&wrong) && !logs.contains(&password),
-        "a password is in the log:\n{logs}"
+    refused_with_wrong_password(
+        &stack,
+        &bad_config,
+        &wrong,
+        &password,
+        &["Invalid username or password"],
     );
 
     // SASL_SSL: TLS in front of the PLAIN front, the broker advertising the TLS port.
@@ -350,22 +350,12 @@ fn sasl_plain_over_plaintext_and_tls_copies_the_topic_and_a_wrong_password_is_re
             ca.ca_pem.display().to_string()
         ),
     );
-    let mut over_tls = stack.connector_with_env(
+    copies_once(
+        &stack,
         &tls_config,
-        None,
-        &[],
-        &[("KAFKA_SASL_PASSWORD", &password)],
-    );
-    let objects = stack.wait_for_records(
         tls_bucket,
-        &format!("e2e/{topic}/"),
-        produced.len(),
-        Duration::from_secs(60),
-    );
-    over_tls.stop();
-    support::exactly_once::assert_bucket_once(&objects, &topic, &produced, &BTreeSet::new());
-    assert!(
-        !over_tls.logs().contains(&password),
-        "the SASL password is in the log"
+        &topic,
+        &produced,
+        &password,
     );
 }

@@ -11,6 +11,7 @@
 //! - [`prometheus`]: HTTP GETs and the Prometheus text exposition;
 //! - [`python`]: the independent reader of the format tests (`scripts/read-objects.py`);
 //! - [`grafana`]: the shipped dashboard's queries and the metric names they use;
+//! - [`front`]: a loopback listener serving each connection with a test's handler;
 //! - [`tls`]: a test CA and a TLS terminator in front of tansu (the Kafka TLS test);
 //! - [`sasl_plain`]: a SASL/PLAIN front for tansu, which has no PLAIN (the Kafka security test).
 //!
@@ -24,6 +25,7 @@
 pub mod bucket;
 pub mod connector;
 pub mod exactly_once;
+pub mod front;
 pub mod grafana;
 pub mod kafka;
 pub mod prometheus;

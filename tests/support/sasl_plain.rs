@@ -13,13 +13,13 @@
 //! [`TlsFront`](super::tls::TlsFront) in front of it, for SASL_SSL), so every connection the
 //! clients make goes through it.
 //!
-//! Owns: a thread with its own tokio runtime, which accepts and copies until [`PlainFront`] is
-//! dropped.
+//! Owns: a [`Front`] (a thread with its own tokio runtime), which accepts and copies until
+//! [`PlainFront`] is dropped.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::free_port;
+use super::front::Front;
 
 const API_VERSIONS: i16 = 18;
 const SASL_HANDSHAKE: i16 = 17;
@@ -31,55 +31,21 @@ const SASL_AUTHENTICATION_FAILED: i16 = 58;
 /// accepting when dropped.
 pub struct PlainFront {
     pub port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _front: Front,
 }
 
 impl PlainFront {
     pub fn start(upstream: u16, user: &str, password: &str) -> PlainFront {
-        let port = free_port();
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let credentials: std::sync::Arc<(String, String)> =
-            std::sync::Arc::new((user.to_owned(), password.to_owned()));
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let (client, _) = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok(accepted) => accepted,
-                            Err(_) => continue,
-                        },
-                        _ = &mut stopped => return,
-                    };
-                    let credentials = credentials.clone();
-                    tokio::spawn(async move {
-                        let _ = serve(client, upstream, &credentials.0, &credentials.1).await;
-                    });
-                }
-            });
+        let credentials = std::sync::Arc::new((user.to_owned(), password.to_owned()));
+        let front = Front::start(move |client| {
+            let credentials = credentials.clone();
+            async move {
+                let _ = serve(client, upstream, &credentials.0, &credentials.1).await;
+            }
         });
         PlainFront {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for PlainFront {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            port: front.port,
+            _front: front,
         }
     }
 }

@@ -9,8 +9,8 @@
 //! tansu. tansu advertises the terminator's address ([`Stack::tls`]), so every connection the
 //! clients make goes through it.
 //!
-//! Owns: a thread with its own tokio runtime, which accepts and copies until [`TlsFront`] is
-//! dropped.
+//! Owns: a [`Front`] (a thread with its own tokio runtime), which accepts and copies until
+//! [`TlsFront`] is dropped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-use super::free_port;
+use super::front::Front;
 
 /// A CA made for one test, and the broker's certificate it signed.
 pub struct TestCa {
@@ -65,8 +65,7 @@ impl TestCa {
 /// port). Stops accepting when dropped.
 pub struct TlsFront {
     pub port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _front: Front,
 }
 
 impl TlsFront {
@@ -82,58 +81,25 @@ impl TlsFront {
             )
             .unwrap();
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let port = free_port();
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let (client, _) = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok(accepted) => accepted,
-                            Err(_) => continue,
-                        },
-                        _ = &mut stopped => return,
-                    };
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        // A client that fails the handshake (it does not trust the CA) is
-                        // simply dropped, as a TLS broker would.
-                        let Ok(mut client) = acceptor.accept(client).await else {
-                            return;
-                        };
-                        let Ok(mut broker) =
-                            tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                        else {
-                            return;
-                        };
-                        let _ = broker.set_nodelay(true);
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    });
-                }
-            });
+        let front = Front::start(move |client| {
+            let acceptor = acceptor.clone();
+            async move {
+                // A client that fails the handshake (it does not trust the CA) is simply
+                // dropped, as a TLS broker would.
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(mut broker) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                let _ = broker.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+            }
         });
         TlsFront {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TlsFront {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            port: front.port,
+            _front: front,
         }
     }
 }
