@@ -83,6 +83,10 @@ for name in sorted(os.listdir(out)):
         targets.append(("peak RSS <= 256 MiB", r["connector_peak_rss_mib"] <= 256))
     if name == "backlog-1000":
         targets.append(("drain >= 50% of bare consumer", r["rate_ratio"] >= 0.5))
+    if name == "backlog-6x2g":
+        # Issue 12: at least preload-1kib's ratio when the issue was filed (docs/performance.md).
+        targets.append(("drain >= 0.65 of bare consumer (preload-1kib's at issue 12)",
+                        r["rate_ratio"] >= 0.65))
     if name == "steady":
         limit = max_interval_ms + 500
         targets.append((f"p99 <= {limit} ms", conn["e2e_latency"]["p99_ms"] <= limit))
@@ -90,11 +94,12 @@ for name in sorted(os.listdir(out)):
     r["targets"] = [{"target": t, "met": bool(m)} for t, m in targets]
     rows.append(r)
 
-# backlog-6x2g drains at least as fast (against the bare consumer) as preload-1kib in the same run.
+# And, stricter, at least preload-1kib's ratio in the same run (noisy: the bare consumer gains
+# more from the long drain than the connector on a machine shared with the S3 server).
 ratios = {r["scenario"]: r["rate_ratio"] for r in rows if "error" not in r}
 for r in rows:
     if r["scenario"] == "backlog-6x2g" and "preload-1kib" in ratios:
-        r["targets"].insert(-1, {"target": f"ratio >= preload-1kib's ({ratios['preload-1kib']:.2f})",
+        r["targets"].insert(-1, {"target": f"ratio >= preload-1kib's in this run ({ratios['preload-1kib']:.2f})",
                                  "met": r["rate_ratio"] >= ratios["preload-1kib"]})
 
 with open(os.path.join(out, "results.json"), "w") as f:
