@@ -10,6 +10,7 @@
 use std::time::SystemTime;
 
 use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
@@ -44,15 +45,14 @@ impl S3Store {
         Ok(created.upload_id.unwrap_or_default())
     }
 
-    /// CompleteMultipartUpload with the conditional create; the object's ETag.
-    async fn complete_conditional(
+    /// CompleteMultipartUpload of `key` from `parts`, without a condition.
+    fn complete_request(
         &self,
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> Result<String, StoreError> {
-        let mut complete = self
-            .client
+    ) -> CompleteMultipartUploadFluentBuilder {
+        self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
@@ -61,7 +61,17 @@ impl S3Store {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
                     .build(),
-            );
+            )
+    }
+
+    /// CompleteMultipartUpload with the conditional create; the object's ETag.
+    async fn complete_conditional(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<String, StoreError> {
+        let mut complete = self.complete_request(key, upload_id, parts);
         if self.conditional == ConditionalCreate::IfNoneMatch {
             complete = complete.if_none_match("*");
         }
@@ -79,14 +89,7 @@ impl S3Store {
     /// Best effort: an upload left behind is billed until the orphan sweep or a lifecycle rule
     /// removes it.
     async fn abort_quietly(&self, key: &str, upload_id: &str) {
-        let _ = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await;
+        let _ = self.abort(key, upload_id).await;
     }
 
     pub(super) async fn put_multipart(
@@ -248,16 +251,7 @@ impl S3Store {
                     .build()
             })
             .collect();
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+        self.complete_request(key, upload_id, parts)
             .send()
             .await
             .map_err(|error| self.classify(error))?;
