@@ -129,61 +129,51 @@ pub(super) async fn sweep(
     cancel: &CancelFlag,
 ) -> Swept {
     let mut swept = Swept::default();
-    let listed = retried(|| store.list_uploads(partition_prefix)).await;
-    let uploads = match listed {
-        Ok(uploads) => {
-            metrics::set_capability(metrics::LIST_UPLOADS_CHECK, true);
-            uploads
-        }
-        Err(error) => {
-            swept.incomplete = true;
-            refused(&error, Refused::List, topic, partition);
-            metrics::record_orphans_aborted(topic, partition, 0);
-            // Staging objects are objects: listed and deleted without ListMultipartUploads.
-            sweep_staging_objects(
-                store,
-                staging_prefix,
-                topic,
-                partition,
-                assigned_at,
-                cancel,
-                &mut swept,
-            )
-            .await;
-            return swept;
-        }
-    };
-    let mut uploads = orphans(parse, uploads, assigned_at);
-    if let Some(staging_prefix) = staging_prefix {
-        match retried(|| store.list_uploads(staging_prefix)).await {
-            Ok(staging) => uploads.extend(staging_orphans(staging, assigned_at)),
+    'uploads: {
+        let uploads = match retried(|| store.list_uploads(partition_prefix)).await {
+            Ok(uploads) => {
+                metrics::set_capability(metrics::LIST_UPLOADS_CHECK, true);
+                uploads
+            }
             Err(error) => {
                 swept.incomplete = true;
                 refused(&error, Refused::List, topic, partition);
+                break 'uploads;
+            }
+        };
+        let mut uploads = orphans(parse, uploads, assigned_at);
+        if let Some(staging_prefix) = staging_prefix {
+            match retried(|| store.list_uploads(staging_prefix)).await {
+                Ok(staging) => uploads.extend(staging_orphans(staging, assigned_at)),
+                Err(error) => {
+                    swept.incomplete = true;
+                    refused(&error, Refused::List, topic, partition);
+                }
             }
         }
-    }
-    for orphan in uploads {
-        if cancel.is_cancelled() {
-            // The partition has (or will have) another owner, whose sweep this is now.
-            swept.incomplete = true;
-            break;
-        }
-        match retried(|| store.abort_upload(&orphan.key, &orphan.upload_id)).await {
-            Ok(()) => {
-                swept.aborted += 1;
-                info!(%topic, partition, key = %orphan.key, upload_id = %orphan.upload_id,
-                    initiated = ?orphan.initiated,
-                    "aborted an incomplete multipart upload left by an earlier owner of the partition (a crash between parts, or a writer that lost the partition)");
-            }
-            Err(error) => {
+        for orphan in uploads {
+            if cancel.is_cancelled() {
+                // The partition has (or will have) another owner, whose sweep this is now.
                 swept.incomplete = true;
-                refused(&error, Refused::Abort, topic, partition);
                 break;
+            }
+            match retried(|| store.abort_upload(&orphan.key, &orphan.upload_id)).await {
+                Ok(()) => {
+                    swept.aborted += 1;
+                    info!(%topic, partition, key = %orphan.key, upload_id = %orphan.upload_id,
+                        initiated = ?orphan.initiated,
+                        "aborted an incomplete multipart upload left by an earlier owner of the partition (a crash between parts, or a writer that lost the partition)");
+                }
+                Err(error) => {
+                    swept.incomplete = true;
+                    refused(&error, Refused::Abort, topic, partition);
+                    break;
+                }
             }
         }
     }
     metrics::record_orphans_aborted(topic, partition, swept.aborted as u64);
+    // Staging objects are objects: listed and deleted also where ListMultipartUploads is refused.
     sweep_staging_objects(
         store,
         staging_prefix,
