@@ -5,17 +5,52 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::exactly_once::assert_bucket_once;
 use support::s3_proxy::{Conditional, Operation};
-use support::{set_sink_endpoint, set_sink_keys, unique, Stack, TestRecord};
+use support::{set_sink_endpoint, set_sink_keys, unique, Produced, Stack, TestRecord};
 
 const RECORDS: usize = 40_000;
 const VALUE_BYTES: usize = 1024;
 const PART: u64 = 5 << 20;
 /// Four parts: the least `memory.max_bytes` may be when objects stream.
 const BUDGET: u64 = 4 * PART;
+
+/// A one-partition topic holding `count` records of [`VALUE_BYTES`] (values filled with
+/// `fill`), its bucket, and a config whose objects stream: up to 64 MiB, sealed `interval_ms`
+/// after their first record, in parts of [`PART`] under a budget of [`BUDGET`].
+fn streaming_topic(
+    stack: &Stack,
+    (topic, bucket, name): (&str, &str, &str),
+    count: usize,
+    fill: char,
+    interval_ms: u64,
+) -> (BTreeMap<(i32, i64), Produced>, PathBuf) {
+    stack.create_topic(topic, 1);
+    stack.create_bucket(bucket);
+    let records: Vec<TestRecord> = (0..count)
+        .map(|index| {
+            let value = format!("{index:08}-{}", fill.to_string().repeat(VALUE_BYTES - 9));
+            (
+                0,
+                Some(format!("k{index}").into_bytes()),
+                Some(value.into_bytes()),
+            )
+        })
+        .collect();
+    let produced = stack.produce(topic, &records);
+    let config = stack.config(
+        name,
+        topic,
+        bucket,
+        &format!("max_bytes = 67108864\nmax_records = 1000000\nmax_interval_ms = {interval_ms}"),
+        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
+    );
+    set_sink_keys(&config, &format!("part_size_bytes = {PART}"));
+    (produced, config)
+}
 
 /// Sum of a metric's samples (every label set).
 fn sum(samples: &[(String, BTreeMap<String, String>, f64)], name: &str) -> f64 {
@@ -45,30 +80,8 @@ fn peak_rss(pid: u32) -> u64 {
 fn an_object_larger_than_the_memory_budget_streams_out_in_parts_exactly_once() {
     let stack = Stack::start();
     let (topic, bucket, name) = (unique("stream"), "stream-bucket", unique("stream"));
-    stack.create_topic(&topic, 1);
-    stack.create_bucket(bucket);
-    let records: Vec<TestRecord> = (0..RECORDS)
-        .map(|index| {
-            let value = format!("{index:08}-{}", "s".repeat(VALUE_BYTES - 9));
-            (
-                0,
-                Some(format!("k{index}").into_bytes()),
-                Some(value.into_bytes()),
-            )
-        })
-        .collect();
-    let produced = stack.produce(&topic, &records);
-    drop(records);
-
-    let config = stack.config(
-        &name,
-        &topic,
-        bucket,
-        // Sealed by the interval once the backlog is read (it is read in a few seconds).
-        "max_bytes = 67108864\nmax_records = 1000000\nmax_interval_ms = 12000",
-        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
-    );
-    set_sink_keys(&config, &format!("part_size_bytes = {PART}"));
+    // Sealed by the interval once the backlog is read (it is read in a few seconds).
+    let (produced, config) = streaming_topic(&stack, (&topic, bucket, &name), RECORDS, 's', 12_000);
     let mut connector = stack.connector(&config, None);
     connector.wait_admin(Duration::from_secs(30));
 
@@ -185,28 +198,7 @@ fn a_crash_between_the_staging_object_and_the_object_loses_nothing_and_leaves_no
         "stream-crash",
         unique("stream-crash"),
     );
-    stack.create_topic(&topic, 1);
-    stack.create_bucket(bucket);
-    let records: Vec<TestRecord> = (0..15_000)
-        .map(|index| {
-            let value = format!("{index:08}-{}", "c".repeat(VALUE_BYTES - 9));
-            (
-                0,
-                Some(format!("k{index}").into_bytes()),
-                Some(value.into_bytes()),
-            )
-        })
-        .collect();
-    let produced = stack.produce(&topic, &records);
-    drop(records);
-    let config = stack.config(
-        &name,
-        &topic,
-        bucket,
-        "max_bytes = 67108864\nmax_records = 1000000\nmax_interval_ms = 4000",
-        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
-    );
-    set_sink_keys(&config, &format!("part_size_bytes = {PART}"));
+    let (produced, config) = streaming_topic(&stack, (&topic, bucket, &name), 15_000, 'c', 4_000);
 
     let mut first = stack.connector_with_env(
         &config,
@@ -285,31 +277,8 @@ fn a_streamed_object_is_created_with_oss_conditional_header() {
     let proxy = stack.s3_proxy();
     proxy.set_conditional(Conditional::Oss);
     let (topic, bucket, name) = (unique("stream-oss"), "stream-oss", unique("stream-oss"));
-    stack.create_topic(&topic, 1);
-    stack.create_bucket(bucket);
-    let records: Vec<TestRecord> = (0..20_000)
-        .map(|index| {
-            let value = format!("{index:08}-{}", "o".repeat(VALUE_BYTES - 9));
-            (
-                0,
-                Some(format!("k{index}").into_bytes()),
-                Some(value.into_bytes()),
-            )
-        })
-        .collect();
-    let produced = stack.produce(&topic, &records);
-    drop(records);
-    let config = stack.config(
-        &name,
-        &topic,
-        bucket,
-        "max_bytes = 67108864\nmax_records = 1000000\nmax_interval_ms = 4000",
-        &format!("[memory]\nmax_bytes = {BUDGET}\n"),
-    );
-    set_sink_keys(
-        &config,
-        &format!("part_size_bytes = {PART}\nconditional_create = \"oss_forbid_overwrite\""),
-    );
+    let (produced, config) = streaming_topic(&stack, (&topic, bucket, &name), 20_000, 'o', 4_000);
+    set_sink_keys(&config, "conditional_create = \"oss_forbid_overwrite\"");
     set_sink_endpoint(&config, &proxy.endpoint());
     let mut connector = stack.connector(&config, None);
     let prefix = format!("e2e/{topic}/");
