@@ -179,27 +179,11 @@ impl Batcher {
         reason: String,
         ctx: &mut Context<Self>,
     ) {
-        let failure = self.failure(
-            object.first_offset,
-            FailureKind::ForeignObject {
-                key: object.key.clone(),
-                reason,
-            },
-            false,
-        );
-        let request = self.cx.supervisor.send(ReportFailure {
-            failure,
-            records: RecordChunk::default(),
-            unit: object.unit,
-            reply: ctx.address().recipient(),
-        });
-        self.drop_object(object, "its key is taken by another object");
-        if self.mode == Mode::Running {
-            self.mode = Mode::Held { bad_record: None };
-        }
-        ctx.wait(request.into_actor(self).map(|_answer, actor, _ctx| {
-            actor.answer_drain_waiters();
-        }));
+        let kind = FailureKind::ForeignObject {
+            key: object.key.clone(),
+            reason,
+        };
+        self.stop_for_object(object, kind, "its key is taken by another object", ctx);
     }
 
     /// A streamed object cannot be finished and its records are no longer in memory: the
@@ -211,21 +195,35 @@ impl Batcher {
         error: StoreError,
         ctx: &mut Context<Self>,
     ) {
-        let failure = self.failure(
-            object.first_offset,
-            FailureKind::StreamLost {
-                key: object.key.clone(),
-                error,
-            },
-            false,
+        let kind = FailureKind::StreamLost {
+            key: object.key.clone(),
+            error,
+        };
+        self.stop_for_object(
+            object,
+            kind,
+            "its streamed parts cannot be completed into it",
+            ctx,
         );
+    }
+
+    /// Reports `kind` at the object's first offset (the supervisor decides what the partition
+    /// becomes), drops the object (`why` in the log) and holds the partition.
+    fn stop_for_object(
+        &mut self,
+        object: SealedObject,
+        kind: FailureKind,
+        why: &str,
+        ctx: &mut Context<Self>,
+    ) {
+        let failure = self.failure(object.first_offset, kind, false);
         let request = self.cx.supervisor.send(ReportFailure {
             failure,
             records: RecordChunk::default(),
             unit: object.unit,
             reply: ctx.address().recipient(),
         });
-        self.drop_object(object, "its streamed parts cannot be completed into it");
+        self.drop_object(object, why);
         if self.mode == Mode::Running {
             self.mode = Mode::Held { bad_record: None };
         }
