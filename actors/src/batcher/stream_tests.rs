@@ -63,8 +63,9 @@ fn start(
     )
 }
 
-async fn feed(batcher: &Addr<super::Batcher>, chunks: i64) {
-    for index in 0..chunks {
+/// Sends the chunks numbered `chunks` to the batcher (chunk `i` holds offsets `i * CHUNK` on).
+async fn feed(batcher: &Addr<super::Batcher>, chunks: std::ops::Range<i64>) {
+    for index in chunks {
         batcher
             .send(Records(chunk(index * CHUNK, CHUNK, None)))
             .await
@@ -96,7 +97,7 @@ async fn an_object_past_the_part_size_streams_out_part_by_part_and_is_stored_onc
     let faulty = Arc::new(FaultyStore::new(store.clone(), 1));
     // Objects of up to 1 MiB, parts of 64 KiB.
     let harness = start(1 << 20, &store, &faulty, MemoryBudget::unlimited());
-    feed(&harness.batcher, 250).await;
+    feed(&harness.batcher, 0..250).await;
     assert_eq!(drain(&harness).await.committable, Some(250 * CHUNK));
 
     assert_eq!(staging_left(&store), Vec::<String>::new());
@@ -127,7 +128,7 @@ async fn a_streamed_object_holds_about_two_parts_in_memory() {
     let memory = MemoryBudget::unlimited();
     let harness = start(2 << 20, &store, &faulty, memory.clone());
     let batcher = harness.batcher.clone();
-    let feeding = actix::spawn(async move { feed(&batcher, 400).await });
+    let feeding = actix::spawn(async move { feed(&batcher, 0..400).await });
     let mut peak = 0;
     while !feeding.is_finished() {
         let snapshot = memory.snapshot();
@@ -162,7 +163,7 @@ async fn a_crash_between_the_staging_object_and_the_object_leaves_what_the_next_
     tokio::time::sleep(Duration::from_millis(2)).await;
     let faulty = Arc::new(FaultyStore::new(store.clone(), 1));
     let harness = start(1 << 20, &store, &faulty, MemoryBudget::unlimited());
-    feed(&harness.batcher, 30).await;
+    feed(&harness.batcher, 0..30).await;
     assert_eq!(drain(&harness).await.committable, Some(30 * CHUNK));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !(staging_left(&store).is_empty() && store.uploads().is_empty()) {
@@ -195,7 +196,7 @@ async fn a_refused_part_fails_the_partition_and_commits_nothing_of_its_object() 
     let faulty = Arc::new(FaultyStore::new(store.clone(), 1));
     let harness = start(1 << 20, &store, &faulty, MemoryBudget::unlimited());
     // The first object (about 9,500 records) is stored; the second one's parts are refused.
-    feed(&harness.batcher, 100).await;
+    feed(&harness.batcher, 0..100).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while store.keys().is_empty() {
         assert!(
@@ -211,13 +212,7 @@ async fn a_refused_part_fails_the_partition_and_commits_nothing_of_its_object() 
         message: String::new(),
     };
     faulty.fail_always(Operation::UploadPart, refused);
-    for index in 100..130 {
-        harness
-            .batcher
-            .send(Records(chunk(index * CHUNK, CHUNK, None)))
-            .await
-            .unwrap();
-    }
+    feed(&harness.batcher, 100..130).await;
     let report = drain(&harness).await;
     let (key, committed) = lost(&harness, report).await;
     let stored = offsets_in(&store);
@@ -239,7 +234,7 @@ async fn a_staging_upload_aborted_under_the_writer_fails_the_partition() {
     let store = Arc::new(MemoryStore::new("b"));
     let faulty = Arc::new(FaultyStore::new(store.clone(), 1));
     let harness = start(8 << 20, &store, &faulty, MemoryBudget::unlimited());
-    feed(&harness.batcher, 20).await;
+    feed(&harness.batcher, 0..20).await;
     // Another writer's sweep (or a lifecycle rule) aborts the upload while the assignment runs.
     let uploads = store.uploads();
     let [upload] = &uploads[..] else {
@@ -248,13 +243,7 @@ async fn a_staging_upload_aborted_under_the_writer_fails_the_partition() {
     crate::store::ObjectStore::abort_upload(&*store, &upload.key, &upload.upload_id)
         .await
         .unwrap();
-    for index in 20..40 {
-        harness
-            .batcher
-            .send(Records(chunk(index * CHUNK, CHUNK, None)))
-            .await
-            .unwrap();
-    }
+    feed(&harness.batcher, 20..40).await;
     let report = drain(&harness).await;
     let (key, committed) = lost(&harness, report).await;
     assert!(key.contains(&format!("{:020}-", 0)), "{key}");
@@ -288,20 +277,14 @@ async fn with_a_taken_key(shift: i64) -> (Harness, Arc<FaultyStore>) {
     );
     // Listed (empty) with the first records; the key is taken only afterwards, as by a
     // writer that stored the same object meanwhile (or another one).
-    feed(&harness.batcher, 1).await;
+    feed(&harness.batcher, 0..1).await;
     let key = crate::object_key::object_key("kafka/", TOPIC, PARTITION, 1000, 1999);
     store.insert_with_metadata(
         &key,
         bytes::Bytes::from_static(b"[]"),
         super::tests::stored_metadata(1000, 1999, shift),
     );
-    for index in 1..30 {
-        harness
-            .batcher
-            .send(Records(chunk(index * CHUNK, CHUNK, None)))
-            .await
-            .unwrap();
-    }
+    feed(&harness.batcher, 1..30).await;
     (harness, faulty)
 }
 
