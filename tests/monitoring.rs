@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::grafana::{dashboard, used_metric_names};
-use support::{http_get, unique, Connector, Samples, Stack, TestRecord};
+use support::{http_get, sum_of as sum, unique, Connector, Samples, Stack, TestRecord};
 
 /// The value of the one sample with `name` whose labels include `labels`; 0 when absent.
 fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -34,20 +34,6 @@ fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
         matching.len()
     );
     matching.first().copied().unwrap_or(0.0)
-}
-
-/// Sum over every series of `name` whose labels include `labels`.
-fn sum(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| *v)
-        .sum()
 }
 
 /// Scrapes until `check` holds (or panics with the last scrape after `timeout`).

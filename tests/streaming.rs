@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use support::exactly_once::assert_bucket_once;
 use support::s3_proxy::{Conditional, Operation};
-use support::{set_sink_endpoint, set_sink_keys, unique, Produced, Stack, TestRecord};
+use support::{
+    set_sink_endpoint, set_sink_keys, sum_of, unique, Produced, Samples, Stack, TestRecord,
+};
 
 const RECORDS: usize = 40_000;
 const VALUE_BYTES: usize = 1024;
@@ -53,12 +55,8 @@ fn streaming_topic(
 }
 
 /// Sum of a metric's samples (every label set).
-fn sum(samples: &[(String, BTreeMap<String, String>, f64)], name: &str) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, _, _)| n == name)
-        .map(|(_, _, value)| value)
-        .sum()
+fn sum(samples: &Samples, name: &str) -> f64 {
+    sum_of(samples, name, &[])
 }
 
 /// Peak resident memory of `pid` (`VmHWM`), in bytes.
