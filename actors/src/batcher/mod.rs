@@ -33,6 +33,8 @@ mod memory;
 pub(crate) mod orphans;
 mod process;
 pub mod recovery;
+#[cfg(test)]
+mod recovery_tests;
 pub mod roll;
 mod stream;
 #[cfg(test)]
